@@ -1,0 +1,122 @@
+"""One dataclass describes a run completely; its defaults are Report 1's settings (MedMNIST v1 recipe)."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+
+from .errors import MedlibError
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a run's numbers. Its hash names the run folder, so equal configs reuse runs."""
+
+    # data
+    dataset: str = "breastmnist"
+    size: int = 28
+    max_train: int = 0  # 0 = all; >0 keeps a seeded random subset (the quick profile)
+    max_eval: int = 0  # same for val and test
+    # M3DV / 3D preprocessing (Report 2): crop a cube around the nodule, keep only the nodule
+    crop: int = 32
+    mask: bool = True
+    dilate: int = 0
+    folds: int = 5
+    fold: int = 0
+    # network
+    model: str = "resnet18"
+    stem: str = "imagenet"  # Report 1 built the torchvision stem (7x7/2 + max-pool) even at 28 px
+    # optimisation (v1 recipe that Report 1 built on: SGD lr 1e-3 momentum 0.9, batch 128, no schedule)
+    epochs: int = 100
+    batch_size: int = 128
+    optimizer: str = "sgd"  # sgd | adam | adamw | adamax
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "none"  # none | multistep (x0.1 at 50% and 75%, the official recipe) | cosine
+    # augmentation on the fly, on whole batches
+    flip: bool = False
+    shift: int = 0
+    rot90: bool = False
+    mixup_alpha: float = 0.0
+    # engineering
+    seed: int = 0
+    device: str = "auto"
+    amp: bool = True  # bf16 autocast where the device supports it (CUDA)
+    channels_last: bool = False
+    compile: bool = False
+    eval_batch_size: int = 1024
+
+    def key(self) -> str:
+        """Short hash of the fields that decide the result (not the device)."""
+        d = {k: v for k, v in asdict(self).items() if k not in ("device", "eval_batch_size")}
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    def replace(self, **kw) -> "TrainConfig":
+        check_fields(kw)
+        return dataclasses.replace(self, **kw)
+
+    def validate(self) -> "TrainConfig":
+        from .models import MODELS
+
+        if self.model not in MODELS:
+            raise MedlibError(f"--model {self.model!r} is unknown; choose one of {', '.join(MODELS)}.")
+        choices = {"optimizer": ("sgd", "adam", "adamw", "adamax"), "schedule": ("none", "multistep", "cosine"),
+                   "stem": ("imagenet", "small")}
+        for name, ok in choices.items():
+            if getattr(self, name) not in ok:
+                raise MedlibError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {', '.join(ok)}.")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise MedlibError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
+        if self.lr <= 0:
+            raise MedlibError(f"--lr must be positive, not {self.lr}.")
+        if not 0 <= self.fold < self.folds:
+            raise MedlibError(f"--fold {self.fold} must be in 0..{self.folds - 1} (--folds {self.folds}).")
+        return self
+
+
+def check_fields(kw: dict) -> None:
+    known = {f.name for f in fields(TrainConfig)}
+    bad = sorted(set(kw) - known)
+    if bad:
+        raise MedlibError(f"Unknown config field(s) {', '.join(bad)}; known: {', '.join(sorted(known))}.")
+
+
+# Presets are plain overrides. 'report1' is the default; 'official' is MedMNIST v2's benchmark recipe;
+# 'report2' is Report 2's M3DV DenseNet; 'tuned' is medlib's own recipe for the 2D sets.
+PRESETS = {
+    "report1": {},
+    "official": {"optimizer": "adam", "lr": 1e-3, "schedule": "multistep", "epochs": 100, "stem": "small"},
+    "tuned": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "cosine",
+              "epochs": 100, "stem": "small", "flip": True, "shift": 2},
+    "report2": {"dataset": "m3dv", "model": "densenet3d", "optimizer": "adamax", "lr": 2e-3, "batch_size": 30,
+                "epochs": 26, "shift": 5, "rot90": True, "flip": True, "mixup_alpha": 0.2, "crop": 32,
+                "mask": True},
+}
+# Profiles shrink a preset for CPU: `quick` runs in minutes on real data (few epochs, subsets).
+PROFILES = {
+    "quick": {"epochs": 3, "max_train": 512, "max_eval": 256, "batch_size": 64},
+    "full": {},
+}
+
+
+def profile_name() -> str:
+    """The profile from $MEDLIB_PROFILE (default quick), as the notebooks' parameters cell reads it."""
+    p = os.environ.get("MEDLIB_PROFILE", "quick").strip().lower()
+    if p not in PROFILES:
+        raise MedlibError(f"MEDLIB_PROFILE={p!r} is not one of {', '.join(PROFILES)}.")
+    return p
+
+
+def make_config(preset: str = "report1", profile: str = "full", **overrides) -> TrainConfig:
+    """Preset, then profile, then explicit overrides (later wins)."""
+    if preset not in PRESETS:
+        raise MedlibError(f"Unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
+    if profile not in PROFILES:
+        raise MedlibError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+    kw = {**PRESETS[preset], **PROFILES[profile], **overrides}
+    check_fields(kw)
+    return TrainConfig(**kw).validate()

@@ -1,0 +1,65 @@
+"""The in-memory form of every dataset: uint8 image tensors, labels shaped per task, and metadata."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+TASKS = ("binary-class", "multi-class", "ordinal-regression", "multi-label, binary-class")
+
+
+@dataclass
+class Meta:
+    """What the training loop needs to know about a dataset besides its tensors."""
+
+    name: str
+    task: str
+    n_classes: int  # outputs of the network (labels for multi-label)
+    n_channels: int
+    dims: int  # 2 for images, 3 for volumes
+    size: int  # side of the square / cube
+    label_names: dict = field(default_factory=dict)
+    md5: str | None = None
+    source: str = ""
+
+    @property
+    def multilabel(self) -> bool:
+        return self.task == "multi-label, binary-class"
+
+
+@dataclass
+class Split:
+    """One split: X is uint8 (N, C, *spatial); y is int64 (N,) or float32 (N, L) for multi-label."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    ids: list | None = None
+
+    def __len__(self) -> int:
+        return len(self.X)
+
+    def subset(self, idx) -> "Split":
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        ids = [self.ids[i] for i in idx.tolist()] if self.ids is not None else None
+        return Split(self.X[idx], self.y[idx], ids)
+
+
+@dataclass
+class Dataset:
+    """A named dataset: metadata plus `train` / `val` / `test` splits (any may be missing)."""
+
+    meta: Meta
+    splits: dict
+
+    def __getitem__(self, split: str) -> Split:
+        return self.splits[split]
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
+        m = self.meta
+        return f"Dataset({m.name}, {m.task}, {m.dims}D {m.size}px, C={m.n_channels}, classes={m.n_classes}; {sizes})"
+
+
+def normalize(x: torch.Tensor) -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], done on the fly on whatever device the batch lives on."""
+    return x.float().mul_(2.0 / 255.0).sub_(1.0)

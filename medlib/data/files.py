@@ -1,0 +1,121 @@
+"""Where data lives, MD5 verification (verdict cached), and the official download with a progress bar."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from .. import io
+from ..errors import MedlibError
+from . import registry
+
+ENV_ROOT = "MEDLIB_DATA"
+
+
+def data_root() -> Path:
+    """`$MEDLIB_DATA` if set, else `data/` of the project (the current folder when installed elsewhere)."""
+    env = os.environ.get(ENV_ROOT)
+    if env:
+        return Path(env).expanduser().resolve()
+    project = Path(__file__).resolve().parents[2]
+    if (project / "pyproject.toml").exists():
+        return project / "data"
+    return Path.cwd() / "data"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("MEDLIB_CACHE") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "medlib"
+    )
+    return Path(base)
+
+
+def medmnist_path(name: str, size: int = 28, root: str | os.PathLike | None = None) -> Path:
+    root = Path(root) if root is not None else data_root()
+    return root / "medmnist" / registry.file_name(name, size)
+
+
+def file_md5(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _cache_file() -> Path:
+    return cache_dir() / "md5_verdicts.json"
+
+
+def _load_verdicts() -> dict:
+    try:
+        return json.loads(_cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def md5_status(path: Path, expected: str, use_cache: bool = True) -> str:
+    """'ok' or 'mismatch' for an existing file; the verdict is cached by (path, size, mtime)."""
+    st = path.stat()
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    verdicts = _load_verdicts() if use_cache else {}
+    if key in verdicts and verdicts[key]["expected"] == expected:
+        return verdicts[key]["status"]
+    actual = file_md5(path)
+    status = "ok" if actual == expected else "mismatch"
+    verdicts = _load_verdicts()
+    verdicts[key] = {"expected": expected, "actual": actual, "status": status}
+    try:
+        io.write_json(_cache_file(), verdicts)
+    except OSError:
+        pass  # a read-only home only costs a re-hash next time
+    return status
+
+
+def download(url: str, dest: Path, expected_md5: str | None = None, progress: bool = True) -> Path:
+    """Stream `url` into a temp file beside `dest`, check its MD5, then rename into place."""
+    from tqdm.auto import tqdm
+
+    try:
+        with io.atomic_path(dest) as tmp:
+            with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
+                total = int(r.headers.get("Content-Length") or 0) or None
+                with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:
+                    while block := r.read(1 << 20):
+                        f.write(block)
+                        bar.update(len(block))
+            if expected_md5 and (got := file_md5(tmp)) != expected_md5:
+                raise MedlibError(
+                    f"Downloaded {dest.name} from {url} but its MD5 is {got}, not {expected_md5}; "
+                    "nothing was saved. Try again, or download it by hand."
+                )
+    except (urllib.error.URLError, OSError, TimeoutError) as e:
+        raise MedlibError(
+            f"Could not download {dest.name} from {url} ({e}). Download it by hand from that URL "
+            f"and put it at {dest} (or point {ENV_ROOT} at a folder holding medmnist/{dest.name})."
+        ) from None
+    return dest
+
+
+def ensure_medmnist(name: str, size: int = 28, root=None, download_missing: bool = True,
+                    verify: bool = True) -> Path:
+    """Path of a verified MedMNIST file, downloading it first if it is missing."""
+    path = medmnist_path(name, size, root)
+    expected = registry.md5(name, size)
+    if not path.exists():
+        if not download_missing:
+            raise MedlibError(
+                f"{path.name} is not under {path.parent}. Download it from {registry.url(name, size)} "
+                f"and put it there, or set {ENV_ROOT} to a folder holding medmnist/{path.name}."
+            )
+        download(registry.url(name, size), path, expected)
+        return path
+    if verify and md5_status(path, expected) != "ok":
+        raise MedlibError(
+            f"{path} has the wrong MD5 (expected {expected}): the file is damaged or not the official "
+            f"one. Delete it so it downloads again, or fetch it from {registry.url(name, size)}."
+        )
+    return path

@@ -1,0 +1,35 @@
+"""Turn a config into train / val / test splits: load, split M3DV folds, take quick-profile subsets."""
+from __future__ import annotations
+
+import torch
+
+from ..data import load_medmnist
+from ..data.base import Dataset
+from ..errors import MedlibError
+
+
+def seeded_subset(split, n: int, seed: int):
+    """A seeded random subset of n samples (all if n <= 0 or n >= len)."""
+    if n <= 0 or n >= len(split):
+        return split
+    g = torch.Generator().manual_seed(seed)
+    return split.subset(torch.randperm(len(split), generator=g)[:n].sort().values)
+
+
+def load_for_config(cfg) -> Dataset:
+    """The dataset a config asks for, with the train/val/test splits the loop uses."""
+    if cfg.dataset.lower() == "m3dv":
+        from ..data.m3dv import kfold_datasets, load_m3dv
+
+        ds = load_m3dv(crop=cfg.crop, mask=cfg.mask, dilate=cfg.dilate)
+        ds = kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0)
+    else:
+        ds = load_medmnist(cfg.dataset, cfg.size)
+    for name in ("train", "val"):
+        if name not in ds.splits or len(ds.splits[name]) == 0:
+            raise MedlibError(f"Dataset {cfg.dataset} has no '{name}' split to train with.")
+    splits = {"train": seeded_subset(ds["train"], cfg.max_train, cfg.seed)}
+    for s in ("val", "test"):
+        if s in ds.splits:
+            splits[s] = seeded_subset(ds[s], cfg.max_eval, 10_000 + cfg.seed)
+    return Dataset(ds.meta, splits)

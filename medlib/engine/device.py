@@ -1,0 +1,55 @@
+"""Device choice, seeding, autocast and the versions that go into every run record."""
+from __future__ import annotations
+
+import contextlib
+import platform
+import random
+
+import numpy as np
+import torch
+
+from ..errors import MedlibError
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device that is absent is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise MedlibError(f"--device {name} asked for CUDA but this machine has none; use --device auto or cpu.")
+    return dev
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed python, numpy and torch; return a torch.Generator for batch order and augmentation."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def autocast(device: torch.device, enabled: bool = True):
+    """bf16 autocast on CUDA (no loss scaling needed); plain fp32 elsewhere."""
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def versions() -> dict:
+    import sklearn
+
+    from .. import __version__
+
+    return {"medlib": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "sklearn": sklearn.__version__, "cuda": torch.version.cuda}

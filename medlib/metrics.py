@@ -1,0 +1,62 @@
+"""AUC and ACC exactly as medmnist.Evaluator defines them, per task, on probability scores."""
+from __future__ import annotations
+
+import numpy as np
+
+MULTILABEL = "multi-label, binary-class"
+
+
+def binary_auc(y_true: np.ndarray, score: np.ndarray) -> float:
+    """ROC AUC by the Mann-Whitney rank sum (ties get average ranks); nan if only one class is present."""
+    y_true = np.asarray(y_true).reshape(-1).astype(bool)
+    score = np.asarray(score, dtype=np.float64).reshape(-1)
+    n_pos = int(y_true.sum())
+    n_neg = y_true.size - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(score, kind="mergesort")
+    s = score[order]
+    ranks = np.empty(s.size, dtype=np.float64)
+    # average rank over each run of tied scores
+    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]
+    ends = np.r_[starts[1:], s.size]
+    avg = (starts + ends + 1) / 2.0
+    ranks[order] = np.repeat(avg, ends - starts)
+    return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def auc(y_true: np.ndarray, y_score: np.ndarray, task: str) -> float:
+    """Binary: positive-class column; multi-class / ordinal: mean one-vs-rest; multi-label: mean per label."""
+    y_true = np.asarray(y_true).squeeze()
+    y_score = np.asarray(y_score).squeeze()
+    if task == MULTILABEL:
+        return float(np.mean([binary_auc(y_true[:, i], y_score[:, i]) for i in range(y_score.shape[1])]))
+    if task == "binary-class":
+        score = y_score[:, -1] if y_score.ndim == 2 else y_score
+        return binary_auc(y_true, score)
+    return float(np.mean([binary_auc(y_true == i, y_score[:, i]) for i in range(y_score.shape[1])]))
+
+
+def acc(y_true: np.ndarray, y_score: np.ndarray, task: str, threshold: float = 0.5) -> float:
+    """Binary and multi-label: threshold at 0.5 (multi-label: mean per-label accuracy); else argmax."""
+    y_true = np.asarray(y_true).squeeze()
+    y_score = np.asarray(y_score).squeeze()
+    if task == MULTILABEL:
+        return float(np.mean((y_score > threshold) == (y_true > 0.5)))
+    if task == "binary-class":
+        score = y_score[:, -1] if y_score.ndim == 2 else y_score
+        return float(np.mean((score > threshold) == y_true.astype(bool)))
+    return float(np.mean(np.argmax(y_score, axis=-1) == y_true))
+
+
+def evaluate(y_true, y_score, task: str) -> dict:
+    """{'auc': ..., 'acc': ...} for one split."""
+    return {"auc": auc(y_true, y_score, task), "acc": acc(y_true, y_score, task)}
+
+
+def scores_from_logits(logits, task: str):
+    """Probabilities as Evaluator expects them: sigmoid for multi-label, softmax otherwise."""
+    import torch
+
+    logits = logits.float()
+    return torch.sigmoid(logits) if task == MULTILABEL else torch.softmax(logits, dim=-1)
