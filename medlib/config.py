@@ -119,4 +119,12 @@ def make_config(preset: str = "report1", profile: str = "full", **overrides) -> 
         raise MedlibError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
     kw = {**PRESETS[preset], **PROFILES[profile], **overrides}
     check_fields(kw)
-    return TrainConfig(**kw).validate()
+    cfg = TrainConfig(**kw)
+    if cfg.dataset.strip().lower() != "m3dv":
+        from .data import registry
+
+        cfg.dataset = registry.canonical(cfg.dataset)  # v1 names and case map to one run folder
+        registry.check_size(cfg.dataset, cfg.size)
+    else:
+        cfg.dataset = "m3dv"
+    return cfg.validate()

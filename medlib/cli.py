@@ -1,0 +1,126 @@
+"""`python -m medlib`: train, evaluate, info (and the 3D / report commands), errors printed in one line."""
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import fields
+
+from .config import PRESETS, PROFILES, TrainConfig, make_config
+from .errors import MedlibError
+
+_HELP = {
+    "dataset": "MedMNIST name (v1 organ names accepted) or m3dv", "size": "image side: 28/64/128/224 (3D: 28/64)",
+    "model": "resnet18 | resnet50 | densenet3d | baseline3d | resnet18_3d", "stem": "imagenet (7x7/2 + pool) | small (3x3/1)",
+    "max_train": "train on a seeded random subset of this many (0 = all)", "max_eval": "same for val and test",
+    "optimizer": "sgd | adam | adamw | adamax", "schedule": "none | multistep | cosine",
+    "shift": "random shift of up to this many pixels/voxels", "mixup_alpha": "mixup Beta(a, a); 0 = off",
+    "crop": "3D: cube side around the nodule", "mask": "3D: keep only the segmented nodule",
+    "dilate": "3D: grow the mask by this many voxels", "fold": "M3DV: which cross-validation fold is the test set",
+}
+
+
+def add_config_flags(p: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field; defaults are None so only what is typed overrides the preset."""
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        kind = type(f.default)
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP.get(f.name))
+        else:
+            p.add_argument(flag, type=kind, default=None, metavar=f.name.upper(),
+                           help=f"{_HELP.get(f.name, '')} (default {f.default})".strip())
+    p.add_argument("--preset", default="report1", choices=sorted(PRESETS), help="base settings (default report1)")
+    p.add_argument("--profile", default="full", choices=sorted(PROFILES), help="quick shrinks the run for a CPU")
+
+
+def config_from_args(args) -> TrainConfig:
+    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
+    return make_config(args.preset, args.profile, **given)
+
+
+def cmd_train(args) -> None:
+    from .engine import fit
+
+    cfg = config_from_args(args)
+    run = fit(cfg, out=args.out, reuse=not args.no_reuse)
+    print(f"run folder: {run.dir}")
+
+
+def cmd_evaluate(args) -> None:
+    from .engine.checkpoint import load_model
+    from .engine.data import load_for_config
+    from .engine.device import resolve_device
+    from .engine.loop import predict
+    from .metrics import evaluate
+
+    net, cfg, meta = load_model(args.checkpoint)
+    if args.dataset:
+        cfg = cfg.replace(dataset=args.dataset)
+    ds = load_for_config(cfg.replace(max_eval=0, max_train=0))
+    if args.split not in ds.splits:
+        raise MedlibError(f"--split {args.split} does not exist for {cfg.dataset}; choose one of {', '.join(ds.splits)}.")
+    device = resolve_device(args.device)
+    s = ds[args.split]
+    probs, loss = predict(net.to(device), s.X, device, meta.task, cfg.eval_batch_size, s.y)
+    m = evaluate(s.y.numpy(), probs, meta.task)
+    print(f"{cfg.dataset} {args.split} (n={len(s)}): AUC {m['auc']:.3f}  ACC {m['acc']:.3f}  loss {loss:.4f}")
+
+
+def cmd_info(args) -> None:
+    from .data.info import info_table
+
+    df = info_table(check_md5=not args.no_md5)
+    with __import__("pandas").option_context("display.width", 200, "display.max_columns", 20):
+        print(df.to_string(index=False))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m medlib", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train one config; prints its train/val/test AUC and ACC")
+    add_config_flags(t)
+    t.add_argument("--out", default=None, help="runs folder (default $MEDLIB_RUNS or ./runs)")
+    t.add_argument("--no-reuse", action="store_true", help="train again even if this config's run is complete")
+    t.set_defaults(func=cmd_train)
+    e = sub.add_parser("evaluate", help="evaluate a checkpoint on a split")
+    e.add_argument("--checkpoint", required=True)
+    e.add_argument("--split", default="test", choices=("train", "val", "test"))
+    e.add_argument("--dataset", default=None, help="evaluate on another dataset of the same shape")
+    e.add_argument("--device", default="auto")
+    e.set_defaults(func=cmd_evaluate)
+    i = sub.add_parser("info", help="the 18 MedMNIST sets and M3DV: present under the data root? MD5 ok?")
+    i.add_argument("--no-md5", action="store_true", help="skip MD5 checks")
+    i.set_defaults(func=cmd_info)
+    for extra in EXTRA_COMMANDS:
+        extra(sub)
+    return p
+
+
+def _optional_commands():
+    """Sub-commands that live beside the modules they drive (3D predict, sweep, report)."""
+    import importlib
+
+    found = []
+    for mod in ("medlib.predict", "medlib.sweep", "medlib.report.build"):
+        try:
+            found.append(importlib.import_module(mod).add_command)
+        except (ImportError, AttributeError):
+            continue
+    return found
+
+
+EXTRA_COMMANDS: list = []
+
+
+def main(argv=None) -> int:
+    EXTRA_COMMANDS[:] = _optional_commands()
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except MedlibError as e:
+        print(f"medlib: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("medlib: interrupted; the last completed epoch is in last.pt and `train` resumes from it.", file=sys.stderr)
+        return 130
+    return 0

@@ -1,0 +1,227 @@
+"""The EE369 M3DV lung-nodule data (Report 2): candidateN.npz volumes with masks, labels CSV, folds, cache.
+
+A folder holds `candidateN.npz` files (`voxel` uint8 cube, `seg` bool mask, any side) and beside it an
+optional `<folder>.csv` with header `name,label` (or the course's misspelt `name,lable`).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import re
+import zipfile
+import zlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import io
+from ..errors import MedlibError
+from ..ops.crop import apply_mask, crop_cube, mask_centroid
+from .base import Dataset, Meta, Split
+from .files import cache_dir, data_root
+
+# The course gives only a 0/1 label per nodule; benign/malignant is our reading of it, not the course's words.
+LABEL_NAMES = {"0": "benign", "1": "malignant"}
+CENTERS = ("mask", "volume")
+_CACHE_VERSION = 1  # bump when the cached array's recipe changes
+
+
+def default_folder() -> Path:
+    return data_root() / "m3dv" / "train_val"
+
+
+def read_labels(csv_path) -> dict[str, int]:
+    """{name: 0/1} from a CSV with header `name,label` or `name,lable`."""
+    path = Path(csv_path)
+    try:
+        rows = list(csv.reader(path.read_text().splitlines()))
+    except (OSError, UnicodeDecodeError) as e:
+        raise MedlibError(f"Cannot read the labels CSV {path} ({e}); check the path or pass labels=None.") from None
+    header = [h.strip().lower() for h in rows[0]] if rows else []
+    if header not in (["name", "label"], ["name", "lable"]):
+        raise MedlibError(f"{path} must start with the header 'name,label' (or the course's 'name,lable'), not {rows[:1]}.")
+    labels: dict[str, int] = {}
+    for i, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != 2 or row[1].strip() not in ("0", "1"):
+            raise MedlibError(f"{path} line {i}: expected 'name,0' or 'name,1', got {','.join(row)!r}; labels must be 0 or 1.")
+        name = row[0].strip()
+        if name in labels:
+            raise MedlibError(f"{path} line {i}: {name} is listed twice; keep one line per sample.")
+        labels[name] = int(row[1])
+    return labels
+
+
+def _number(name: str) -> tuple[str, int]:
+    m = re.match(r"(.*?)(\d+)$", name)
+    return (m.group(1), int(m.group(2))) if m else (name, -1)
+
+
+def list_candidates(folder) -> list[str]:
+    """Sample names (file stems) of the folder's .npz files, in numeric order (candidate2 before candidate10)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MedlibError(f"M3DV folder {folder} does not exist; set MEDLIB_DATA to a folder holding m3dv/train_val/ or pass folder=.")
+    return sorted((p.stem for p in folder.glob("*.npz")), key=_number)
+
+
+def load_sample(path) -> tuple[np.ndarray, np.ndarray]:
+    """(voxel uint8, seg bool) of one candidate file, checked to be equal-shaped cubes."""
+    path = Path(path)
+    try:
+        with np.load(path) as f:
+            missing = {"voxel", "seg"} - set(f.files)
+            if missing:
+                raise MedlibError(f"{path} lacks the key(s) {sorted(missing)} (has {f.files}); an M3DV sample needs 'voxel' and 'seg'.")
+            voxel, seg = f["voxel"], f["seg"]
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+        raise MedlibError(f"Cannot read {path} ({type(e).__name__}: {e}); the file is damaged or truncated, copy it again.") from None
+    if voxel.dtype != np.uint8:
+        raise MedlibError(f"{path}: voxel is {voxel.dtype}, expected uint8 CT intensities.")
+    if voxel.shape != seg.shape:
+        raise MedlibError(f"{path}: voxel shape {voxel.shape} and seg shape {seg.shape} differ; they must match.")
+    if voxel.ndim != 3 or len(set(voxel.shape)) != 1:
+        raise MedlibError(f"{path}: voxel shape {voxel.shape} is not a cube; M3DV samples are (n, n, n).")
+    if seg.dtype != bool:
+        if not np.isin(seg, (0, 1)).all():
+            raise MedlibError(f"{path}: seg holds values other than 0/1; it must be a binary mask.")
+        seg = seg.astype(bool)
+    return voxel, seg
+
+
+def prepare_sample(voxel: np.ndarray, seg: np.ndarray, crop: int, mask: bool, dilate: int, center: str) -> np.ndarray:
+    """Mask (optionally dilated), then crop a cube of side `crop` around the mask centroid or the volume centre."""
+    c = mask_centroid(seg) if center == "mask" else None
+    return crop_cube(apply_mask(voxel, seg, dilate) if mask else voxel, crop, c)
+
+
+def _md5(lines) -> str:
+    h = hashlib.md5()
+    for line in lines:
+        h.update(f"{line}\n".encode())
+    return h.hexdigest()
+
+
+def _read_cache(path: Path, names: list[str], shape: tuple) -> np.ndarray | None:
+    try:
+        with np.load(path) as f:
+            X, cached = f["X"], f["ids"].tolist()
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error):
+        return None
+    return X if cached == names and X.shape == shape and X.dtype == np.uint8 else None
+
+
+def _write_cache(path: Path, X: np.ndarray, names: list[str]) -> None:
+    try:
+        with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
+            np.savez(f, X=X, ids=np.array(names))
+    except OSError:
+        pass  # a read-only cache only costs a slower next load
+
+
+def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilate: int = 0,
+              center: str = "mask", ids=None, progress: bool = False, cache: bool = True) -> Dataset:
+    """All samples as one split "all": X uint8 (N, 1, crop, crop, crop), y int64 (-1 when unlabelled).
+
+    folder: default `$MEDLIB_DATA/m3dv/train_val`. labels: a CSV path; None takes `<folder>.csv` when it
+    exists (else unlabelled). ids: names to load (default: the CSV's names, else every file), loaded
+    in numeric order. The cropped array is cached under `cache_dir()/m3dv`, keyed by the files' names,
+    sizes and mtimes and the crop options.
+    """
+    folder = Path(folder) if folder is not None else default_folder()
+    if center not in CENTERS:
+        raise MedlibError(f"center must be one of {CENTERS}, not {center!r}.")
+    if int(crop) != crop or crop < 1:
+        raise MedlibError(f"crop must be a positive whole number of voxels, not {crop!r}.")
+    if int(dilate) != dilate or dilate < 0 or (dilate and not mask):
+        raise MedlibError(f"dilate={dilate!r}: use a whole number >= 0, and only together with mask=True.")
+    crop, dilate = int(crop), int(dilate)
+    if labels is None and folder.with_suffix(".csv").is_file():
+        labels = folder.with_suffix(".csv")
+    table = read_labels(labels) if labels is not None else None
+    names = list(ids) if ids is not None else list(table) if table is not None else list_candidates(folder)
+    names = sorted(names, key=_number)
+    if not names:
+        raise MedlibError(f"No samples to load from {folder}: it holds no .npz files (or ids= is empty).")
+    paths = [folder / f"{n}.npz" for n in names]
+    absent = [n for n, p in zip(names, paths) if not p.is_file()]
+    if absent:
+        where = f"listed in {labels}" if ids is None and table is not None else "asked for"
+        raise MedlibError(f"{len(absent)} sample(s) {where} have no file in {folder}: {', '.join(absent[:5])}"
+                          f"{' ...' if len(absent) > 5 else ''}. Copy them there or remove them from the list.")
+    if table is not None:
+        unlabelled = [n for n in names if n not in table]
+        if unlabelled:
+            raise MedlibError(f"{len(unlabelled)} sample(s) have no label in {labels}: {', '.join(unlabelled[:5])}; "
+                              "add them to the CSV or leave them out of ids=.")
+    y = np.array([table[n] if table is not None else -1 for n in names], dtype=np.int64)
+    stats = [p.stat() for p in paths]
+
+    shape = (len(names), 1, crop, crop, crop)
+    key = _md5([f"{n}|{st.st_size}|{st.st_mtime_ns}" for n, st in zip(names, stats)]
+               + [repr((_CACHE_VERSION, crop, mask, dilate, center))])
+    cache_file = cache_dir() / "m3dv" / f"{key}.npz"
+    X = _read_cache(cache_file, names, shape) if cache else None
+    if X is None:
+        X = np.empty(shape, dtype=np.uint8)
+        from tqdm.auto import tqdm
+
+        for i, p in enumerate(tqdm(paths, desc=f"m3dv {folder.name}", disable=not progress)):
+            voxel, seg = load_sample(p)
+            if voxel.shape[0] < crop:
+                raise MedlibError(f"{p}: the volume is {voxel.shape[0]}³, smaller than crop={crop}; use a smaller crop.")
+            if (mask or center == "mask") and not seg.any():
+                raise MedlibError(f"{p}: the seg mask is empty; use mask=False, center='volume', or leave the sample out.")
+            X[i, 0] = prepare_sample(voxel, seg, crop, mask, dilate, center)
+        if cache:
+            _write_cache(cache_file, X, names)
+
+    # md5 names the source data (names, labels, file sizes), not where or when it was copied
+    md5 = _md5(f"{n},{label},{st.st_size}" for n, label, st in zip(names, y, stats))
+    meta = Meta(name="m3dv", task="binary-class", n_classes=2, n_channels=1, dims=3, size=crop,
+                label_names=dict(LABEL_NAMES), md5=md5, source=str(folder))
+    return Dataset(meta, {"all": Split(torch.from_numpy(X), torch.from_numpy(y), names)})
+
+
+def stratified_folds(y, k: int = 5, seed: int = 0) -> list[np.ndarray]:
+    """k disjoint, sorted arrays of test indices covering all samples, each with about 1/k of every class."""
+    y = np.asarray(y)
+    if k < 2 or k > len(y):
+        raise MedlibError(f"k={k} folds need 2 <= k <= {len(y)} (the number of samples).")
+    if (y < 0).any():
+        raise MedlibError("Cannot stratify unlabelled samples (label -1); load them with a labels CSV.")
+    rng = np.random.default_rng(seed)
+    folds: list[list[int]] = [[] for _ in range(k)]
+    dealt = 0
+    for c in np.unique(y):
+        # deal each class round-robin, continuing where the last class stopped so fold sizes differ by <= 1
+        for idx in rng.permutation(np.flatnonzero(y == c)):
+            folds[dealt % k].append(int(idx))
+            dealt += 1
+    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
+
+
+def kfold_datasets(ds_all: Dataset, k: int = 5, fold: int = 0, val_fraction: float = 0.15, seed: int = 0) -> Dataset:
+    """train / val / test of one fold: test = fold `fold`, val = a stratified share of the rest, train = the remainder.
+
+    The splits are disjoint sample indices drawn before any augmentation, so (unlike Report 2) no
+    augmented copy of a training nodule can land in validation or test.
+    """
+    if "all" not in ds_all.splits:
+        raise MedlibError(f"kfold_datasets needs a dataset with one split 'all' (from load_m3dv), not {list(ds_all.splits)}.")
+    if not 0 <= fold < k:
+        raise MedlibError(f"fold={fold} is out of range for k={k}; use 0..{k - 1}.")
+    if not 0 <= val_fraction < 1:
+        raise MedlibError(f"val_fraction={val_fraction} must be in [0, 1).")
+    split = ds_all["all"]
+    y = split.y.numpy()
+    test = stratified_folds(y, k, seed)[fold]
+    rest = np.setdiff1d(np.arange(len(y)), test)
+    rng = np.random.default_rng([seed, fold])
+    val = np.sort(np.concatenate([
+        rng.permutation(rest[y[rest] == c])[: int(round(val_fraction * (y[rest] == c).sum()))] for c in np.unique(y[rest])
+    ])).astype(np.int64)
+    train = np.setdiff1d(rest, val)
+    return Dataset(ds_all.meta, {"train": split.subset(train), "val": split.subset(val), "test": split.subset(test)})
