@@ -127,8 +127,8 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
 
     folder: default `$MEDLIB_DATA/m3dv/train_val`. labels: a CSV path; None takes `<folder>.csv` when it
     exists (else unlabelled). ids: names to load (default: the CSV's names, else every file), loaded
-    in numeric order. The cropped array is cached under `cache_dir()/m3dv`, keyed by the files' names,
-    sizes and mtimes and the crop options.
+    in numeric order. The cropped array is cached under `cache_dir()/m3dv`, keyed by the folder, the files'
+    names, sizes and mtimes, and the crop options.
     """
     folder = Path(folder) if folder is not None else default_folder()
     if center not in CENTERS:
@@ -161,7 +161,7 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
 
     shape = (len(names), 1, crop, crop, crop)
     key = _md5([f"{n}|{st.st_size}|{st.st_mtime_ns}" for n, st in zip(names, stats)]
-               + [repr((_CACHE_VERSION, crop, mask, dilate, center))])
+               + [repr((_CACHE_VERSION, str(folder.resolve()), crop, bool(mask), dilate, center))])
     cache_file = cache_dir() / "m3dv" / f"{key}.npz"
     X = _read_cache(cache_file, names, shape) if cache else None
     if X is None:

@@ -1,0 +1,44 @@
+"""3D networks: parameter counts pinned to the measured (and, for DenseNet3D, Keras') values; shapes; backward."""
+import pytest
+import torch
+
+from medlib.models.baseline3d import Baseline3D
+from medlib.models.densenet3d import DenseNet3D
+from medlib.models.resnet3d import resnet18_3d
+
+
+def n_params(net):
+    return sum(p.numel() for p in net.parameters())
+
+
+def test_densenet3d_matches_report2_keras_count():
+    net = DenseNet3D()
+    bn_stats = sum(b.numel() for name, b in net.named_buffers() if name.endswith(("running_mean", "running_var")))
+    assert n_params(net) == 134_834  # Keras "Trainable params" of Report 2's model
+    assert n_params(net) + bn_stats == 136_786  # Keras "Total params" also counts BN moving mean / variance
+
+
+def test_other_counts():
+    assert n_params(Baseline3D()) == 69_906
+    assert n_params(resnet18_3d()) == 33_140_802
+    assert n_params(DenseNet3D(num_classes=1)) == 134_834 - 113
+
+
+@pytest.mark.parametrize("make", [DenseNet3D, Baseline3D, resnet18_3d], ids=lambda f: f.__name__)
+def test_forward_backward_shapes(make):
+    torch.manual_seed(0)
+    net = make(in_channels=1, num_classes=3)
+    for side in (32, 28):
+        x = torch.randn(2, 1, side, side, side)
+        out = net(x)
+        assert out.shape == (2, 3)
+        out.sum().backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in net.parameters())
+        net.zero_grad()
+
+
+@pytest.mark.parametrize("side", [8, 9, 64])
+def test_small_and_large_cubes(side):
+    for net in (DenseNet3D(), Baseline3D()):
+        with torch.no_grad():
+            assert net.eval()(torch.zeros(1, 1, side, side, side)).shape == (1, 2)

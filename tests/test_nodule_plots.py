@@ -1,0 +1,64 @@
+"""Nodule pictures: meshes and view buttons, slice montage, standalone offline HTML."""
+import numpy as np
+import pytest
+
+from medlib.errors import MedlibError
+from medlib.report.nodule3d import nodule_figure, save_html, slice_montage
+from synth_m3dv import ellipsoid_sample
+
+
+@pytest.fixture
+def nodule():
+    return ellipsoid_sample(32, np.random.default_rng(0), 6.0)
+
+
+def test_nodule_figure_has_three_meshes_and_view_buttons(nodule):
+    voxel, seg = nodule
+    fig = nodule_figure(voxel, seg, level=120)
+    assert [t.type for t in fig.data] == ["mesh3d"] * 3
+    assert [t.name for t in fig.data][1:] == ["masked volume", "mask"]
+    assert [t.visible for t in fig.data] == [True, False, True]
+    buttons = fig.layout.updatemenus[0].buttons
+    assert [b.label for b in buttons] == ["raw + mask", "masked", "mask only"]
+    assert [b.args[0]["visible"] for b in buttons] == [[True, False, True], [False, True, False], [False, False, True]]
+    mask_mesh = fig.data[2]
+    xyz = np.stack([mask_mesh.x, mask_mesh.y, mask_mesh.z], 1)
+    idx = np.argwhere(seg)
+    assert (xyz.min(0) >= idx.min(0) - 1).all() and (xyz.max(0) <= idx.max(0) + 1).all()  # the mesh wraps the mask
+
+
+def test_nodule_figure_without_mask_and_bad_level(nodule):
+    voxel, _ = nodule
+    fig = nodule_figure(voxel)
+    assert len(fig.data) == 1 and not fig.layout.updatemenus
+    with pytest.raises(MedlibError, match="level=999"):
+        nodule_figure(voxel, level=999)
+    with pytest.raises(MedlibError, match="3D volume"):
+        nodule_figure(voxel[0])
+
+
+def test_step_size_keeps_meshes_light(nodule):
+    voxel, seg = nodule
+    fine, coarse = nodule_figure(voxel, seg, step_size=1), nodule_figure(voxel, seg, step_size=3)
+    assert len(coarse.data[0].x) < len(fine.data[0].x) / 4
+
+
+def test_save_html_is_standalone(nodule, tmp_path):
+    voxel, seg = nodule
+    path = save_html(nodule_figure(voxel, seg, step_size=3), tmp_path / "sub" / "nodule.html")
+    html = path.read_text()
+    assert "<html>" in html[:100] and 'src="http' not in html and "Plotly.newPlot" in html  # plotly.js inline
+    assert 3e6 < path.stat().st_size < 8e6  # plotly.js (~4.7 MB) plus light meshes
+    assert [p.name for p in path.parent.iterdir()] == ["nodule.html"]  # no temp file left behind
+
+
+def test_slice_montage(nodule, tmp_path):
+    voxel, seg = nodule
+    fig = slice_montage(voxel, seg, n=5)
+    axes = [ax for ax in fig.get_axes() if ax.images]
+    assert len(axes) == 3 + 5
+    assert all(ax.collections for ax in axes[:3])  # the mask contour is drawn on the orthogonal slices
+    fig.savefig(tmp_path / "m.png")
+    assert len(slice_montage(voxel, n=1).get_axes()) == 4
+    with pytest.raises(MedlibError, match="differs"):
+        slice_montage(voxel, seg[:-1])
