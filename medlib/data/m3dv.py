@@ -125,7 +125,7 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
               center: str = "mask", ids=None, progress: bool = False, cache: bool = True) -> Dataset:
     """All samples as one split "all": X uint8 (N, 1, crop, crop, crop), y int64 (-1 when unlabelled).
 
-    folder: default `$MEDLIB_DATA/m3dv/train_val`. labels: a CSV path; None takes `<folder>.csv` when it
+    folder: default `$MEDLIB_DATA/m3dv/train_val`. labels: a CSV path, False for none; None takes `<folder>.csv` when it
     exists (else unlabelled). ids: names to load (default: the CSV's names, else every file), loaded
     in numeric order. The cropped array is cached under `cache_dir()/m3dv`, keyed by the folder, the files'
     names, sizes and mtimes, and the crop options.
@@ -140,6 +140,8 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
     crop, dilate = int(crop), int(dilate)
     if labels is None and folder.with_suffix(".csv").is_file():
         labels = folder.with_suffix(".csv")
+    elif labels is False:  # explicitly unlabelled, e.g. to predict every file of a folder
+        labels = None
     table = read_labels(labels) if labels is not None else None
     names = list(ids) if ids is not None else list(table) if table is not None else list_candidates(folder)
     names = sorted(names, key=_number)

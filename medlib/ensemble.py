@@ -1,0 +1,48 @@
+"""Ensembles: a (weighted) average of class probabilities from several checkpoints or recorded runs."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from .errors import MedlibError
+
+
+def average(probs: list[np.ndarray], weights=None) -> np.ndarray:
+    """Weighted mean of probability arrays of one shape; weights are normalised to sum to one."""
+    if not probs:
+        raise MedlibError("An ensemble needs at least one member.")
+    shapes = {p.shape for p in probs}
+    if len(shapes) != 1:
+        raise MedlibError(f"Ensemble members disagree on the prediction shape: {sorted(shapes)}.")
+    w = np.ones(len(probs)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(w) != len(probs) or (w < 0).any() or w.sum() <= 0:
+        raise MedlibError(f"Ensemble weights {list(w)} must be {len(probs)} non-negative numbers with a positive sum.")
+    return np.tensordot(w / w.sum(), np.stack(probs), axes=1)
+
+
+def predict_checkpoints(checkpoints, X, weights=None, device="auto", batch_size: int = 256) -> np.ndarray:
+    """Average the probabilities that several checkpoints give on the same uint8 inputs X."""
+    from .engine.checkpoint import load_model
+    from .engine.device import resolve_device
+    from .engine.loop import predict
+
+    dev = resolve_device(device)
+    probs = []
+    for path in checkpoints:
+        net, cfg, meta = load_model(path)
+        probs.append(predict(net.to(dev), X, dev, meta.task, batch_size)[0])
+    return average(probs, weights)
+
+
+def ensemble_runs(runs, split: str = "test", weights=None) -> pd.DataFrame:
+    """Average the recorded per-sample scores of runs evaluated on the same samples (same ids / labels)."""
+    frames = [r.scores(split) for r in runs]
+    key = "id" if "id" in frames[0] else None
+    ref = frames[0][key].tolist() if key else None
+    for f in frames[1:]:
+        if (f[key].tolist() if key else len(f)) != (ref if key else len(frames[0])):
+            raise MedlibError(f"Runs scored different {split} samples; an ensemble needs the same samples in the same order.")
+    cols = [c for c in frames[0].columns if c.startswith("score_")]
+    out = frames[0].drop(columns=cols).copy()
+    out[cols] = average([f[cols].to_numpy() for f in frames], weights)
+    return out
