@@ -42,8 +42,11 @@ def cmd_train(args) -> None:
     from .engine import fit
 
     cfg = config_from_args(args)
+    from .engine.distributed import is_main
+
     run = fit(cfg, out=args.out, reuse=not args.no_reuse)
-    print(f"run folder: {run.dir}")
+    if is_main():  # under torchrun only rank 0 reports
+        print(f"run folder: {run.dir}")
 
 
 def cmd_evaluate(args) -> None:

@@ -8,10 +8,10 @@ from ..metrics import evaluate
 from .fit import fit
 
 
-def cross_validate(cfg, out=None, folds: int | None = None, verbose: bool = False, **fit_kw):
-    """Train fold 0..k-1 of `cfg` (reusing finished folds); returns (runs, per-fold table)."""
+def cross_validate(cfg, out=None, folds: int | None = None, only=None, verbose: bool = False, **fit_kw):
+    """Train folds 0..k-1 of `cfg` (or just those in `only`), reusing finished ones; returns (runs, per-fold table)."""
     k = folds or cfg.folds
-    runs = [fit(cfg.replace(folds=k, fold=i), out=out, verbose=verbose, **fit_kw) for i in range(k)]
+    runs = [fit(cfg.replace(folds=k, fold=i), out=out, verbose=verbose, **fit_kw) for i in (only or range(k))]
     rows = [{"fold": r.config.fold, **{f"{s}_{m}": r.metrics[s][m] for s in ("val", "test") for m in ("auc", "acc")},
              "best_epoch": r.record["best_epoch"], "seconds_per_epoch": r.record["seconds_per_epoch"]} for r in runs]
     return runs, pd.DataFrame(rows)

@@ -35,7 +35,7 @@ def seed_everything(seed: int) -> torch.Generator:
 
 def autocast(device: torch.device, enabled: bool = True):
     """bf16 autocast on CUDA (no loss scaling needed); plain fp32 elsewhere."""
-    if enabled and device.type == "cuda":
+    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():  # pre-Ampere GPUs stay fp32
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 

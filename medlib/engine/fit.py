@@ -14,7 +14,7 @@ from .. import io
 from ..metrics import evaluate
 from ..models import build_model, count_parameters, model_dims
 from ..errors import MedlibError
-from . import checkpoint
+from . import checkpoint, distributed
 from .data import load_for_config
 from .device import device_name, resolve_device, seed_everything, versions
 from .loop import predict, train_epoch
@@ -36,6 +36,15 @@ def make_scheduler(cfg, opt):
     return None
 
 
+def weights_bytes(net) -> int:
+    """Size of the weights alone as torch.save writes them (best.pt also holds the optimiser state)."""
+    import io as _io
+
+    buf = _io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    return buf.tell()
+
+
 def quiet() -> bool:
     """Progress bars stay off under CI and when MEDLIB_QUIET is set."""
     return bool(os.environ.get("CI") or os.environ.get("MEDLIB_QUIET"))
@@ -52,6 +61,8 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
     from tqdm.auto import tqdm
 
     cfg.validate()
+    main = distributed.is_main()  # under torchrun only rank 0 writes, prints and evaluates
+    verbose = verbose and main
     folder = run_dir(cfg, out)
     run = Run(folder)
     if reuse and run.complete:
@@ -63,7 +74,9 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
     if model_dims(cfg.model) != meta.dims:
         raise MedlibError(f"--model {cfg.model} is a {model_dims(cfg.model)}D network but {meta.name} is {meta.dims}D; "
                           f"pick a {'3D (densenet3d, baseline3d, resnet18_3d)' if meta.dims == 3 else '2D (resnet18, resnet50)'} model.")
-    device = resolve_device(cfg.device)
+    device, owned_group = distributed.setup(resolve_device(cfg.device), cfg.batch_size)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
     generator = seed_everything(cfg.seed)
     net = build_model(cfg.model, meta.n_channels, meta.n_classes, stem=cfg.stem).to(device)
     if cfg.channels_last:
@@ -84,18 +97,20 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
             generator.set_state(ck["rng"])
         if verbose:
             print(f"resuming {folder} at epoch {start_epoch}")
-    folder.mkdir(parents=True, exist_ok=True)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    io.write_json(folder / "run.json", {"status": "running", "config": asdict(cfg), "key": cfg.key(), "started": started})
+    if main:
+        folder.mkdir(parents=True, exist_ok=True)
+        io.write_json(folder / "run.json", {"status": "running", "config": asdict(cfg), "key": cfg.key(), "started": started})
 
-    train_net = torch.compile(net) if cfg.compile else net
+    train_net = distributed.wrap(net, device)
+    train_net = torch.compile(train_net) if cfg.compile else train_net
     tr, va = ds["train"], ds["val"]
     # The whole (uint8) dataset moves to the device once; batches are index slices of it.
-    Xtr, ytr = tr.X.to(device), tr.y.to(device)
+    Xtr, ytr, Xva = tr.X.to(device), tr.y.to(device), va.X.to(device)
     if verbose:
         print(f"{meta.name} {cfg.model} on {device_name(device)}: train {len(tr)}, val {len(va)}, "
               f"test {len(ds.splits.get('test', []))}; {count_parameters(net):,} parameters")
-    show = (not quiet()) if progress is None else progress
+    show = main and ((not quiet()) if progress is None else progress)
     t0 = time.perf_counter()
     bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{meta.name}/{cfg.model}", disable=not show, leave=False)
     for epoch in bar:
@@ -104,7 +119,9 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
         stats = train_epoch(train_net, opt, Xtr, ytr, cfg, meta, device, generator)
         if sched is not None:
             sched.step()
-        val_scores, val_loss = predict(net, va.X, device, meta.task, cfg.eval_batch_size, va.y, cfg.amp, cfg.channels_last)
+        if not main:
+            continue
+        val_scores, val_loss = predict(net, Xva, device, meta.task, cfg.eval_batch_size, va.y, cfg.amp, cfg.channels_last)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
                **_row_metrics("train", stats.get("scores"), stats.get("labels"), meta.task),
                "val_loss": val_loss, **_row_metrics("val", val_scores, va.y.numpy(), meta.task),
@@ -118,6 +135,10 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
         checkpoint.save(last_path, epoch=epoch, best_score=best_score, best_epoch=best_epoch, **common)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_auc=f"{row['val_auc']:.3f}")
     bar.close()
+    if not main:
+        distributed.barrier(device)  # wait for rank 0 to finish the run folder
+        distributed.cleanup(owned_group)
+        return run
     train_seconds = time.perf_counter() - t0
     hist = pd.DataFrame(history)
     io.write_text(folder / "history.csv", hist.to_csv(index=False))
@@ -136,18 +157,21 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
         "status": "complete", "config": asdict(cfg), "key": cfg.key(), "versions": versions(),
         "data": {"name": meta.name, "size": meta.size, "task": meta.task, "md5": meta.md5, "source": meta.source,
                  **{f"n_{k}": len(v) for k, v in ds.splits.items()}},
-        "device": device_name(device), "started": started,
+        "device": device_name(device), "world_size": distributed.world_size(), "started": started,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "wall_time_s": round(train_seconds, 2),
         "seconds_per_epoch": round(float(hist["seconds"].mean()), 3) if len(hist) else None,
         "epochs_this_session": n_epochs_run,
         "model": {"name": cfg.model, "parameters": count_parameters(net),
+                  "weights_mb": round(weights_bytes(net) / 2**20, 3),
                   "checkpoint_mb": round(best_path.stat().st_size / 2**20, 3) if best_path.exists() else None},
         "best_epoch": best_epoch, "best_val_auc": best_score, "metrics": metrics,
     }
     io.write_json(folder / "run.json", record)
     if verbose:
         print(format_metrics(record))
+    distributed.barrier(device)
+    distributed.cleanup(owned_group)
     return Run(folder)
 
 

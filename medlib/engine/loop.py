@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from ..data.base import normalize
 from ..metrics import MULTILABEL, scores_from_logits
+from . import distributed
 from .device import autocast
 
 
@@ -26,14 +27,22 @@ def prepare(xb: torch.Tensor, device: torch.device, channels_last: bool) -> torc
 
 
 def train_epoch(net, opt, X, y, cfg, meta, device, generator, bar=None) -> dict:
-    """One pass over a seeded permutation; augmentation and mixup act on whole batches."""
+    """One pass over a seeded permutation; augmentation and mixup act on whole batches.
+
+    Under DDP every rank draws the same permutation and trains on its shard with batch_size / world,
+    so cfg.batch_size stays the global batch and the steps per epoch match a single process.
+    """
     net.train()
-    n = len(X)
-    perm = torch.randperm(n, generator=generator).to(X.device)
+    perm = torch.randperm(len(X), generator=generator)
+    world, batch_size = distributed.world_size(), cfg.batch_size
+    if world > 1:
+        perm, batch_size = distributed.shard(perm, distributed.rank(), world), cfg.batch_size // world
+    perm = perm.to(X.device)
+    n = len(perm)
     total, count, scores, labels = 0.0, 0, [], []
     augment = cfg.flip or cfg.shift or cfg.rot90
-    for start in range(0, n, cfg.batch_size):
-        idx = perm[start : start + cfg.batch_size]
+    for start in range(0, n, batch_size):
+        idx = perm[start : start + batch_size]
         if len(idx) < 2 and n > 1:
             continue  # BatchNorm cannot train on a batch of one
         xb, yb = X[idx], y[idx]
@@ -63,10 +72,11 @@ def train_epoch(net, opt, X, y, cfg, meta, device, generator, bar=None) -> dict:
             labels.append(yb)
         if bar is not None:
             bar.update(len(idx))
-    out = {"loss": float(total) / max(count, 1)}
+    total, count = distributed.all_reduce_sum([float(total), count], device)
+    out = {"loss": total / max(count, 1)}
     if scores:
-        out["scores"] = torch.cat(scores).cpu().numpy()
-        out["labels"] = torch.cat(labels).cpu().numpy()
+        out["scores"] = distributed.all_gather_cat(torch.cat(scores)).cpu().numpy()
+        out["labels"] = distributed.all_gather_cat(torch.cat(labels)).cpu().numpy()
     return out
 
 

@@ -1,0 +1,58 @@
+"""What every notebook does first: pick the renderers, and say which profile, device and date made its outputs."""
+from __future__ import annotations
+
+import os
+from datetime import date
+
+# Set by `python -m medlib report`: figures then carry plotly.js inside the HTML, so the report works offline.
+EMBED_ENV = "MEDLIB_EMBED_PLOTLYJS"
+
+
+def plotly_renderer(embed: bool | None = None) -> str:
+    """'notebook' (plotly.js embedded once per notebook, ~5 MB, works offline in the exported HTML) for reports;
+    'plotly_mimetype' (figure JSON only; JupyterLab and VS Code draw it) for the notebooks kept in git."""
+    if embed is None:
+        embed = os.environ.get(EMBED_ENV, "") not in ("", "0")
+    return "notebook" if embed else "plotly_mimetype"
+
+
+def setup(embed_plotlyjs: bool | None = None) -> None:
+    """matplotlib inline (also under MPLBACKEND=Agg), the plotly renderer, and roomier pandas tables."""
+    import warnings
+
+    import pandas as pd
+    import plotly.io as pio
+
+    # tqdm.auto asks for ipywidgets in a notebook; the engine's bars are off under CI anyway
+    warnings.filterwarnings("ignore", message="IProgress not found")
+
+    try:
+        from IPython import get_ipython
+
+        ip = get_ipython()
+    except ImportError:
+        ip = None
+    if ip is not None:
+        ip.run_line_magic("matplotlib", "inline")
+    pio.renderers.default = plotly_renderer(embed_plotlyjs)
+    pd.set_option("display.max_columns", 40)
+    pd.set_option("display.width", 200)
+
+
+def provenance(profile: str) -> str:
+    """One line for the top of a notebook: profile, device, date and versions that made these outputs."""
+    import torch
+
+    from .. import __version__
+    from ..engine.device import device_name, resolve_device
+
+    dev = device_name(resolve_device("auto"))
+    return (f"Outputs made with the **{profile}** profile on {dev}, {date.today().isoformat()} "
+            f"(medlib {__version__}, torch {torch.__version__}).")
+
+
+def banner(profile: str):
+    """`provenance` as rendered Markdown in a notebook."""
+    from IPython.display import Markdown
+
+    return Markdown(provenance(profile))

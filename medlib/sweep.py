@@ -1,0 +1,175 @@
+"""Grids of runs (datasets x models x seeds x any field), their records as one table, and mean ± std over seeds."""
+from __future__ import annotations
+
+import itertools
+import math
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, fields
+from multiprocessing import get_context
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import io
+from .config import TrainConfig, check_fields, make_config
+from .engine.runs import Run, runs_root
+from .errors import MedlibError
+
+CONFIG_COLUMNS = [f.name for f in fields(TrainConfig)]
+METRICS = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("auc", "acc")]
+# Fields that never split a summary group: seeds are what we average over; the rest do not change results.
+NOT_GROUPED = ("seed", "device", "eval_batch_size")
+
+
+def grid_configs(grid: dict[str, list], base: TrainConfig) -> list[TrainConfig]:
+    """Every combination of the grid's values over `base`, validated, duplicates dropped, in grid order."""
+    check_fields(grid)
+    for k, values in grid.items():
+        if not isinstance(values, (list, tuple)) or not values:
+            raise MedlibError(f"The sweep grid's {k!r} must be a non-empty list of values, not {values!r}.")
+    keys = list(grid)
+    configs = {}
+    for combo in itertools.product(*grid.values()):
+        cfg = make_config(**{**asdict(base), **dict(zip(keys, combo))})  # canonical names, validated
+        configs.setdefault(cfg.key(), cfg)
+    return list(configs.values())
+
+
+def _fit_one(config: dict, out, threads: int) -> str:
+    """Worker: one run with progress off; returns its folder."""
+    from .engine import fit
+
+    if threads:
+        torch.set_num_threads(threads)
+    return str(fit(TrainConfig(**config), out=out, progress=False, verbose=False).dir)
+
+
+def sweep(grid: dict[str, list], base: TrainConfig | None = None, out=None, parallel: int = 1,
+          verbose: bool = True) -> pd.DataFrame:
+    """Run the cartesian grid through `fit` (complete runs are reused); one row per run, as `collect` gives.
+
+    parallel > 1 trains that many runs at once in spawned processes (on CUDA they share the device,
+    which fills it when the sets are small; on CPU the cores are split between them).
+    """
+    if parallel < 1:
+        raise MedlibError(f"--parallel must be at least 1, not {parallel}.")
+    configs = grid_configs(grid, base or TrainConfig())
+    out = str(runs_root(out))
+    if parallel == 1:
+        for i, cfg in enumerate(configs, 1):
+            _report(verbose, i, len(configs), _fit_one(asdict(cfg), out, 0))
+    else:
+        threads = max(1, torch.get_num_threads() // parallel)
+        with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("spawn")) as pool:
+            jobs = [pool.submit(_fit_one, asdict(cfg), out, threads) for cfg in configs]
+            try:
+                for i, job in enumerate(as_completed(jobs), 1):
+                    _report(verbose, i, len(configs), job.result())
+            except BaseException:
+                pool.shutdown(wait=False, cancel_futures=True)  # one failed run stops the runs not yet started
+                raise
+    df = collect(out)
+    return df[df["key"].isin([c.key() for c in configs])].reset_index(drop=True)
+
+
+def _report(verbose: bool, i: int, n: int, folder: str) -> None:
+    if verbose:
+        r = Run(Path(folder))
+        split = "test" if "test" in r.metrics else "val"
+        m = r.metrics[split]
+        print(f"[{i}/{n}] {r.dir.name}: {split} AUC {m['auc']:.3f} ACC {m['acc']:.3f}", flush=True)
+
+
+def collect(out=None, **where) -> pd.DataFrame:
+    """One row per complete run under `out` whose config matches `where` (a value, or a list of allowed values)."""
+    check_fields(where)
+    rows = []
+    for path in sorted(runs_root(out).glob("*/run.json")):
+        run = Run(path.parent)
+        try:
+            rec = run.record
+        except ValueError:
+            continue  # a run.json being written by a live run
+        if rec.get("status") != "complete":
+            continue
+        m = rec.get("metrics", {})
+        # "device" is the record's device name, more telling than the config's "auto"
+        row = {"key": rec["key"], "dir": str(run.dir), **rec["config"],
+               **{f"{s}_{k}": m.get(s, {}).get(k, math.nan) for s in ("train", "val", "test") for k in ("auc", "acc")},
+               "best_epoch": rec.get("best_epoch"), "wall_time_s": rec.get("wall_time_s"),
+               "device": rec.get("device"), "world_size": rec.get("world_size", 1)}
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=["key", "dir", *CONFIG_COLUMNS, *METRICS, "best_epoch", "wall_time_s",
+                                     "world_size"])
+    for k, v in where.items():
+        df = df[df[k].isin(v) if isinstance(v, (list, tuple, set)) else df[k] == v]
+    return df.reset_index(drop=True)
+
+
+def group_columns(df: pd.DataFrame) -> list[str]:
+    """dataset and model, plus every other config field that varies across `df` (never the seed)."""
+    varying = [c for c in CONFIG_COLUMNS if c not in ("dataset", "model", *NOT_GROUPED) and df[c].nunique() > 1]
+    return ["dataset", "model", *varying]
+
+
+def summarize(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean and sample std (ddof=1) over seeds of each metric and the wall time, per group; n = runs in it."""
+    values = [*METRICS, "wall_time_s"]
+    if df.empty:
+        return pd.DataFrame(columns=["dataset", "model", "n", *[f"{v}_{s}" for v in values for s in ("mean", "std")]])
+    by = group_columns(df)
+    g = df.groupby(by, sort=True, dropna=False)
+    table = g[values].agg(["mean", "std"])
+    table.columns = [f"{v}_{s}" for v, s in table.columns]
+    table.insert(0, "n", g.size())
+    return table.reset_index()
+
+
+def format_summary(summary: pd.DataFrame) -> str:
+    """The summary as text, each metric as mean ± std."""
+    if summary.empty:
+        return "(no complete runs)"
+    shown = summary[[c for c in summary.columns if not c.endswith(("_mean", "_std"))]].copy()
+    for v in [*METRICS, "wall_time_s"]:
+        digits = 1 if v == "wall_time_s" else 3
+        shown[v] = [f"{m:.{digits}f} ± {s:.{digits}f}" if not math.isnan(s) else f"{m:.{digits}f}"
+                    for m, s in zip(summary[f"{v}_mean"], summary[f"{v}_std"])]
+    return shown.to_string(index=False)
+
+
+def _names(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def cmd_sweep(args) -> None:
+    from .cli import config_from_args
+
+    base = config_from_args(args)
+    try:
+        seeds = [int(s) for s in _names(args.seeds)] if args.seeds else [base.seed]
+    except ValueError:
+        raise MedlibError(f"--seeds {args.seeds!r} must be whole numbers separated by commas, e.g. 0,1,2.") from None
+    grid = {"dataset": _names(args.datasets) if args.datasets else [base.dataset],
+            "model": _names(args.models) if args.models else [base.model], "seed": seeds}
+    df = sweep(grid, base, out=args.out, parallel=args.parallel)
+    summary = summarize(df)
+    root = runs_root(args.out)
+    io.write_text(root / "summary.csv", summary.to_csv(index=False))
+    io.write_text(root / "sweep_runs.csv", df.to_csv(index=False))
+    print(format_summary(summary))
+    print(f"wrote {root / 'summary.csv'}")
+
+
+def add_command(sub) -> None:
+    """`python -m medlib sweep`: the grid from --datasets/--models/--seeds over any config flags."""
+    from .cli import add_config_flags
+
+    p = sub.add_parser("sweep", help="train a grid (datasets x models x seeds); print and save mean ± std over seeds")
+    p.add_argument("--datasets", default=None, help="comma-separated datasets (default: --dataset)")
+    p.add_argument("--models", default=None, help="comma-separated models (default: --model)")
+    p.add_argument("--seeds", default=None, help="comma-separated seeds, e.g. 0,1,2 (default: --seed)")
+    p.add_argument("--parallel", type=int, default=1, help="runs trained at once, each in its own process")
+    add_config_flags(p)
+    p.add_argument("--out", default=None, help="runs folder (default $MEDLIB_RUNS or ./runs); summary.csv goes here")
+    p.set_defaults(func=cmd_sweep)

@@ -1,0 +1,30 @@
+"""benchmarks/train_speed.py runs in a tiny mode and records both recipes (no timing assertions)."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_benchmark_tiny_run(real_data, tmp_path):
+    out = tmp_path / "speed.json"
+    cmd = [sys.executable, "benchmarks/train_speed.py", "--cpu-quick", "--models", "resnet18,densenet3d",
+           "--batches", "1", "--repeats", "1", "--batch-size", "8", "--batch-size-3d", "2", "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "CI": "1"}, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(out.read_text())
+    assert {"command", "date", "device", "torch", "python", "results"} <= set(rec)
+    assert "train_speed.py" in rec["command"] and rec["device"].startswith("cpu")
+    assert [row["model"] for row in rec["results"]] == ["resnet18", "densenet3d"]
+    for row in rec["results"]:
+        assert row["official"]["images_per_s"] > 0 and row["medlib"]["images_per_s"] > 0 and row["ratio"] > 0
+        assert row["official"]["images"] == row["medlib"]["images"]
+    assert "ratio" in r.stdout
+
+
+def test_benchmark_bad_flag_is_one_line(tmp_path):
+    r = subprocess.run([sys.executable, "benchmarks/train_speed.py", "--batches", "0", "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert r.returncode == 2 and "--batches must be at least 1" in r.stderr and "Traceback" not in r.stderr
