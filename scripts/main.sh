@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The main job: train Report 1's ResNet-18 on BreastMNIST and print its train/val/test AUC and ACC.
+# The main job: Report 1's ResNet-18 on BreastMNIST (its train/val/test AUC/ACC table), then every
+# notebook executed into an offline HTML report under reports/ (quick profile; MEDLIB_PROFILE=full on a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec .venv/bin/python -m medlib train --dataset breastmnist --model resnet18 --preset report1 --epochs 50 "$@"
+export MPLBACKEND=Agg
+.venv/bin/python -m medlib train --dataset breastmnist --model resnet18 --preset report1 --epochs 50
+exec .venv/bin/python -m medlib report --profile "${MEDLIB_PROFILE:-quick}" --out reports "$@"

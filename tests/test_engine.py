@@ -125,3 +125,25 @@ def test_resnet18_learns_real_breastmnist(real_data, tmp_path, monkeypatch):
     run = fit(cfg, out=tmp_path, verbose=False)
     assert run.metrics["test"]["auc"] > 0.68, run.metrics
     assert run.record["data"]["md5"] == "750601b1f35ba3300ea97c75c52ff8f6"
+
+
+def test_a_run_being_trained_elsewhere_is_not_trained_twice(breast, tmp_path):
+    import subprocess
+    import sys
+
+    from medlib.engine.runs import run_dir
+    from medlib.errors import MedlibError
+
+    cfg = medlib.make_config(dataset="breastmnist", **TINY)
+    folder = run_dir(cfg, tmp_path)
+    folder.mkdir(parents=True)
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        (folder / ".lock").write_text(str(other.pid))
+        with pytest.raises(MedlibError, match=rf"being trained by another process \(pid {other.pid}\)"):
+            fit(cfg, out=tmp_path, verbose=False)
+    finally:
+        other.kill()
+        other.wait()
+    run = fit(cfg, out=tmp_path, verbose=False)  # a dead holder's lock is stale
+    assert run.complete and not (folder / ".lock").exists()

@@ -18,7 +18,7 @@ from . import checkpoint, distributed
 from .data import load_for_config
 from .device import device_name, resolve_device, seed_everything, versions
 from .loop import predict, train_epoch
-from .runs import Run, run_dir, write_scores
+from .runs import Run, claim, run_dir, write_scores
 
 
 def make_optimizer(cfg, params):
@@ -74,6 +74,7 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
     if model_dims(cfg.model) != meta.dims:
         raise MedlibError(f"--model {cfg.model} is a {model_dims(cfg.model)}D network but {meta.name} is {meta.dims}D; "
                           f"pick a {'3D (densenet3d, baseline3d, resnet18_3d)' if meta.dims == 3 else '2D (resnet18, resnet50)'} model.")
+    lock = claim(folder) if main else None
     device, owned_group = distributed.setup(resolve_device(cfg.device), cfg.batch_size)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
@@ -168,6 +169,7 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
         "best_epoch": best_epoch, "best_val_auc": best_score, "metrics": metrics,
     }
     io.write_json(folder / "run.json", record)
+    lock.unlink(missing_ok=True)
     if verbose:
         print(format_metrics(record))
     distributed.barrier(device)

@@ -102,3 +102,25 @@ def find_runs(out=None, **where) -> list[Run]:
         except (ValueError, KeyError):
             continue
     return runs
+
+
+def claim(folder: Path) -> Path:
+    """Mark a run folder as being trained by this process; refuse if another live process holds it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / ".lock"
+    try:
+        pid = int(lock.read_text())
+    except (OSError, ValueError):
+        pid = None
+    if pid and pid != os.getpid():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pid = None  # stale: its process died (e.g. interrupted); the run resumes from last.pt
+        except PermissionError:
+            pass
+        if pid:
+            raise MedlibError(f"{folder} is being trained by another process (pid {pid}); wait for it, or stop it "
+                              "and run again to resume.")
+    io.write_text(lock, str(os.getpid()))
+    return lock
