@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import io
+from ..data.files import data_root
 from ..errors import MedlibError
 from .notebook import EMBED_ENV
 
@@ -73,7 +74,11 @@ def execute(path: Path, profile: str, timeout: int = 3600, embed_plotlyjs: bool 
 
     nb = nbformat.read(path, as_version=4)
     # MEDLIB_QUIET: no progress bars in the outputs
-    env = {**os.environ, "MEDLIB_PROFILE": profile, "MEDLIB_QUIET": "1", EMBED_ENV: "1" if embed_plotlyjs else "0"}
+    env = {**os.environ, "MEDLIB_PROFILE": profile, "MEDLIB_QUIET": "1", EMBED_ENV: "1" if embed_plotlyjs else "0",
+           # the kernel runs in notebooks/, so paths the user gave relative to here must become absolute
+           "MEDLIB_DATA": str(data_root())}
+    if os.environ.get("MEDLIB_RUNS"):
+        env["MEDLIB_RUNS"] = str(Path(os.environ["MEDLIB_RUNS"]).resolve())
     client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL, record_timing=False,
                             resources={"metadata": {"path": str(path.parent)}})
     try:
