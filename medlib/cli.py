@@ -103,13 +103,7 @@ def _optional_commands():
     """Sub-commands that live beside the modules they drive (3D predict, sweep, report)."""
     import importlib
 
-    found = []
-    for mod in ("medlib.predict", "medlib.sweep", "medlib.report.build"):
-        try:
-            found.append(importlib.import_module(mod).add_command)
-        except (ImportError, AttributeError):
-            continue
-    return found
+    return [importlib.import_module(mod).add_command for mod in ("medlib.predict", "medlib.sweep", "medlib.report.build")]
 
 
 EXTRA_COMMANDS: list = []
