@@ -101,3 +101,8 @@ def test_short_cpu_training_on_real_m3dv_beats_chance(real_data, tmp_path, monke
     assert run.metrics["test"]["auc"] > 0.6, run.metrics
     rec = run.record
     assert rec["model"]["parameters"] == 69_906 and rec["seconds_per_epoch"] > 0 and rec["model"]["weights_mb"] > 0
+    # the submission for the 12 full-size 100³ cubes: same crop/mask as training, one row per file
+    full = real_data / "m3dv" / "full_size"
+    sub = predict_folder([run.best_checkpoint], full, tmp_path / "sub.csv", labels=real_data / "m3dv" / "train_val.csv")
+    assert sorted(pd.read_csv(tmp_path / "sub.csv")["id"]) == sorted(p.stem for p in full.glob("candidate*.npz"))
+    assert len(sub) == 12 and sub.attrs["metrics"]["n"] == 12
