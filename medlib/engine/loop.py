@@ -26,7 +26,7 @@ def prepare(xb: torch.Tensor, device: torch.device, channels_last: bool) -> torc
     return x
 
 
-def train_epoch(net, opt, X, y, cfg, meta, device, generator, bar=None) -> dict:
+def train_epoch(net, opt, X, y, cfg, meta, device, generator) -> dict:
     """One pass over a seeded permutation; augmentation and mixup act on whole batches.
 
     Under DDP every rank draws the same permutation and trains on its shard with batch_size / world,
@@ -70,8 +70,6 @@ def train_epoch(net, opt, X, y, cfg, meta, device, generator, bar=None) -> dict:
         if cfg.mixup_alpha <= 0:
             scores.append(scores_from_logits(logits.detach(), meta.task))
             labels.append(yb)
-        if bar is not None:
-            bar.update(len(idx))
     total, count = distributed.all_reduce_sum([float(total), count], device)
     out = {"loss": total / max(count, 1)}
     if scores:
