@@ -1,7 +1,7 @@
 """The in-memory form of every dataset: uint8 image tensors, labels shaped per task, and metadata."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -58,6 +58,18 @@ class Dataset:
         sizes = ", ".join(f"{k}={len(v)}" for k, v in self.splits.items())
         m = self.meta
         return f"Dataset({m.name}, {m.task}, {m.dims}D {m.size}px, C={m.n_channels}, classes={m.n_classes}; {sizes})"
+
+
+def to_rgb(ds: Dataset) -> Dataset:
+    """Grey images repeated to 3 identical channels (still uint8), as the official MedMNIST benchmark fed
+    its ImageNet-shaped networks (`as_rgb=True`); a dataset that already has 3 channels comes back as is."""
+    if ds.meta.n_channels != 1:
+        return ds
+    splits = {}
+    for k, s in ds.splits.items():
+        reps = (1, 3) + (1,) * (s.X.ndim - 2)
+        splits[k] = Split(s.X.repeat(*reps), s.y, s.ids)
+    return Dataset(replace(ds.meta, n_channels=3), splits)
 
 
 def normalize(x: torch.Tensor) -> torch.Tensor:

@@ -38,6 +38,35 @@ def medmnist_path(name: str, size: int = 28, root: str | os.PathLike | None = No
     return root / "medmnist" / registry.file_name(name, size)
 
 
+ENV_MEDMNIST_ROOT = "MEDMNIST_ROOT"
+
+
+def candidate_paths(name: str, size: int = 28, root: str | os.PathLike | None = None) -> list[Path]:
+    """Where a MedMNIST file may already be, in search order (the first is also where a download goes).
+
+    1. `<root>/medmnist/<file>`: medlib's layout (`root` is the argument, else `$MEDLIB_DATA`, else `data/`);
+    2. `<root>/<file>`: the flat layout of the `medmnist` package, so a root may be a download folder itself;
+    and only when no `root` argument is given, existing downloads of the `medmnist` package:
+    3. `$MEDMNIST_ROOT/<file>`, if that variable is set;
+    4. `~/.medmnist/<file>`, the package's default folder.
+    `<file>` is `<flag>.npz` at 28 px and `<flag>_<size>.npz` otherwise.
+    """
+    file = registry.file_name(name, size)
+    base = Path(root).expanduser() if root is not None else data_root()
+    paths = [base / "medmnist" / file, base / file]
+    if root is None:
+        if os.environ.get(ENV_MEDMNIST_ROOT):
+            paths.append(Path(os.environ[ENV_MEDMNIST_ROOT]).expanduser() / file)
+        paths.append(Path("~/.medmnist").expanduser() / file)
+    return list(dict.fromkeys(paths))
+
+
+def find_medmnist(name: str, size: int = 28, root: str | os.PathLike | None = None) -> Path:
+    """The first existing candidate path, else the first one (where a download would be saved)."""
+    paths = candidate_paths(name, size, root)
+    return next((p for p in paths if p.is_file()), paths[0])
+
+
 def file_md5(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.md5()
     with open(path, "rb") as f:
@@ -102,8 +131,8 @@ def download(url: str, dest: Path, expected_md5: str | None = None, progress: bo
 
 def ensure_medmnist(name: str, size: int = 28, root=None, download_missing: bool = True,
                     verify: bool = True) -> Path:
-    """Path of a verified MedMNIST file, downloading it first if it is missing."""
-    path = medmnist_path(name, size, root)
+    """Path of a verified MedMNIST file (searched as `candidate_paths` says), downloaded first if missing."""
+    path = find_medmnist(name, size, root)
     expected = registry.md5(name, size)
     if not path.exists():
         if not download_missing:

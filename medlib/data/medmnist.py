@@ -9,7 +9,7 @@ import torch
 
 from ..errors import MedlibError
 from . import files, registry
-from .base import Dataset, Meta, Split
+from .base import Dataset, Meta, Split, to_rgb
 
 SPLITS = ("train", "val", "test")
 
@@ -59,8 +59,13 @@ def read_npz(path: Path, name: str, size: int) -> dict[str, np.ndarray]:
     return arrays
 
 
-def load_medmnist(name: str, size: int = 28, root=None, download: bool = True, verify: bool = True) -> Dataset:
-    """One MedMNIST set as a `Dataset` (MD5-checked; downloaded first if missing)."""
+def load_medmnist(name: str, size: int = 28, root=None, download: bool = True, verify: bool = True,
+                  as_rgb: bool = False) -> Dataset:
+    """One MedMNIST set as a `Dataset` (MD5-checked; downloaded first if missing).
+
+    The file is searched as `files.candidate_paths` says: `<root>/medmnist/`, `<root>/` (flat), then, with
+    no `root` given, `$MEDMNIST_ROOT/` and `~/.medmnist/`. `as_rgb=True` repeats a grey channel 3 times.
+    """
     name = registry.canonical(name)
     size = registry.check_size(name, size)
     path = files.ensure_medmnist(name, size, root, download_missing=download, verify=verify)
@@ -77,4 +82,4 @@ def load_medmnist(name: str, size: int = 28, root=None, download: bool = True, v
         lab = arrays[f"{s}_labels"]
         y = torch.from_numpy(lab.astype(np.float32)) if meta.multilabel else torch.from_numpy(lab.reshape(-1).astype(np.int64))
         splits[s] = Split(X, y)
-    return Dataset(meta, splits)
+    return to_rgb(Dataset(meta, splits)) if as_rgb else Dataset(meta, splits)
