@@ -62,3 +62,27 @@ def test_slice_montage(nodule, tmp_path):
     assert len(slice_montage(voxel, n=1).get_axes()) == 4
     with pytest.raises(MedlibError, match="differs"):
         slice_montage(voxel, seg[:-1])
+
+
+def test_title_and_buttons_do_not_overlap(nodule):
+    voxel, seg = nodule
+    fig = nodule_figure(voxel, seg, title="candidate 1")
+    menu = fig.layout.updatemenus[0]
+    # buttons stand on the plot's top edge; the title hangs from the figure's top: the margin holds both
+    assert (menu.y, menu.yanchor) == (1, "bottom") and (fig.layout.title.y, fig.layout.title.yanchor) == (0.99, "top")
+    assert fig.layout.margin.t >= 80
+    assert nodule_figure(voxel).layout.margin.t < 20  # no title, no buttons: no empty band
+
+
+def test_heat_volume_adds_a_trace_visible_in_every_view(nodule):
+    voxel, seg = nodule
+    heat = np.zeros(voxel.shape, np.float32)
+    heat[12:20, 12:20, 12:20] = 1.0
+    fig = nodule_figure(voxel, seg, heat=heat)
+    assert [t.type for t in fig.data] == ["mesh3d"] * 3 + ["volume"]
+    assert all(b.args[0]["visible"][-1] is True for b in fig.layout.updatemenus[0].buttons)
+    vol = fig.data[-1]
+    hot = np.stack([vol.x, vol.y, vol.z], 1)[np.asarray(vol.value) > 0.5]
+    assert hot.min() >= 12 and hot.max() <= 19  # the shells sit where the heat is, in voxel coordinates
+    with pytest.raises(MedlibError, match="heat shape"):
+        nodule_figure(voxel, seg, heat=heat[:-1])

@@ -22,6 +22,7 @@ from .. import io
 from ..data.files import data_root
 from ..errors import MedlibError
 from .notebook import EMBED_ENV
+from .offline import offline_html
 
 KERNEL = "python3"
 
@@ -88,19 +89,17 @@ def execute(path: Path, profile: str, timeout: int = 3600, embed_plotlyjs: bool 
     return nb, ""
 
 
-def to_html(nb) -> str:
-    """Standalone HTML of an executed notebook (JupyterLab look; outputs, images and plotly.js inline)."""
-    from nbconvert import HTMLExporter
-
-    body, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
-    return body
+def to_html(nb, title: str = "", index_href: str = "index.html") -> str:
+    """Standalone HTML of an executed notebook (JupyterLab look; outputs, images and plotly.js inline; maths
+    as MathML; nothing loaded from the network), titled `title`, with a link back to `index_href`."""
+    return offline_html(nb, title or title_of(nb), index_href)
 
 
 def _index(results: list[Result], profile: str, started: str) -> str:
     from .notebook import provenance
 
     rows = "\n".join(
-        f"<tr><td>{'✅' if r.ok else '❌'}</td><td><a href='{html.escape(r.html or '')}'>{html.escape(r.title or r.name)}</a>"
+        f"<tr><td>{'<span style=color:#080>ok</span>' if r.ok else '<b style=color:#b00>failed</b>'}</td><td><a href='{html.escape(r.html or '')}'>{html.escape(r.title or r.name)}</a>"
         f"</td><td><a href='{html.escape(r.ipynb or '')}'>{html.escape(r.name)}.ipynb</a></td>"
         f"<td style='text-align:right'>{r.seconds:.0f} s</td><td>{html.escape(r.error)}</td></tr>"
         for r in results)
@@ -145,7 +144,7 @@ def build_report(profile: str = "quick", out="reports", notebooks=None, only=Non
             r.ipynb = str(path)
         else:
             io.write_text(out / f"{path.stem}.ipynb", nbformat.writes(nb) + "\n")
-            io.write_text(out / f"{path.stem}.html", to_html(nb))
+            io.write_text(out / f"{path.stem}.html", to_html(nb, r.title or path.stem))
             r.html, r.ipynb = f"{path.stem}.html", f"{path.stem}.ipynb"
         results.append(r)
         if verbose:

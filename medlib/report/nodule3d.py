@@ -28,12 +28,30 @@ def _mesh(volume: np.ndarray, level: float, step: int, **style) -> go.Mesh3d | N
                      showlegend=True, **style)
 
 
+def heat_trace(heat: np.ndarray, name: str = "Grad-CAM", levels: int = 4, opacity: float = 0.15,
+               max_side: int = 48) -> go.Volume:
+    """A saliency volume (e.g. `saliency.heat_volume`) as translucent nested shells in the nodule's voxel
+    coordinates, from 30 % of its peak upwards; sides above `max_side` are subsampled to keep the HTML light."""
+    heat = np.asarray(heat, dtype=np.float32)
+    if heat.ndim != 3:
+        raise MedlibError(f"heat must be a 3D volume, not shape {heat.shape}.")
+    step = max(1, int(np.ceil(max(heat.shape) / max_side)))
+    h = heat[::step, ::step, ::step]
+    i, j, k = np.mgrid[: heat.shape[0] : step, : heat.shape[1] : step, : heat.shape[2] : step]
+    peak = float(h.max()) or 1.0
+    return go.Volume(x=i.ravel(), y=j.ravel(), z=k.ravel(), value=h.ravel(), isomin=0.3 * peak, isomax=peak,
+                     surface_count=levels, opacity=opacity, colorscale="Hot", reversescale=True, name=name,
+                     showlegend=True, colorbar=dict(title=name, len=0.6))
+
+
 def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float | None = None,
-                  step_size: int = 2, mask_opacity: float = 0.5, title: str = "") -> go.Figure:
+                  step_size: int = 2, mask_opacity: float = 0.5, title: str = "",
+                  heat: np.ndarray | None = None) -> go.Figure:
     """3D surfaces of the volume at `level` (default Otsu's) and, given a mask, of the masked volume and the mask.
 
     Buttons switch between raw + mask, masked and mask-only views; `step_size` > 1 coarsens the meshes so
-    the saved HTML stays small.
+    the saved HTML stays small. `heat`, a volume of the same shape (e.g. a Grad-CAM from
+    `medlib.report.saliency.heat_volume`), adds translucent shells that stay visible in every view.
     """
     from skimage.filters import threshold_otsu
 
@@ -51,16 +69,24 @@ def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float
     kept = {k: t for k, t in traces.items() if t is not None}
     if not kept:
         raise MedlibError(f"No surface to draw: nothing in the volume crosses level={level:g}; pass a level inside its range.")
-    fig = go.Figure(list(kept.values()))
+    if heat is not None and np.shape(heat) != voxel.shape:
+        raise MedlibError(f"heat shape {np.shape(heat)} differs from volume shape {voxel.shape}.")
+    extra = [heat_trace(heat)] if heat is not None else []
+    fig = go.Figure(list(kept.values()) + extra)
     views = {"raw + mask": ("raw", "mask"), "masked": ("masked",), "mask only": ("mask",)}
     if len(kept) > 1:
-        buttons = [dict(label=label, method="restyle", args=[{"visible": [k in shown for k in kept]}])
+        buttons = [dict(label=label, method="restyle",
+                        args=[{"visible": [k in shown for k in kept] + [True] * len(extra)}])
                    for label, shown in views.items() if any(k in kept for k in shown)]
-        fig.update_layout(updatemenus=[dict(type="buttons", direction="right", x=0, y=1.08, xanchor="left", buttons=buttons)])
+        # the buttons sit on the plot's top edge, below the title (both in the top margin), so neither hides the other
+        fig.update_layout(updatemenus=[dict(type="buttons", direction="right", x=0, y=1, xanchor="left",
+                                            yanchor="bottom", pad=dict(b=4), buttons=buttons)])
         for trace, shown in zip(fig.data, buttons[0]["args"][0]["visible"]):
             trace.visible = shown
     axes = {f"{name}axis": dict(title=f"axis {a}") for a, name in enumerate("xyz")}
-    fig.update_layout(title=title, height=600, margin=dict(l=0, r=0, t=60, b=0), scene=dict(aspectmode="data", **axes))
+    top = (45 if title else 10) + (40 if len(kept) > 1 else 0)
+    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left", y=0.99, yanchor="top"), height=600,
+                      margin=dict(l=0, r=0, t=top, b=0), scene=dict(aspectmode="data", **axes))
     return fig
 
 
