@@ -99,3 +99,14 @@ def test_a_missing_file_downloads_into_medlibs_layout(synth_root, home, monkeypa
     monkeypatch.setattr(files, "download", fake_download)
     load_medmnist("breastmnist")
     assert got["dest"] == synth_root / "medmnist" / "breastmnist.npz"
+
+
+def test_info_lists_files_found_in_the_flat_layouts(synth_root, home, tmp_path, monkeypatch):
+    from medlib.data.info import info_table
+
+    _write_flat(home / ".medmnist", "breastmnist")
+    monkeypatch.setenv("MEDMNIST_ROOT", str(tmp_path / "mroot"))
+    _write_flat(tmp_path / "mroot", "organmnist3d", size=64)
+    table = info_table(check_md5=False).set_index("dataset")
+    assert table.at["breastmnist", "present"] == "28" and table.at["organmnist3d", "present"] == "64"
+    assert table.at["pathmnist", "present"] == "-"

@@ -8,13 +8,13 @@ from . import files, registry
 
 def info_table(root=None, check_md5: bool = True) -> pd.DataFrame:
     """One row per MedMNIST set (+ M3DV): task, channels, classes, split sizes, sizes present, MD5 verdicts."""
-    root = root or files.data_root()
+    given, root = root, root or files.data_root()
     rows = []
     for name in registry.names():
         inf = registry.info(name)
         present, status = [], []
         for size in registry.sizes(name):
-            path = files.medmnist_path(name, size, root)
+            path = files.find_medmnist(name, size, given)  # also the medmnist package's own downloads
             if path.exists():
                 present.append(str(size))
                 if check_md5:
