@@ -186,7 +186,7 @@ def _js(dt: DevTools, expr: str):
     return dt.send("Runtime.evaluate", expression=expr, returnByValue=True)["result"].get("value")
 
 
-def test_page_in_chromium_is_offline_clean_and_drawn(report, browser, tmp_path):
+def test_page_in_chromium_is_offline_clean_and_drawn(browser, report, tmp_path):
     shots = Path(os.environ.get("MEDLIB_SCREENSHOTS") or tmp_path)
     shots.mkdir(parents=True, exist_ok=True)
     dt, external, errors = _open(browser, report / "01_tiny.html", shots / "01_tiny.png")
