@@ -44,25 +44,28 @@ def cmd_train(args) -> None:
     cfg = config_from_args(args)
     from .engine.distributed import is_main
 
-    run = fit(cfg, out=args.out, reuse=not args.no_reuse)
+    # --no-reuse trains a complete run again from scratch; --fresh also discards an interrupted run's last.pt
+    run = fit(cfg, out=args.out, reuse=not (args.no_reuse or args.fresh), resume=not args.fresh)
     if is_main():  # under torchrun only rank 0 reports
         print(f"run folder: {run.dir}")
 
 
 def cmd_evaluate(args) -> None:
-    from .engine.checkpoint import load_model
+    from .config import check_device
+    from .engine.checkpoint import check_compatible, load_model
     from .engine.data import load_for_config
     from .engine.device import resolve_device
     from .engine.loop import predict
     from .metrics import evaluate
 
+    device = resolve_device(check_device(args.device))
     net, cfg, meta = load_model(args.checkpoint)
     if args.dataset:
         cfg = cfg.replace(dataset=args.dataset)
-    ds = load_for_config(cfg.replace(max_eval=0, max_train=0))
+    ds = load_for_config(cfg.replace(max_eval=0, max_train=0), check=False)  # a one-class split prints AUC nan
+    check_compatible(args.checkpoint, meta, ds.meta)
     if args.split not in ds.splits:
         raise MedlibError(f"--split {args.split} does not exist for {cfg.dataset}; choose one of {', '.join(ds.splits)}.")
-    device = resolve_device(args.device)
     s = ds[args.split]
     probs, loss = predict(net.to(device), s.X, device, meta.task, cfg.eval_batch_size, s.y)
     m = evaluate(s.y.numpy(), probs, meta.task)
@@ -83,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one config; prints its train/val/test AUC and ACC")
     add_config_flags(t)
     t.add_argument("--out", default=None, help="runs folder (default $MEDLIB_RUNS or ./runs)")
-    t.add_argument("--no-reuse", action="store_true", help="train again even if this config's run is complete")
+    t.add_argument("--no-reuse", action="store_true", help="train again from scratch even if this config's run is complete")
+    t.add_argument("--fresh", action="store_true", help="start from scratch, discarding the folder's last.pt (e.g. a damaged one)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on a split")
     e.add_argument("--checkpoint", required=True)
@@ -116,6 +120,9 @@ def main(argv=None) -> int:
         args.func(args)
     except MedlibError as e:
         print(f"medlib: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # a file problem no check foresaw: still one line, not a traceback
+        print(f"medlib: error: {e}; check the paths you passed (and free disk space).", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("medlib: interrupted; the last completed epoch is in last.pt and `train` resumes from it.", file=sys.stderr)

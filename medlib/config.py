@@ -4,8 +4,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, fields
+
+import torch
 
 from .errors import MedlibError
 
@@ -68,14 +71,60 @@ class TrainConfig:
         for name, ok in choices.items():
             if getattr(self, name) not in ok:
                 raise MedlibError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {', '.join(ok)}.")
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise MedlibError(f"--{name.replace('_', '-')} must be at least 1, not {getattr(self, name)}.")
-        if self.lr <= 0:
-            raise MedlibError(f"--lr must be positive, not {self.lr}.")
+        check_numbers(self)
+        check_device(self.device)
         if not 0 <= self.fold < self.folds:
             raise MedlibError(f"--fold {self.fold} must be in 0..{self.folds - 1} (--folds {self.folds}).")
         return self
+
+
+# (field, lowest, highest, why): every number must be finite and in range. BatchNorm needs two samples per
+# batch, so a batch (or a training subset) of one would train nothing and still be recorded as a run.
+_RANGES = (
+    ("epochs", 1, None, ""), ("batch_size", 2, None, "BatchNorm needs at least 2 samples per batch"),
+    ("eval_batch_size", 0, None, "0 = sized from memory"), ("size", 1, None, ""), ("crop", 1, None, ""),
+    ("dilate", 0, None, ""), ("folds", 2, None, ""), ("shift", 0, None, ""), ("seed", 0, 2**63 - 1, ""),
+    ("lr", 0, None, ""), ("momentum", 0, 1, ""), ("weight_decay", 0, None, ""), ("mixup_alpha", 0, None, "0 = off"),
+    ("max_train", 0, None, "0 = all"), ("max_eval", 0, None, "0 = all"),
+)
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def check_numbers(cfg) -> None:
+    """Refuse NaN, infinities, non-numbers and out-of-range values, in one line naming the flag."""
+    for name, lo, hi, why in _RANGES:
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise MedlibError(f"{_flag(name)} must be a finite number, not {v!r}.")
+        strict = name == "lr"  # a learning rate of 0 trains nothing
+        if (v <= lo if strict else v < lo) or (hi is not None and v > hi):
+            want = f"> {lo}" if strict else f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+            raise MedlibError(f"{_flag(name)} must be {want}, not {v!r}{f' ({why})' if why else ''}.")
+    for name in ("max_train", "max_eval"):
+        if getattr(cfg, name) == 1:
+            raise MedlibError(f"{_flag(name)} 1 keeps a single sample, which can neither train BatchNorm nor give an "
+                              "AUC; use 0 (all) or at least 2.")
+
+
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+
+
+def check_device(name: str) -> str:
+    """'auto', or a device medlib can run on (cpu, cuda, cuda:N, mps); anything else is one clear error."""
+    if name == "auto":
+        return name
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError):
+        dev = None
+    if dev is None or dev.type not in DEVICE_TYPES:
+        raise MedlibError(f"--device {name!r} is not a device medlib can use; pass auto, cpu, cuda, cuda:N or mps.")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise MedlibError(f"--device {name} asked for Apple MPS but this machine has none; use --device auto or cpu.")
+    return name
 
 
 def check_fields(kw: dict) -> None:

@@ -14,10 +14,15 @@ def average(probs: list[np.ndarray], weights=None) -> np.ndarray:
     shapes = {p.shape for p in probs}
     if len(shapes) != 1:
         raise MedlibError(f"Ensemble members disagree on the prediction shape: {sorted(shapes)}.")
-    w = np.ones(len(probs)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if len(w) != len(probs) or (w < 0).any() or w.sum() <= 0:
-        raise MedlibError(f"Ensemble weights {list(w)} must be {len(probs)} non-negative numbers with a positive sum.")
-    return np.tensordot(w / w.sum(), np.stack(probs), axes=1)
+    w = np.ones(len(probs)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    if len(w) != len(probs) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        raise MedlibError(f"Ensemble weights {[float(x) for x in w]} must be {len(probs)} finite, non-negative numbers "
+                          "with a positive sum (one per checkpoint), e.g. --weights " + " ".join(["1"] * len(probs)) + ".")
+    out = np.tensordot(w / w.sum(), np.stack(probs), axes=1)
+    if not np.isfinite(out).all():
+        raise MedlibError("An ensemble member gave NaN or infinite probabilities: its weights are not finite (its "
+                          "training diverged); leave that checkpoint out or retrain it with a smaller --lr.")
+    return out
 
 
 def predict_checkpoints(checkpoints, X, weights=None, device="auto", batch_size: int = 256) -> np.ndarray:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .errors import MedlibError
+
 MULTILABEL = "multi-label, binary-class"
 
 
@@ -49,9 +51,47 @@ def acc(y_true: np.ndarray, y_score: np.ndarray, task: str, threshold: float = 0
     return float(np.mean(np.argmax(y_score, axis=-1) == y_true))
 
 
+def check_scores(y_score) -> np.ndarray:
+    """The scores as an array, refused when any is NaN or infinite: such scores come from non-finite weights, and
+    ranking them as numbers would record a meaningless AUC."""
+    s = np.asarray(y_score, dtype=np.float64)
+    bad = int(np.size(s) - np.isfinite(s).sum())
+    if bad:
+        raise MedlibError(f"{bad} of {np.size(s)} scores are NaN or infinite, so no AUC/ACC can be computed: the model's "
+                          "weights are not finite (training diverged). Retrain with a smaller --lr.")
+    return s
+
+
 def evaluate(y_true, y_score, task: str) -> dict:
-    """{'auc': ..., 'acc': ...} for one split."""
+    """{'auc': ..., 'acc': ...} for one split; NaN or infinite scores are an error, not a number."""
+    y_score = check_scores(y_score)
     return {"auc": auc(y_true, y_score, task), "acc": acc(y_true, y_score, task)}
+
+
+def check_classes(y, task: str, n_classes: int, split: str, every: bool = True) -> None:
+    """Refuse a split whose AUC is undefined. With `every` (val, test) each class (each label, for multi-label) needs
+    positive and negative samples, else the AUC is NaN, no epoch is ever best and no model would be kept; without
+    it (train) at least two classes must be present, else there is nothing to learn."""
+    y = np.asarray(y)
+    if task == MULTILABEL:
+        y = y.reshape(len(y), -1) > 0.5
+        bad = [i for i in range(y.shape[1]) if y[:, i].all() or not y[:, i].any()]
+        if len(bad) == y.shape[1] or (every and bad):
+            problem = f"label(s) {bad[:5]} {'are' if len(bad) > 1 else 'is'} all 0 or all 1"
+        else:
+            problem = ""
+    else:
+        present = sorted(set(np.unique(y.reshape(-1)).tolist()))
+        missing = [c for c in range(n_classes) if c not in present]
+        if len(present) < 2:
+            problem = f"every label is {present[0]}" if present else "it is empty"
+        elif every and missing:
+            problem = f"class(es) {missing[:5]} {'are' if len(missing) > 1 else 'is'} missing"
+        else:
+            problem = ""
+    if problem:
+        raise MedlibError(f"The {split} split ({len(y)} samples) cannot {'give an AUC' if every else 'train a classifier'}: "
+                          f"{problem}. Use more samples (raise --max-train / --max-eval, or 0 for all) or check the labels.")
 
 
 def scores_from_logits(logits, task: str):

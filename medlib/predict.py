@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import io
+from .config import check_device
 from .errors import MedlibError
 
 
@@ -21,8 +22,12 @@ def predict_folder(checkpoints, input_dir, out_csv=None, labels=None, weights=No
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise MedlibError(f"--input {input_dir} is not a folder of candidateN.npz files.")
+    if out_csv is not None and (not str(out_csv).strip() or Path(out_csv).is_dir()):
+        raise MedlibError(f"--out {str(out_csv)!r} is {'a folder' if str(out_csv).strip() else 'empty'}; pass the CSV "
+                          "file to write, e.g. --out submission.csv.")
+    table = read_labels(labels) if labels is not None else None  # a bad labels file fails before anything is written
     names = list_candidates(input_dir)
-    dev = resolve_device(device)
+    dev = resolve_device(check_device(device))
     probs = []
     for path in checkpoints:
         net, cfg, meta = load_model(path)
@@ -32,15 +37,14 @@ def predict_folder(checkpoints, input_dir, out_csv=None, labels=None, weights=No
         probs.append(predict(net.to(dev), ds["all"].X, dev, meta.task, cfg.eval_batch_size)[0])
     p = average(probs, weights)
     df = pd.DataFrame({"id": names, "Predicted": p[:, 1]})
-    if out_csv is not None:
-        io.write_text(out_csv, df.to_csv(index=False))
-    if labels is not None:
-        table = read_labels(labels)
+    if table is not None:
         known = [i for i, n in enumerate(names) if n in table]
         if not known:
             raise MedlibError(f"--labels {labels} names none of the {len(names)} samples in {input_dir}.")
         y = [table[names[i]] for i in known]
         df.attrs["metrics"] = {**evaluate(y, p[known], "binary-class"), "n": len(known)}
+    if out_csv is not None:  # last: a failure above leaves no CSV behind
+        io.write_text(out_csv, df.to_csv(index=False))
     return df
 
 

@@ -137,13 +137,14 @@ def test_a_run_being_trained_elsewhere_is_not_trained_twice(breast, tmp_path):
     cfg = medlib.make_config(dataset="breastmnist", **TINY)
     folder = run_dir(cfg, tmp_path)
     folder.mkdir(parents=True)
-    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    holder = f"import sys, time; from medlib.engine.runs import claim; lock = claim({str(folder)!r}); print(1, flush=True); time.sleep(30)"
+    other = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     try:
-        (folder / ".lock").write_text(str(other.pid))
-        with pytest.raises(MedlibError, match=rf"being trained by another process \(pid {other.pid}\)"):
+        assert other.stdout.readline().strip() == "1"  # it holds the lock now
+        with pytest.raises(MedlibError, match=rf"being trained by another process \(pid {other.pid} on "):
             fit(cfg, out=tmp_path, verbose=False)
     finally:
         other.kill()
         other.wait()
-    run = fit(cfg, out=tmp_path, verbose=False)  # a dead holder's lock is stale
+    run = fit(cfg, out=tmp_path, verbose=False)  # a killed holder's lock is gone with it
     assert run.complete and not (folder / ".lock").exists()

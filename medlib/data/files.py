@@ -1,6 +1,7 @@
 """Where data lives, MD5 verification (verdict cached), and the official download with a progress bar."""
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -80,16 +81,27 @@ def _cache_file() -> Path:
 
 
 def _load_verdicts() -> dict:
+    """The cached verdicts; a damaged or foreign cache file (even `null`) counts as empty and is rewritten."""
     try:
-        return json.loads(_cache_file().read_text())
+        verdicts = json.loads(_cache_file().read_text())
     except (OSError, ValueError):
         return {}
+    if not isinstance(verdicts, dict):
+        return {}
+    return {k: v for k, v in verdicts.items() if isinstance(v, dict) and isinstance(v.get("expected"), str)
+            and v.get("status") in ("ok", "mismatch")}
+
+
+def _verdict_key(path: Path) -> str:
+    """Who the file is, not just what it looks like: size and mtime can be restored after a rewrite (`touch -r`),
+    but the inode change time (ctime) cannot, and a copy or a rename-over gets a new inode."""
+    st = path.stat()
+    return f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}"
 
 
 def md5_status(path: Path, expected: str, use_cache: bool = True) -> str:
-    """'ok' or 'mismatch' for an existing file; the verdict is cached by (path, size, mtime)."""
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+    """'ok' or 'mismatch' for an existing file; the verdict is cached by (path, size, mtime, inode, ctime)."""
+    key = _verdict_key(path)
     verdicts = _load_verdicts() if use_cache else {}
     if key in verdicts and verdicts[key]["expected"] == expected:
         return verdicts[key]["status"]
@@ -108,6 +120,19 @@ def download(url: str, dest: Path, expected_md5: str | None = None, progress: bo
     """Stream `url` into a temp file beside `dest`, check its MD5, then rename into place."""
     from tqdm.auto import tqdm
 
+    created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # deepest first
+    try:
+        return _download(url, dest, expected_md5, progress, tqdm)
+    except BaseException as e:
+        for d in created:  # a failed download (say, into a mistyped MEDLIB_DATA) leaves no empty folders
+            with contextlib.suppress(OSError):
+                d.rmdir()
+        if created and isinstance(e, MedlibError):
+            raise MedlibError(f"{e} Note: {created[-1]} did not exist before; is the path mistyped?") from None
+        raise
+
+
+def _download(url: str, dest: Path, expected_md5: str | None, progress: bool, tqdm) -> Path:
     try:
         with io.atomic_path(dest) as tmp:
             with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
@@ -134,6 +159,9 @@ def ensure_medmnist(name: str, size: int = 28, root=None, download_missing: bool
     """Path of a verified MedMNIST file (searched as `candidate_paths` says), downloaded first if missing."""
     path = find_medmnist(name, size, root)
     expected = registry.md5(name, size)
+    if path.exists() and not path.is_file():
+        raise MedlibError(f"{path} is a folder, not an .npz file; move it away so the official file can go there "
+                          f"(download it from {registry.url(name, size)}).")
     if not path.exists():
         if not download_missing:
             raise MedlibError(

@@ -35,9 +35,11 @@ def read_labels(csv_path) -> dict[str, int]:
     """{name: 0/1} from a CSV with header `name,label` or `name,lable`."""
     path = Path(csv_path)
     try:
-        rows = list(csv.reader(path.read_text().splitlines()))
+        rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))  # -sig: Excel writes a BOM
     except (OSError, UnicodeDecodeError) as e:
-        raise MedlibError(f"Cannot read the labels CSV {path} ({e}); check the path or pass labels=None.") from None
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
+        raise MedlibError(f"Cannot read the labels CSV {path} ({reason}); check the path: it should be a name,label "
+                          "CSV (UTF-8).") from None
     header = [h.strip().lower() for h in rows[0]] if rows else []
     if header not in (["name", "label"], ["name", "lable"]):
         raise MedlibError(f"{path} must start with the header 'name,label' (or the course's 'name,lable'), not {rows[:1]}.")
@@ -51,6 +53,8 @@ def read_labels(csv_path) -> dict[str, int]:
         if name in labels:
             raise MedlibError(f"{path} line {i}: {name} is listed twice; keep one line per sample.")
         labels[name] = int(row[1])
+    if not labels:
+        raise MedlibError(f"{path} holds only its header and no samples; add one 'name,label' line per sample.")
     return labels
 
 
@@ -63,7 +67,8 @@ def list_candidates(folder) -> list[str]:
     """Sample names (file stems) of the folder's .npz files, in numeric order (candidate2 before candidate10)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise MedlibError(f"M3DV folder {folder} does not exist; set MEDLIB_DATA to a folder holding m3dv/train_val/ or pass folder=.")
+        raise MedlibError(f"M3DV folder {folder} does not exist; point MEDLIB_DATA at a folder holding m3dv/train_val/ "
+                          "(for `predict`, pass --input a folder of candidateN.npz).")
     return sorted((p.stem for p in folder.glob("*.npz")), key=_number)
 
 
@@ -102,6 +107,27 @@ def _md5(lines) -> str:
     for line in lines:
         h.update(f"{line}\n".encode())
     return h.hexdigest()
+
+
+def _source_md5(names, y, stats) -> str:
+    """Names the source data (names, labels, file sizes), not where or when it was copied."""
+    return _md5(f"{n},{label},{st.st_size}" for n, label, st in zip(names, y, stats))
+
+
+def folder_md5(folder=None, labels=None) -> str:
+    """The `md5` that `load_m3dv(folder, labels)` would record, from the labels CSV and file sizes alone (no volume
+    is read), so a run can check cheaply that it was made from the data found now."""
+    folder = Path(folder) if folder is not None else default_folder()
+    csv_path = Path(labels) if labels is not None else folder.with_suffix(".csv")
+    if not csv_path.is_file():
+        raise MedlibError(f"No labels CSV at {csv_path}.")
+    table = read_labels(csv_path)
+    names = sorted(table, key=_number)
+    try:
+        stats = [(folder / f"{n}.npz").stat() for n in names]
+    except OSError as e:
+        raise MedlibError(f"{folder} lacks a sample listed in {csv_path} ({e.filename}).") from None
+    return _source_md5(names, [table[n] for n in names], stats)
 
 
 def _read_cache(path: Path, names: list[str], shape: tuple) -> np.ndarray | None:
@@ -146,7 +172,7 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
     names = list(ids) if ids is not None else list(table) if table is not None else list_candidates(folder)
     names = sorted(names, key=_number)
     if not names:
-        raise MedlibError(f"No samples to load from {folder}: it holds no .npz files (or ids= is empty).")
+        raise MedlibError(f"No samples to load from {folder}: it holds no candidateN.npz files; copy the M3DV samples there.")
     paths = [folder / f"{n}.npz" for n in names]
     absent = [n for n, p in zip(names, paths) if not p.is_file()]
     if absent:
@@ -162,7 +188,8 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
     stats = [p.stat() for p in paths]
 
     shape = (len(names), 1, crop, crop, crop)
-    key = _md5([f"{n}|{st.st_size}|{st.st_mtime_ns}" for n, st in zip(names, stats)]
+    # inode and ctime too: a file rewritten with its size and mtime restored must not hit the old cache
+    key = _md5([f"{n}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}" for n, st in zip(names, stats)]
                + [repr((_CACHE_VERSION, str(folder.resolve()), crop, bool(mask), dilate, center))])
     cache_file = cache_dir() / "m3dv" / f"{key}.npz"
     X = _read_cache(cache_file, names, shape) if cache else None
@@ -173,15 +200,15 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
         for i, p in enumerate(tqdm(paths, desc=f"m3dv {folder.name}", disable=not progress)):
             voxel, seg = load_sample(p)
             if voxel.shape[0] < crop:
-                raise MedlibError(f"{p}: the volume is {voxel.shape[0]}³, smaller than crop={crop}; use a smaller crop.")
+                raise MedlibError(f"{p}: the volume is {voxel.shape[0]}³, smaller than crop={crop}; pass a smaller --crop.")
             if (mask or center == "mask") and not seg.any():
-                raise MedlibError(f"{p}: the seg mask is empty; use mask=False, center='volume', or leave the sample out.")
+                raise MedlibError(f"{p}: the seg mask is empty, so the nodule cannot be located; remove the sample from the labels CSV "
+                                  "(in Python: load_m3dv(..., mask=False, center='volume')).")
             X[i, 0] = prepare_sample(voxel, seg, crop, mask, dilate, center)
         if cache:
             _write_cache(cache_file, X, names)
 
-    # md5 names the source data (names, labels, file sizes), not where or when it was copied
-    md5 = _md5(f"{n},{label},{st.st_size}" for n, label, st in zip(names, y, stats))
+    md5 = _source_md5(names, y, stats)
     meta = Meta(name="m3dv", task="binary-class", n_classes=2, n_channels=1, dims=3, size=crop,
                 label_names=dict(LABEL_NAMES), md5=md5, source=str(folder))
     return Dataset(meta, {"all": Split(torch.from_numpy(X), torch.from_numpy(y), names)})

@@ -56,7 +56,24 @@ def read_npz(path: Path, name: str, size: int) -> dict[str, np.ndarray]:
             )
         if len(arrays[f"{s}_labels"]) != len(img):
             raise MedlibError(f"{path}: {s}_labels and {s}_images differ in length.")
+        check_labels(arrays[f"{s}_labels"], inf, f"{path}: {s}_labels", registry.url(name, size))
     return arrays
+
+
+def check_labels(lab: np.ndarray, inf: dict, where: str, url: str) -> None:
+    """Labels must fit the task: one class index in 0..K-1 per sample, or K 0/1 flags for multi-label. A label
+    out of range would otherwise crash (or silently corrupt) training far from its cause."""
+    k = len(inf["label"])
+    multilabel = inf["task"] == "multi-label, binary-class"
+    want = (k,) if multilabel else (1,)
+    if lab.ndim not in (1, 2) or (lab.ndim == 2 and lab.shape[1:] != want) or (multilabel and lab.ndim == 1):
+        raise MedlibError(f"{where} has shape {lab.shape}, expected (N, {want[0]}); the file is not the official one: "
+                          f"download it again from {url}.")
+    hi = 1 if multilabel else k - 1
+    if lab.size and (not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0 or lab.max() > hi):
+        bad = (lab.max() if lab.max() > hi else lab.min()).item()
+        raise MedlibError(f"{where} holds the label {bad}, outside 0..{hi} for this {inf['task']} set; the file is "
+                          f"damaged or not the official one: download it again from {url}.")
 
 
 def load_medmnist(name: str, size: int = 28, root=None, download: bool = True, verify: bool = True,

@@ -26,14 +26,28 @@ def save(path, *, model, optimizer=None, scheduler=None, epoch: int, best_score:
     io.torch_save(state, path)
 
 
-def load(path, map_location="cpu") -> dict:
+REQUIRED = ("model", "config", "meta")
+
+
+def load(path, map_location="cpu", hint: str = "pass a best.pt / last.pt from a run folder") -> dict:
+    """A medlib checkpoint as a dict; anything else (a damaged file, a plain state_dict, a bare tensor) is one error."""
     path = Path(path)
-    if not path.exists():
-        raise MedlibError(f"Checkpoint {path} does not exist; pass a best.pt / last.pt from a run folder.")
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise MedlibError(f"Checkpoint {path} {what}; {hint}.")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        ck = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        raise MedlibError(f"Checkpoint {path} cannot be read ({type(e).__name__}: {e}); is it a medlib checkpoint?") from None
+        reason = str(e).splitlines()[0] if str(e) else ""
+        raise MedlibError(f"Checkpoint {path} cannot be read ({type(e).__name__}: {reason}); it is damaged or not a "
+                          f"medlib checkpoint; {hint}.") from None
+    if not isinstance(ck, dict) or any(k not in ck for k in REQUIRED):
+        if isinstance(ck, dict) and ck and all(isinstance(v, torch.Tensor) for v in ck.values()):
+            what = "only weights (a plain state_dict), without the config and data description medlib needs"
+        else:
+            what = f"a {type(ck).__name__}, not a medlib checkpoint (a dict with {', '.join(REQUIRED)})"
+        raise MedlibError(f"Checkpoint {path} holds {what}; {hint}.")
+    return ck
 
 
 def load_model(path, map_location="cpu"):
@@ -43,7 +57,31 @@ def load_model(path, map_location="cpu"):
     from ..models import build_model
 
     ck = load(path, map_location)
-    cfg, meta = TrainConfig(**ck["config"]), Meta(**ck["meta"])
-    net = build_model(cfg.model, meta.n_channels, meta.n_classes, stem=cfg.stem)
-    net.load_state_dict(ck["model"])
+    try:
+        cfg, meta = TrainConfig(**ck["config"]), Meta(**ck["meta"])
+        net = build_model(cfg.model, meta.n_channels, meta.n_classes, stem=cfg.stem)
+    except (TypeError, ValueError, KeyError, MedlibError) as e:
+        raise MedlibError(f"Checkpoint {path} has a config medlib cannot rebuild a network from ({e}); was it made by "
+                          "another medlib version? Retrain it, or load it with that version.") from None
+    try:
+        net.load_state_dict(ck["model"])
+    except (RuntimeError, TypeError, AttributeError) as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise MedlibError(f"Checkpoint {path}: its weights do not fit the {cfg.model} ({meta.n_channels} channel(s), "
+                          f"{meta.n_classes} classes) its config describes ({first[:160]}); the file was altered or "
+                          "mixed from two runs. Use the checkpoint from the run folder itself.") from None
     return net.eval(), cfg, meta
+
+
+def check_compatible(path, trained, data) -> None:
+    """Refuse to evaluate a checkpoint on data of another shape or task (it would crash or mean nothing), and an
+    M3DV checkpoint on other M3DV data: its fold split would then put training samples in the test split."""
+    for what, a, b in (("dimensions", trained.dims, data.dims), ("channels", trained.n_channels, data.n_channels),
+                       ("classes", trained.n_classes, data.n_classes), ("task", trained.task, data.task)):
+        if a != b:
+            raise MedlibError(f"Checkpoint {path} was trained on {trained.name} ({what}: {a}) but {data.name} has "
+                              f"{what} {b}; evaluate it on a dataset like the one it was trained on.")
+    if trained.name == "m3dv" == data.name and trained.md5 and data.md5 and trained.md5 != data.md5:
+        raise MedlibError(f"Checkpoint {path} was trained on M3DV data with MD5 {trained.md5}, but the data under "
+                          f"MEDLIB_DATA has MD5 {data.md5}: its folds would mix training samples into --split. Point "
+                          "MEDLIB_DATA at the data it was trained on, or use `medlib predict` for new samples.")

@@ -6,6 +6,7 @@ import torch
 from ..data import load_medmnist
 from ..data.base import Dataset
 from ..errors import MedlibError
+from ..metrics import check_classes
 
 
 def seeded_subset(split, n: int, seed: int):
@@ -16,8 +17,11 @@ def seeded_subset(split, n: int, seed: int):
     return split.subset(torch.randperm(len(split), generator=g)[:n].sort().values)
 
 
-def load_for_config(cfg) -> Dataset:
-    """The dataset a config asks for, with the train/val/test splits the loop uses."""
+def load_for_config(cfg, check: bool = True) -> Dataset:
+    """The dataset a config asks for, with the train/val/test splits the loop uses.
+
+    `check` refuses splits whose AUC would be undefined (see metrics.check_classes): for training, where such a
+    split would keep no model and record NaN as a result."""
     if cfg.dataset.lower() == "m3dv":
         from ..data.m3dv import kfold_datasets, load_m3dv
 
@@ -32,4 +36,6 @@ def load_for_config(cfg) -> Dataset:
     for s in ("val", "test"):
         if s in ds.splits:
             splits[s] = seeded_subset(ds[s], cfg.max_eval, 10_000 + cfg.seed)
+    for s, split in splits.items() if check else ():
+        check_classes(split.y.numpy(), ds.meta.task, ds.meta.n_classes, s, every=s != "train")
     return Dataset(ds.meta, splits)
