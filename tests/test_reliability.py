@@ -350,6 +350,13 @@ def test_a_failed_run_releases_its_lock(breast_root, tmp_path, capsys, monkeypat
 
 # ---- 5. temp files ----
 
+def test_starting_over_discards_old_outputs(tmp_path):
+    for name in runs.OUTPUTS + ("run.json", "notes.txt"):
+        (tmp_path / name).write_text("old")
+    runs.discard_outputs(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "run.json"]
+
+
 def test_stale_temp_files_are_cleaned_on_the_next_start(tmp_path):
     folder = tmp_path / "run"
     folder.mkdir()
@@ -376,6 +383,35 @@ def test_out_that_is_a_file(breast_root, tmp_path, capsys):
 def test_out_that_cannot_be_created(breast_root, capsys):
     rc, _, err = run_cli(capsys, *T, "--out", "/proc/medlib-runs")
     assert_one_line(rc, err, "Cannot write /proc/medlib-runs")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 256 KiB file system (tmpfs), and a read-only one beside it; skipped where mounting is not allowed."""
+    disks = {"full": tmp_path / "full", "ro": tmp_path / "ro"}
+    mounted = []
+    for name, opts in (("full", "size=256k"), ("ro", "ro,size=64k")):
+        disks[name].mkdir()
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(disks[name])], capture_output=True).returncode:
+            for d in mounted:
+                subprocess.run(["umount", str(d)])
+            pytest.skip("needs permission to mount a tmpfs (root in a container that allows it)")
+        mounted.append(disks[name])
+    yield disks
+    for d in mounted:
+        subprocess.run(["umount", str(d)])
+
+
+def test_a_full_disk_is_one_line_and_never_complete(breast_root, small_disk, capsys):
+    out = small_disk["full"] / "runs"
+    rc, _, err = run_cli(capsys, *T, "--out", out)
+    assert_one_line(rc, err, "No space left on device", "the disk may be full")
+    assert leftovers(out) == [] and not any(record(f).get("status") == "complete" for f in out.iterdir())
+
+
+def test_a_read_only_out(breast_root, small_disk, capsys):
+    rc, _, err = run_cli(capsys, *T, "--out", small_disk["ro"] / "runs")
+    assert_one_line(rc, err, "Read-only file system", "not writable")
 
 
 def test_read_only_folder(tmp_path, monkeypatch):

@@ -218,7 +218,7 @@ def stratified_folds(y, k: int = 5, seed: int = 0) -> list[np.ndarray]:
     """k disjoint, sorted arrays of test indices covering all samples, each with about 1/k of every class."""
     y = np.asarray(y)
     if k < 2 or k > len(y):
-        raise MedlibError(f"k={k} folds need 2 <= k <= {len(y)} (the number of samples).")
+        raise MedlibError(f"--folds {k} is out of range: use 2 to {len(y)} (the number of labelled samples).")
     if (y < 0).any():
         raise MedlibError("Cannot stratify unlabelled samples (label -1); load them with a labels CSV.")
     rng = np.random.default_rng(seed)

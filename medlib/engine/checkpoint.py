@@ -29,9 +29,12 @@ def save(path, *, model, optimizer=None, scheduler=None, epoch: int, best_score:
 REQUIRED = ("model", "config", "meta")
 
 
-def load(path, map_location="cpu", hint: str = "pass a best.pt / last.pt from a run folder") -> dict:
+def load(path, map_location="cpu", hint: str | None = None) -> dict:
     """A medlib checkpoint as a dict; anything else (a damaged file, a plain state_dict, a bare tensor) is one error."""
     path = Path(path)
+    if hint is None:  # a run folder's own last.pt is read to resume: the fix is to start the run over
+        hint = ("train with --fresh to discard it and start the run again" if path.name == "last.pt"
+                else "pass a best.pt / last.pt from a run folder")
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
         raise MedlibError(f"Checkpoint {path} {what}; {hint}.")

@@ -267,3 +267,18 @@ def check_resume(ck: dict, meta, path: Path) -> None:
     if old is not None and meta.md5 is not None and old != meta.md5:
         raise MedlibError(f"{path} was trained on data with MD5 {old}, but the data found now has MD5 {meta.md5}; "
                           "pass --fresh to start this run again on the current data.")
+
+
+OUTPUTS = ("last.pt", "best.pt", "history.csv", "val_scores.csv", "test_scores.csv")
+
+
+def discard_outputs(folder: Path) -> list[Path]:
+    """Before a run starts again from scratch (`--no-reuse` on a complete run, `--fresh`): remove what an earlier
+    attempt left, so no old checkpoint or score file can be mistaken for (or resumed into) the new run."""
+    removed = []
+    for name in OUTPUTS:
+        p = Path(folder) / name
+        if p.is_file():
+            p.unlink()
+            removed.append(p)
+    return removed
