@@ -30,7 +30,7 @@ def binary_auc(y_true: np.ndarray, score: np.ndarray) -> float:
 def auc(y_true: np.ndarray, y_score: np.ndarray, task: str) -> float:
     """Binary: positive-class column; multi-class / ordinal: mean one-vs-rest; multi-label: mean per label."""
     y_true = np.asarray(y_true).squeeze()
-    y_score = np.asarray(y_score).squeeze()
+    y_score = check_scores(y_score).squeeze()
     if task == MULTILABEL:
         return float(np.mean([binary_auc(y_true[:, i], y_score[:, i]) for i in range(y_score.shape[1])]))
     if task == "binary-class":
@@ -42,7 +42,7 @@ def auc(y_true: np.ndarray, y_score: np.ndarray, task: str) -> float:
 def acc(y_true: np.ndarray, y_score: np.ndarray, task: str, threshold: float = 0.5) -> float:
     """Binary and multi-label: threshold at 0.5 (multi-label: mean per-label accuracy); else argmax."""
     y_true = np.asarray(y_true).squeeze()
-    y_score = np.asarray(y_score).squeeze()
+    y_score = check_scores(y_score).squeeze()
     if task == MULTILABEL:
         return float(np.mean((y_score > threshold) == (y_true > 0.5)))
     if task == "binary-class":
@@ -64,7 +64,6 @@ def check_scores(y_score) -> np.ndarray:
 
 def evaluate(y_true, y_score, task: str) -> dict:
     """{'auc': ..., 'acc': ...} for one split; NaN or infinite scores are an error, not a number."""
-    y_score = check_scores(y_score)
     return {"auc": auc(y_true, y_score, task), "acc": acc(y_true, y_score, task)}
 
 
