@@ -138,3 +138,20 @@ def test_bad_input_is_one_clear_error():
         grad_cam(net, torch.zeros(1, 28, 28))
     with pytest.raises(MedlibError, match="spatial"):
         grad_cam(net, torch.zeros(1, 1, 28, 28), layer=net.fc)
+
+
+@pytest.mark.parametrize("name", ["baseline3d", "resnet18_3d"])
+def test_other_3d_networks_find_their_last_spatial_layer(name):
+    torch.manual_seed(6)
+    net = build_model(name, 1, 2)
+    x = torch.randn(2, 1, 16, 16, 16)
+    layer = default_layer(net, x)
+    store = {}
+    h = layer.register_forward_hook(lambda m, i, o: store.__setitem__("a", o))
+    net.eval()(x)
+    h.remove()
+    assert store["a"].ndim == 5 and not isinstance(layer, nn.AdaptiveAvgPool3d)
+    cam = grad_cam(net, x)
+    assert cam.shape == (2, 16, 16, 16) and (cam >= 0).all() and cam.max() <= 1
+    with pytest.raises(MedlibError, match="pass layer="):
+        default_layer(net)  # without an input there is nothing to trace
