@@ -107,6 +107,8 @@ def check_numbers(cfg) -> None:
         if getattr(cfg, name) == 1:
             raise MedlibError(f"{_flag(name)} 1 keeps a single sample, which can neither train BatchNorm nor give an "
                               "AUC; use 0 (all) or at least 2.")
+    if cfg.dilate and not cfg.mask:
+        raise MedlibError(f"--dilate {cfg.dilate} grows the nodule mask, so it needs --mask; drop --no-mask or --dilate.")
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")

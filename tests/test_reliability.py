@@ -104,6 +104,7 @@ def fake_checkpoint(path: Path, *, dataset="breastmnist", model="resnet18", chan
     (["--seed", str(2**64)], f"--seed must be in [0, {2**63 - 1}], not {2**64}"),
     (["--device", "tpu"], "--device 'tpu' is not a device medlib can use"),
     (["--out", ""], "--out is empty"),
+    (["--dataset", "m3dv", "--model", "densenet3d", "--dilate", "2", "--no-mask"], "--dilate 2 grows the nodule mask"),
 ])
 def test_bad_numbers_and_names_are_refused_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # --out "" used to write to ./runs: nothing may appear here
