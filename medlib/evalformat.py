@@ -35,11 +35,13 @@ def write_evaluator_csv(folder, flag: str, size: int, split: str, probs, auc: fl
     """Write one split's scores as an official evaluation file in `folder`; return its path.
 
     Returns None, writing nothing, where the official Evaluator could not check the file: a dataset that is
-    not one of the MedMNIST sets (M3DV), or a split whose row count differs from the official one (the
-    quick profile's subsets), since the Evaluator compares row by row with the official labels.
+    not one of the MedMNIST sets (M3DV), a size with no official file (a 32³ crop), or a split whose row count
+    differs from the official one (the quick profile's subsets, folds), since the Evaluator compares row by row
+    with the official labels.
     """
     try:
         flag = registry.canonical(flag)
+        registry.check_size(flag, size)
     except MedlibError:
         return None
     probs = np.asarray(probs, dtype=np.float64)

@@ -63,10 +63,11 @@ def test_run_id_cannot_break_the_parser():
     assert name.count("@") == 1 and name.split("@")[-1].split(".")[0] == "run-v2-home-x"
 
 
-@pytest.mark.parametrize("flag,n", [("m3dv", 156), ("breastmnist", 100)])
-def test_files_the_evaluator_cannot_check_are_not_written(tmp_path, flag, n):
-    """M3DV is no MedMNIST flag; a quick-profile subset has fewer rows than the official split."""
-    assert write_evaluator_csv(tmp_path / "run", flag, 28, "test", np.zeros((n, 2)), 0.5, 0.5, run_id=0) is None
+@pytest.mark.parametrize("flag,size,n", [("m3dv", 28, 156), ("breastmnist", 28, 100), ("nodulemnist3d", 32, 310)])
+def test_files_the_evaluator_cannot_check_are_not_written(tmp_path, flag, size, n):
+    """M3DV is no MedMNIST flag; a quick-profile subset has fewer rows than the official split; a 32³ crop of
+    NoduleMNIST3D has no official file to compare with."""
+    assert write_evaluator_csv(tmp_path / "run", flag, size, "test", np.zeros((n, 2)), 0.5, 0.5, run_id=0) is None
     assert not (tmp_path / "run").exists()
 
 
