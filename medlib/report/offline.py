@@ -12,8 +12,6 @@ import copy
 import html
 import re
 
-from jinja2 import DictLoader, pass_context
-
 # The lab template with its network-loading blocks emptied, a title and a link back to the index.
 TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
@@ -69,6 +67,8 @@ def _renderer_class():
 
 
 def _exporter():
+    # nbconvert and jinja2 are the notebooks extra: imported here so `python -m medlib train` needs neither
+    from jinja2 import DictLoader, pass_context
     from nbconvert import HTMLExporter
     from nbconvert.filters.markdown_mistune import MarkdownWithMath
 
