@@ -27,6 +27,7 @@ from medlib.data import load_medmnist
 from medlib.data.base import Meta
 from medlib.engine.device import device_name, resolve_device
 from medlib.engine.fit import make_optimizer
+from medlib.engine.hardware import StepSettings, memory_format, resolve_precision, use_channels_last
 from medlib.engine.loop import prepare, train_epoch
 from medlib.errors import MedlibError
 from medlib.models import build_model, model_dims
@@ -120,8 +121,9 @@ def medlib_runner(name, meta, X, y, cfg, device):
     """(train, input, seconds to put the set on the device); train runs medlib's own train_epoch."""
     torch.manual_seed(0)
     net = build_model(name, meta.n_channels, meta.n_classes, stem=cfg.stem).to(device)
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last if meta.dims == 2 else torch.channels_last_3d)
+    how = StepSettings(resolve_precision(cfg.amp, device), use_channels_last(cfg.channels_last, device, meta.dims))
+    if how.channels_last:
+        net = net.to(memory_format=memory_format(meta.dims))
     opt = make_optimizer(cfg, net.parameters())
     train_net = torch.compile(net) if cfg.compile else net
     generator = torch.Generator().manual_seed(0)
@@ -133,14 +135,14 @@ def medlib_runner(name, meta, X, y, cfg, device):
     def run(steps: int) -> int:
         torch.backends.cudnn.benchmark = device.type == "cuda"  # as fit() sets it
         n = steps * cfg.batch_size
-        train_epoch(train_net, opt, Xd[:n], yd[:n], cfg, meta, device, generator)
+        train_epoch(train_net, opt, Xd[:n], yd[:n], cfg, meta, device, generator, how)
         return n
 
     def batches(steps: int) -> int:  # train_epoch's input side: permute, slice, normalise on the device
         perm = torch.randperm(len(Xd), generator=generator).to(Xd.device)
         for start in range(0, steps * cfg.batch_size, cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
-            x, yb = prepare(Xd[idx], device, cfg.channels_last), yd[idx]
+            x, yb = prepare(Xd[idx], device, how.channels_last), yd[idx]
         return steps * cfg.batch_size
 
     return run, batches, setup
@@ -203,11 +205,12 @@ def bench(name: str, device: torch.device, args) -> dict:
     if dims == 2:
         meta, X, y, official_data = data_2d(args.dataset, args.size, total)
         cfg = make_config("official", dataset=args.dataset, size=args.size, model=name, stem=args.stem, **no_aug,
-                          batch_size=medlib_batch, amp=True, channels_last=gpu, compile=args.compile)
+                          batch_size=medlib_batch, amp="auto" if gpu else "fp32", channels_last="on" if gpu else "off",
+                          compile=args.compile)
     else:
         meta, X, y, official_data = data_3d(total)
-        cfg = make_config("report2", model=name, **no_aug, batch_size=medlib_batch, amp=True, channels_last=gpu,
-                          compile=args.compile)
+        cfg = make_config("report2", model=name, **no_aug, batch_size=medlib_batch, amp="auto" if gpu else "fp32",
+                          channels_last="on" if gpu else "off", compile=args.compile)
     runners = {"official": official_runner(name, meta, official_data, cfg, device, args, batch)}
     *runners["medlib"], setup = medlib_runner(name, meta, X, y, cfg, device)
     for train, _ in runners.values():

@@ -19,12 +19,26 @@ _HELP = {
 }
 
 
+def fold_arg(text: str) -> int:
+    """--fold takes a number or 'all' (stored as -1)."""
+    if text.strip().lower() == "all":
+        return -1
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--fold takes a fold number or 'all', not {text!r}") from None
+
+
 def add_config_flags(p: argparse.ArgumentParser) -> None:
     """One flag per TrainConfig field; defaults are None so only what is typed overrides the preset."""
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = type(f.default)
-        if kind is bool:
+        if f.name == "fold":
+            p.add_argument(flag, type=fold_arg, default=None, metavar="FOLD",
+                           help="M3DV: the cross-validation fold used as test set (0..folds-1), or 'all' for the final "
+                                "model trained on every labelled cube (default 0)")
+        elif kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP.get(f.name))
         else:
             p.add_argument(flag, type=kind, default=None, metavar=f.name.upper(),
@@ -55,6 +69,7 @@ def cmd_evaluate(args) -> None:
     from .engine.checkpoint import check_compatible, load_model
     from .engine.data import load_for_config
     from .engine.device import resolve_device
+    from .engine.hardware import memory_format, step_settings
     from .engine.loop import predict
     from .metrics import evaluate
 
@@ -67,7 +82,13 @@ def cmd_evaluate(args) -> None:
     if args.split not in ds.splits:
         raise MedlibError(f"--split {args.split} does not exist for {cfg.dataset}; choose one of {', '.join(ds.splits)}.")
     s = ds[args.split]
-    probs, loss = predict(net.to(device), s.X, device, meta.task, cfg.eval_batch_size, s.y)
+    # the precision and layout the run itself evaluated with on this device, so the numbers agree
+    how = step_settings(cfg, device, meta.dims)
+    net = net.to(device)
+    if how.channels_last:
+        net = net.to(memory_format=memory_format(meta.dims))
+    probs, loss = predict(net, s.X, device, meta.task, cfg.eval_batch_size, s.y, how.precision, how.channels_last,
+                          cfg.loss)
     m = evaluate(s.y.numpy(), probs, meta.task)
     print(f"{cfg.dataset} {args.split} (n={len(s)}): AUC {m['auc']:.3f}  ACC {m['acc']:.3f}  loss {loss:.4f}")
 
@@ -107,7 +128,9 @@ def _optional_commands():
     """Sub-commands that live beside the modules they drive (3D predict, sweep, report)."""
     import importlib
 
-    return [importlib.import_module(mod).add_command for mod in ("medlib.predict", "medlib.sweep", "medlib.report.build")]
+    return [importlib.import_module(mod).add_command for mod in ("medlib.predict", "medlib.sweep", "medlib.report.build",
+                                                                  "medlib.experiments.reproduce", "medlib.results",
+                                                                  "medlib.experiments.cv")]
 
 
 EXTRA_COMMANDS: list = []

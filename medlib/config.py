@@ -13,6 +13,13 @@ import torch
 from .errors import MedlibError
 
 
+LOSSES = ("auto", "ce", "bce")
+PRECISIONS = ("auto", "bf16", "fp32")
+LAYOUTS = ("auto", "on", "off")
+ENGINEERING = ("device", "eval_batch_size", "amp", "channels_last", "compile")  # not part of a run's identity
+ADDED_LATER = {"loss": "auto"}  # hashed only when changed, so run folders named before they existed stay valid
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides a run's numbers. Its hash names the run folder, so equal configs reuse runs."""
@@ -39,6 +46,7 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "none"  # none | multistep (x0.1 at 50% and 75%, the official recipe) | cosine
+    loss: str = "auto"  # auto: cross-entropy (BCE for multi-label) | ce | bce: BCE-with-logits on one-hot (Report 1, binary)
     # augmentation on the fly, on whole batches
     flip: bool = False
     shift: int = 0
@@ -47,14 +55,20 @@ class TrainConfig:
     # engineering
     seed: int = 0
     device: str = "auto"
-    amp: bool = True  # bf16 autocast where the device supports it (CUDA)
-    channels_last: bool = False
+    amp: str = "auto"  # auto: bf16 where the hardware computes it natively (Ampere+ GPU, AVX512-BF16 CPU) | bf16 | fp32
+    channels_last: str = "auto"  # auto: on for CUDA and for 3D on CPU | on | off
     compile: bool = False
-    eval_batch_size: int = 1024
+    eval_batch_size: int = 0  # 0 = sized from a memory budget
+
+    def __post_init__(self):
+        self.amp = normalize_precision(self.amp)  # records before 0.2 stored bools
+        self.channels_last = normalize_layout(self.channels_last)
 
     def key(self) -> str:
-        """Short hash of the fields that decide the result (not the device)."""
-        d = {k: v for k, v in asdict(self).items() if k not in ("device", "eval_batch_size")}
+        """Short hash of the fields that decide the result; engineering choices (device, precision, layout) are
+        recorded in run.json, not hashed, and fields added later are hashed only when not at their default."""
+        d = {k: v for k, v in asdict(self).items()
+             if k not in ENGINEERING and not (k in ADDED_LATER and v == ADDED_LATER[k])}
         return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     def replace(self, **kw) -> "TrainConfig":
@@ -73,8 +87,13 @@ class TrainConfig:
                 raise MedlibError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {', '.join(ok)}.")
         check_numbers(self)
         check_device(self.device)
-        if not 0 <= self.fold < self.folds:
-            raise MedlibError(f"--fold {self.fold} must be in 0..{self.folds - 1} (--folds {self.folds}).")
+        if self.eval_batch_size < 0:
+            raise MedlibError(f"--eval-batch-size must be 0 (sized from memory) or positive, not {self.eval_batch_size}.")
+        if self.loss not in LOSSES:
+            raise MedlibError(f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}.")
+        if not (0 <= self.fold < self.folds or self.fold == -1):
+            raise MedlibError(f"--fold {self.fold} must be in 0..{self.folds - 1} (--folds {self.folds}), or 'all' "
+                              "for the final model trained on every labelled sample.")
         return self
 
 
@@ -127,6 +146,27 @@ def check_device(name: str) -> str:
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise MedlibError(f"--device {name} asked for Apple MPS but this machine has none; use --device auto or cpu.")
     return name
+
+
+def normalize_precision(value) -> str:
+    """Old records stored amp as a bool: True meant 'bf16 where supported' (auto), False fp32."""
+    if value is True:
+        return "auto"
+    if value is False:
+        return "fp32"
+    if value not in PRECISIONS:
+        raise MedlibError(f"--amp {value!r} is not one of {', '.join(PRECISIONS)}.")
+    return value
+
+
+def normalize_layout(value) -> str:
+    if value is True:
+        return "on"
+    if value is False:
+        return "off"
+    if value not in LAYOUTS:
+        raise MedlibError(f"--channels-last {value!r} is not one of {', '.join(LAYOUTS)}.")
+    return value
 
 
 def check_fields(kw: dict) -> None:

@@ -2,22 +2,21 @@
 from __future__ import annotations
 
 import itertools
-import math
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, fields
+from dataclasses import asdict
 from multiprocessing import get_context
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from . import io
+from . import io, results
 from .config import TrainConfig, check_fields, make_config
 from .engine.runs import Run, runs_root
 from .errors import MedlibError
 
-CONFIG_COLUMNS = [f.name for f in fields(TrainConfig)]
-METRICS = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("auc", "acc")]
+from .results import CONFIG_COLUMNS, METRICS
+
 # Fields that never split a summary group: seeds are what we average over; the rest do not change results.
 NOT_GROUPED = ("seed", "device", "eval_batch_size")
 
@@ -82,29 +81,9 @@ def _report(verbose: bool, i: int, n: int, folder: str) -> None:
 
 
 def collect(out=None, **where) -> pd.DataFrame:
-    """One row per complete run under `out` whose config matches `where` (a value, or a list of allowed values)."""
+    """One row per complete run under `out` whose config matches `where`: `results.records` + `results.select`."""
     check_fields(where)
-    rows = []
-    for path in sorted(runs_root(out).glob("*/run.json")):
-        run = Run(path.parent)
-        try:
-            rec = run.record
-        except ValueError:
-            continue  # a run.json being written by a live run
-        if rec.get("status") != "complete":
-            continue
-        m = rec.get("metrics", {})
-        # "device" is the record's device name, more telling than the config's "auto"
-        row = {"key": rec["key"], "dir": str(run.dir), **rec["config"],
-               **{f"{s}_{k}": m.get(s, {}).get(k, math.nan) for s in ("train", "val", "test") for k in ("auc", "acc")},
-               "best_epoch": rec.get("best_epoch"), "wall_time_s": rec.get("wall_time_s"),
-               "device": rec.get("device"), "world_size": rec.get("world_size", 1)}
-        rows.append(row)
-    df = pd.DataFrame(rows, columns=["key", "dir", *CONFIG_COLUMNS, *METRICS, "best_epoch", "wall_time_s",
-                                     "world_size"])
-    for k, v in where.items():
-        df = df[df[k].isin(v) if isinstance(v, (list, tuple, set)) else df[k] == v]
-    return df.reset_index(drop=True)
+    return results.select(results.records(runs_root(out)), **where)
 
 
 def group_columns(df: pd.DataFrame) -> list[str]:
@@ -114,26 +93,21 @@ def group_columns(df: pd.DataFrame) -> list[str]:
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """Mean and sample std (ddof=1) over seeds of each metric and the wall time, per group; n = runs in it."""
-    values = [*METRICS, "wall_time_s"]
+    """results.aggregate over seeds, per group: n, then mean and std (ddof=1) of each metric and the wall time."""
     if df.empty:
-        return pd.DataFrame(columns=["dataset", "model", "n", *[f"{v}_{s}" for v in values for s in ("mean", "std")]])
+        return pd.DataFrame(columns=["dataset", "model", "n"])
     by = group_columns(df)
-    g = df.groupby(by, sort=True, dropna=False)
-    table = g[values].agg(["mean", "std"])
-    table.columns = [f"{v}_{s}" for v, s in table.columns]
-    table.insert(0, "n", g.size())
-    return table.reset_index()
+    agg = results.aggregate(df, by, [*METRICS, "wall_time_s"])
+    return agg[[*by, "n", *[c for c in agg.columns if c.endswith(("_mean", "_std"))]]]
 
 
 def format_summary(summary: pd.DataFrame) -> str:
-    """The summary as text, each metric as mean ± std."""
+    """The summary as text, each metric as mean ± std (results.fmt)."""
     if summary.empty:
         return "(no complete runs)"
     shown = summary[[c for c in summary.columns if not c.endswith(("_mean", "_std"))]].copy()
     for v in [*METRICS, "wall_time_s"]:
-        digits = 1 if v == "wall_time_s" else 3
-        shown[v] = [f"{m:.{digits}f} ± {s:.{digits}f}" if not math.isnan(s) else f"{m:.{digits}f}"
+        shown[v] = [results.fmt(m, s, 2, 1 if v == "wall_time_s" else 3)
                     for m, s in zip(summary[f"{v}_mean"], summary[f"{v}_std"])]
     return shown.to_string(index=False)
 

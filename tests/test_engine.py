@@ -95,11 +95,11 @@ def test_load_model_rebuilds_from_checkpoint_alone(breast, tmp_path):
 
 
 def test_augmented_training_draws_new_augmentations_each_epoch(breast, tmp_path, monkeypatch):
-    from medlib.ops import augment
+    from medlib.engine import loop
 
     seen = []
-    real = augment.augment_batch
-    monkeypatch.setattr(augment, "augment_batch", lambda x, **k: seen.append(out := real(x, **k)) or out)
+    real = loop.augment_batch
+    monkeypatch.setattr(loop, "augment_batch", lambda x, **k: seen.append(out := real(x, **k)) or out)
     fit(medlib.make_config(dataset="breastmnist", flip=True, shift=3, **{**TINY, "epochs": 2, "batch_size": 48}),
         out=tmp_path, verbose=False)
     assert len(seen) == 2 and not torch.equal(seen[0], seen[1])

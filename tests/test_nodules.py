@@ -9,7 +9,8 @@ import torch
 
 import medlib
 from medlib import ensemble
-from medlib.engine import cv
+from medlib import results
+from medlib.experiments import cv
 from medlib.errors import MedlibError
 from medlib.predict import predict_folder
 from synth_m3dv import write_m3dv
@@ -49,10 +50,15 @@ def test_cross_validation_covers_every_sample_once(m3dv_root, tmp_path):
     assert list(table["fold"]) == [0, 1, 2]
     ids = pd.concat([r.scores("test") for r in runs])["id"]
     assert len(ids) == 30 and ids.is_unique
-    pooled = cv.out_of_fold(runs)
+    pooled = results.pooled(runs)
     assert pooled["n"] == 30 and 0 <= pooled["auc"] <= 1
     s = cv.summary(table)
     assert s["test_auc"] == f"{table['test_auc'].mean():.3f} ± {table['test_auc'].std(ddof=1):.3f}"
+    # the pooled AUC is the AUC of the concatenated held-out scores, as sklearn computes it
+    from sklearn.metrics import roc_auc_score
+
+    scores = pd.concat([r.scores("test") for r in runs])
+    assert pooled["auc"] == pytest.approx(roc_auc_score(scores["label"], scores["score_1"]))
 
 
 def test_ensemble_average_and_weights():

@@ -2,6 +2,6 @@
 from .checkpoint import load_model
 from .fit import fit, format_metrics
 from .loop import predict
-from .runs import Run, find_runs, load_run, run_dir
+from .runs import Run, load_run, run_dir
 
-__all__ = ["fit", "format_metrics", "predict", "load_model", "Run", "find_runs", "load_run", "run_dir"]
+__all__ = ["fit", "format_metrics", "predict", "load_model", "Run", "load_run", "run_dir"]

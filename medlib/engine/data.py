@@ -17,6 +17,22 @@ def seeded_subset(split, n: int, seed: int):
     return split.subset(torch.randperm(len(split), generator=g)[:n].sort().values)
 
 
+ALL_FOLDS = -1  # `--fold all`: the final model, trained on every labelled cube
+
+
+def final_split(ds_all: Dataset, val_fraction: float = 0.15, seed: int = 0) -> Dataset:
+    """train / val over all labelled samples (no test fold): val is a stratified share, only to pick the checkpoint."""
+    import numpy as np
+
+    split = ds_all["all"]
+    y = split.y.numpy()
+    rng = np.random.default_rng(seed)
+    val = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[: int(round(val_fraction * (y == c).sum()))]
+                                  for c in np.unique(y)])).astype(np.int64)
+    train = np.setdiff1d(np.arange(len(y)), val)
+    return Dataset(ds_all.meta, {"train": split.subset(train), "val": split.subset(val)})
+
+
 def load_for_config(cfg, check: bool = True) -> Dataset:
     """The dataset a config asks for, with the train/val/test splits the loop uses.
 
@@ -26,7 +42,7 @@ def load_for_config(cfg, check: bool = True) -> Dataset:
         from ..data.m3dv import kfold_datasets, load_m3dv
 
         ds = load_m3dv(crop=cfg.crop, mask=cfg.mask, dilate=cfg.dilate)
-        ds = kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0)
+        ds = final_split(ds) if cfg.fold == ALL_FOLDS else kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0)
     else:
         ds = load_medmnist(cfg.dataset, cfg.size)
     for name in ("train", "val"):

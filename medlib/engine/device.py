@@ -33,10 +33,10 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def autocast(device: torch.device, enabled: bool = True):
-    """bf16 autocast on CUDA (no loss scaling needed); plain fp32 elsewhere."""
-    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():  # pre-Ampere GPUs stay fp32
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: torch.device, precision: str = "fp32"):
+    """bf16 autocast (no loss scaling needed) when `precision` is 'bf16' (see hardware.resolve_precision)."""
+    if precision == "bf16" and device.type in ("cuda", "cpu"):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 

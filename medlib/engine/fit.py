@@ -1,23 +1,34 @@
-"""fit(config) -> a run folder: train, keep the best-validation-AUC model, evaluate, record everything."""
+"""fit(config) -> a run folder: train, keep the best-validation-AUC model, evaluate, record everything.
+
+The steps, in order: reuse a finished run, load data, claim the folder, set up (device, precision, model,
+optimiser, resume), train epochs (checkpoint every epoch), evaluate the best weights, write the record.
+A run that fails or is interrupted leaves an honest record: status, epochs done, and why.
+"""
 from __future__ import annotations
 
+import io as _io
 import math
 import os
+import socket
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
 import pandas as pd
 import torch
+from tqdm.auto import tqdm
 
 from .. import io
+from ..errors import MedlibError
 from ..metrics import evaluate
 from ..models import build_model, count_parameters, model_dims
-from ..errors import MedlibError
 from . import checkpoint, distributed
+from .cost import estimate_seconds, too_slow_message
 from .data import load_for_config
 from .device import device_name, resolve_device, seed_everything, versions
+from .hardware import StepSettings, allocator_state, memory_format, step_settings, tune_allocator
 from .loop import predict, train_epoch
+from .memory import check_train_batch, eval_batch_size
 from .runs import Run, claim, run_dir, write_scores
 
 
@@ -38,8 +49,6 @@ def make_scheduler(cfg, opt):
 
 def weights_bytes(net) -> int:
     """Size of the weights alone as torch.save writes them (best.pt also holds the optimiser state)."""
-    import io as _io
-
     buf = _io.BytesIO()
     torch.save(net.state_dict(), buf)
     return buf.tell()
@@ -50,130 +59,221 @@ def quiet() -> bool:
     return bool(os.environ.get("CI") or os.environ.get("MEDLIB_QUIET"))
 
 
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
 def _row_metrics(prefix: str, scores, labels, task) -> dict:
     m = evaluate(labels, scores, task) if scores is not None else {"auc": math.nan, "acc": math.nan}
     return {f"{prefix}_auc": m["auc"], f"{prefix}_acc": m["acc"]}
 
 
-def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, progress: bool | None = None,
-        verbose: bool = True) -> Run:
-    """Train `cfg`; a complete run with the same config under `out` is reused, an interrupted one resumed."""
-    from tqdm.auto import tqdm
+@dataclass
+class Training:
+    """Everything one training session holds between its steps."""
 
-    cfg.validate()
-    main = distributed.is_main()  # under torchrun only rank 0 writes, prints and evaluates
-    verbose = verbose and main
-    folder = run_dir(cfg, out)
-    run = Run(folder)
-    if reuse and run.complete:
-        if verbose:
-            print(f"reusing {folder}")
-        return run
-    ds = dataset if dataset is not None else load_for_config(cfg)
-    meta = ds.meta
+    cfg: object
+    ds: object
+    folder: object
+    device: torch.device
+    how: StepSettings
+    net: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: object
+    generator: torch.Generator
+    owned_group: bool = False
+    eval_batch: int = 0
+    start_epoch: int = 0
+    best_score: float = -math.inf
+    best_epoch: int = -1
+    history: list = field(default_factory=list)
+    started: str = field(default_factory=_now)
+    train_seconds: float = 0.0
+
+    @property
+    def meta(self):
+        return self.ds.meta
+
+
+def check_model_fits_data(cfg, meta) -> None:
     if model_dims(cfg.model) != meta.dims:
+        three = "3D (densenet3d, baseline3d, resnet18_3d)"
         raise MedlibError(f"--model {cfg.model} is a {model_dims(cfg.model)}D network but {meta.name} is {meta.dims}D; "
-                          f"pick a {'3D (densenet3d, baseline3d, resnet18_3d)' if meta.dims == 3 else '2D (resnet18, resnet50)'} model.")
-    lock = claim(folder) if main else None
+                          f"pick a {three if meta.dims == 3 else '2D (resnet18, resnet50)'} model.")
+
+
+def set_up(cfg, ds, folder, resume: bool, verbose: bool) -> Training:
+    """Device, precision and layout for this machine; seeded model and optimiser; resume from last.pt."""
+    meta = ds.meta
     device, owned_group = distributed.setup(resolve_device(cfg.device), cfg.batch_size)
+    if device.type == "cpu":
+        tune_allocator()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed input shapes: let cuDNN pick its fastest kernels
+    how = step_settings(cfg, device, meta.dims)
     generator = seed_everything(cfg.seed)
     net = build_model(cfg.model, meta.n_channels, meta.n_classes, stem=cfg.stem).to(device)
-    if cfg.channels_last:
-        net = net.to(memory_format=torch.channels_last if meta.dims == 2 else torch.channels_last_3d)
+    if how.channels_last:
+        net = net.to(memory_format=memory_format(meta.dims))
+    sample_shape = tuple(ds["train"].X.shape[1:])
+    check_train_batch(net, sample_shape, cfg.batch_size // distributed.world_size(), device,
+                      f" for {cfg.model} on {meta.name} at {meta.size}")
     opt = make_optimizer(cfg, net.parameters())
-    sched = make_scheduler(cfg, opt)
-
-    start_epoch, best_score, best_epoch, history = 0, -math.inf, -1, []
-    last_path, best_path = folder / "last.pt", folder / "best.pt"
-    if resume and last_path.exists():
-        ck = checkpoint.load(last_path, map_location=device)
+    t = Training(cfg, ds, folder, device, how, net, opt, make_scheduler(cfg, opt), generator, owned_group,
+                 eval_batch=eval_batch_size(net, sample_shape, device, cfg.eval_batch_size))
+    last = folder / "last.pt"
+    if resume and last.exists():
+        ck = checkpoint.load(last, map_location=device)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck["scheduler"] is not None:
-            sched.load_state_dict(ck["scheduler"])
-        start_epoch, best_score, best_epoch, history = ck["epoch"] + 1, ck["best_score"], ck["best_epoch"], ck["history"]
+        if t.sched is not None and ck["scheduler"] is not None:
+            t.sched.load_state_dict(ck["scheduler"])
+        t.start_epoch, t.best_score, t.best_epoch, t.history = (ck["epoch"] + 1, ck["best_score"], ck["best_epoch"],
+                                                                 ck["history"])
         if ck["rng"] is not None:
             generator.set_state(ck["rng"])
         if verbose:
-            print(f"resuming {folder} at epoch {start_epoch}")
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    if main:
-        folder.mkdir(parents=True, exist_ok=True)
-        io.write_json(folder / "run.json", {"status": "running", "config": asdict(cfg), "key": cfg.key(), "started": started})
+            print(f"resuming {folder} at epoch {t.start_epoch}")
+    return t
 
-    train_net = distributed.wrap(net, device)
+
+def announce(t: Training) -> None:
+    """One line on what runs where, and a warning when a CPU cannot finish it in reasonable time."""
+    tr, meta = t.ds["train"], t.meta
+    n_eval = len(t.ds["val"])
+    print(f"{meta.name} {t.cfg.model} on {device_name(t.device)} ({t.how.precision}"
+          f"{', channels_last' if t.how.channels_last else ''}): train {len(tr)}, val {n_eval}, "
+          f"test {len(t.ds.splits.get('test', []))}; {count_parameters(t.net):,} parameters")
+    cfg = t.cfg.replace(epochs=t.cfg.epochs - t.start_epoch)
+    warning = too_slow_message(estimate_seconds(cfg, meta, len(tr), n_eval, t.device, t.how.precision),
+                               f"{t.cfg.model} on {meta.name} ({cfg.epochs} epochs)")
+    if warning:
+        print(f"medlib: warning: {warning}")
+
+
+def write_progress(t: Training, status: str = "running", **extra) -> None:
+    """run.json while training (and after a failure): how far it got, who trains it, and why it stopped."""
+    io.write_json(t.folder / "run.json", {
+        "status": status, "config": asdict(t.cfg), "key": t.cfg.key(), "started": t.started,
+        "updated": _now(), "epochs_done": len(t.history), "host": socket.gethostname(), "pid": os.getpid(),
+        "device": device_name(t.device), "precision": t.how.precision, **extra})
+
+
+def train_epochs(t: Training, main: bool, show: bool) -> None:
+    """The epoch loop: train, validate, keep best.pt (strictly better validation AUC) and last.pt every epoch."""
+    cfg, meta, va = t.cfg, t.meta, t.ds["val"]
+    X, y, Xva = t.ds["train"].X.to(t.device), t.ds["train"].y.to(t.device), va.X.to(t.device)
+    train_net = distributed.wrap(t.net, t.device)
     train_net = torch.compile(train_net) if cfg.compile else train_net
-    tr, va = ds["train"], ds["val"]
-    # The whole (uint8) dataset moves to the device once; batches are index slices of it.
-    Xtr, ytr, Xva = tr.X.to(device), tr.y.to(device), va.X.to(device)
-    if verbose:
-        print(f"{meta.name} {cfg.model} on {device_name(device)}: train {len(tr)}, val {len(va)}, "
-              f"test {len(ds.splits.get('test', []))}; {count_parameters(net):,} parameters")
-    show = main and ((not quiet()) if progress is None else progress)
+    unit = "cube" if meta.dims == 3 else "img"
+    bar = tqdm(range(t.start_epoch, cfg.epochs), desc=f"{meta.name}/{cfg.model}", disable=not show, leave=False)
     t0 = time.perf_counter()
-    bar = tqdm(range(start_epoch, cfg.epochs), desc=f"{meta.name}/{cfg.model}", disable=not show, leave=False)
     for epoch in bar:
         te = time.perf_counter()
-        lr = opt.param_groups[0]["lr"]
-        stats = train_epoch(train_net, opt, Xtr, ytr, cfg, meta, device, generator)
-        if sched is not None:
-            sched.step()
+        lr = t.opt.param_groups[0]["lr"]
+        with tqdm(total=len(X), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit=unit, unit_scale=False, leave=False,
+                  disable=not show, delay=2) as steps:
+            stats = train_epoch(train_net, t.opt, X, y, cfg, meta, t.device, t.generator, t.how, steps)
+        if t.sched is not None:
+            t.sched.step()
         if not main:
             continue
-        val_scores, val_loss = predict(net, Xva, device, meta.task, cfg.eval_batch_size, va.y, cfg.amp, cfg.channels_last)
+        val_scores, val_loss = predict(t.net, Xva, t.device, meta.task, t.eval_batch, va.y, t.how.precision,
+                                       t.how.channels_last, cfg.loss)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
                **_row_metrics("train", stats.get("scores"), stats.get("labels"), meta.task),
                "val_loss": val_loss, **_row_metrics("val", val_scores, va.y.numpy(), meta.task),
                "seconds": time.perf_counter() - te}
-        history.append(row)
+        t.history.append(row)
         score = row["val_auc"] if not math.isnan(row["val_auc"]) else -math.inf
-        common = dict(model=net, optimizer=opt, scheduler=sched, config=cfg, meta=meta, history=history, generator=generator)
-        if score > best_score:  # strictly better: ties keep the earlier, simpler model
-            best_score, best_epoch = score, epoch + 1
-            checkpoint.save(best_path, epoch=epoch, best_score=best_score, best_epoch=best_epoch, **common)
-        checkpoint.save(last_path, epoch=epoch, best_score=best_score, best_epoch=best_epoch, **common)
+        common = dict(model=t.net, optimizer=t.opt, scheduler=t.sched, config=cfg, meta=meta, history=t.history,
+                      generator=t.generator)
+        if score > t.best_score:  # strictly better: ties keep the earlier, simpler model
+            t.best_score, t.best_epoch = score, epoch + 1
+            checkpoint.save(t.folder / "best.pt", epoch=epoch, best_score=t.best_score, best_epoch=t.best_epoch, **common)
+        checkpoint.save(t.folder / "last.pt", epoch=epoch, best_score=t.best_score, best_epoch=t.best_epoch, **common)
+        write_progress(t)
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_auc=f"{row['val_auc']:.3f}")
     bar.close()
-    if not main:
-        distributed.barrier(device)  # wait for rank 0 to finish the run folder
-        distributed.cleanup(owned_group)
-        return run
-    train_seconds = time.perf_counter() - t0
-    hist = pd.DataFrame(history)
-    io.write_text(folder / "history.csv", hist.to_csv(index=False))
+    t.train_seconds = time.perf_counter() - t0
 
-    # Final numbers come from the best-validation-AUC weights, in eval mode, on every split.
-    best_net, _, _ = checkpoint.load_model(best_path if best_path.exists() else last_path, map_location=device)
-    best_net.to(device)
+
+def evaluate_best(t: Training) -> dict:
+    """Final numbers from the best-validation-AUC weights, in eval mode, on every split; val/test scores saved."""
+    best = t.folder / "best.pt"
+    net, _, _ = checkpoint.load_model(best if best.exists() else t.folder / "last.pt", map_location=t.device)
+    net.to(t.device)
+    if t.how.channels_last:
+        net = net.to(memory_format=memory_format(t.meta.dims))
     metrics = {}
-    for split, s in ds.splits.items():
-        probs, loss = predict(best_net, s.X, device, meta.task, cfg.eval_batch_size, s.y, cfg.amp)
-        metrics[split] = {**evaluate(s.y.numpy(), probs, meta.task), "loss": loss, "n": len(s)}
+    for split, s in t.ds.splits.items():
+        probs, loss = predict(net, s.X, t.device, t.meta.task, t.eval_batch, s.y, t.how.precision,
+                              t.how.channels_last, t.cfg.loss)
+        metrics[split] = {**evaluate(s.y.numpy(), probs, t.meta.task), "loss": loss, "n": len(s)}
         if split != "train":
-            write_scores(folder / f"{split}_scores.csv", probs, s.y.numpy(), s.ids)
-    n_epochs_run = len(history) - (start_epoch if start_epoch else 0)
-    record = {
+            write_scores(t.folder / f"{split}_scores.csv", probs, s.y.numpy(), s.ids)
+    return metrics
+
+
+def final_record(t: Training, metrics: dict) -> dict:
+    cfg, meta, hist = t.cfg, t.meta, pd.DataFrame(t.history)
+    best = t.folder / "best.pt"
+    return {
         "status": "complete", "config": asdict(cfg), "key": cfg.key(), "versions": versions(),
         "data": {"name": meta.name, "size": meta.size, "task": meta.task, "md5": meta.md5, "source": meta.source,
-                 **{f"n_{k}": len(v) for k, v in ds.splits.items()}},
-        "device": device_name(device), "world_size": distributed.world_size(), "started": started,
-        "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "wall_time_s": round(train_seconds, 2),
+                 **{f"n_{k}": len(v) for k, v in t.ds.splits.items()}},
+        "device": device_name(t.device), "precision": t.how.precision, "channels_last": t.how.channels_last,
+        "allocator": allocator_state() if t.device.type == "cpu" else None,
+        "world_size": distributed.world_size(), "started": t.started, "finished": _now(),
+        "wall_time_s": round(t.train_seconds, 2),
         "seconds_per_epoch": round(float(hist["seconds"].mean()), 3) if len(hist) else None,
-        "epochs_this_session": n_epochs_run,
-        "model": {"name": cfg.model, "parameters": count_parameters(net),
-                  "weights_mb": round(weights_bytes(net) / 2**20, 3),
-                  "checkpoint_mb": round(best_path.stat().st_size / 2**20, 3) if best_path.exists() else None},
-        "best_epoch": best_epoch, "best_val_auc": best_score, "metrics": metrics,
+        "epochs_this_session": len(t.history) - t.start_epoch,
+        "model": {"name": cfg.model, "parameters": count_parameters(t.net),
+                  "weights_mb": round(weights_bytes(t.net) / 2**20, 3),
+                  "checkpoint_mb": round(best.stat().st_size / 2**20, 3) if best.exists() else None},
+        "best_epoch": t.best_epoch, "best_val_auc": t.best_score, "metrics": metrics,
     }
-    io.write_json(folder / "run.json", record)
-    lock.unlink(missing_ok=True)
-    if verbose:
-        print(format_metrics(record))
-    distributed.barrier(device)
-    distributed.cleanup(owned_group)
+
+
+def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, progress: bool | None = None,
+        verbose: bool = True) -> Run:
+    """Train `cfg`; a complete run with the same config under `out` is reused, an interrupted one resumed."""
+    cfg.validate()
+    main = distributed.is_main()  # under torchrun only rank 0 writes, prints and evaluates
+    verbose = verbose and main
+    folder = run_dir(cfg, out)
+    if reuse and Run(folder).complete:
+        if verbose:
+            print(f"reusing {folder}")
+        return Run(folder)
+    ds = dataset if dataset is not None else load_for_config(cfg)
+    check_model_fits_data(cfg, ds.meta)
+    lock = claim(folder) if main else None
+    t = None
+    try:
+        t = set_up(cfg, ds, folder, resume, verbose)
+        if main:
+            write_progress(t)
+        if verbose:
+            announce(t)
+        train_epochs(t, main, show=main and ((not quiet()) if progress is None else progress))
+        if main:
+            io.write_text(folder / "history.csv", pd.DataFrame(t.history).to_csv(index=False))
+            record = final_record(t, evaluate_best(t))
+            io.write_json(folder / "run.json", record)
+            if verbose:
+                print(format_metrics(record))
+        distributed.barrier(t.device)  # ranks > 0 wait for rank 0 to finish the run folder
+    except BaseException as e:
+        if main and t is not None:
+            status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
+            write_progress(t, status, reason=str(e) or type(e).__name__, finished=_now())
+        raise
+    finally:
+        if lock is not None:
+            lock.unlink(missing_ok=True)
+        if t is not None:
+            distributed.cleanup(t.owned_group)
     return Run(folder)
 
 

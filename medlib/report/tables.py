@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from .. import results
+from ..results import fmt
 from . import reference
 from .reference import REPORT1_DATASETS, ROWS
 
@@ -67,41 +69,18 @@ def unique(runs: Iterable) -> list:
     return list({run.dir: run for run in runs}.values())
 
 
-def run_frame(runs: Iterable) -> pd.DataFrame:
-    """One row per (run, split, metric): every config field, best_epoch, seconds_per_epoch, split, metric, value."""
-    rows = []
-    for run in unique(runs):
-        rec = run.record
-        base = {"run": run.dir.name, **rec["config"], "best_epoch": rec.get("best_epoch"),
-                "seconds_per_epoch": rec.get("seconds_per_epoch"), "device": rec.get("device")}
-        for split, m in rec["metrics"].items():
-            for metric in ("auc", "acc"):
-                rows.append({**base, "split": split, "metric": metric.upper(), "value": m[metric]})
-    if not rows:
-        raise ValueError("No complete runs given: train some with medlib.engine.fit (or `python -m medlib train`).")
-    return pd.DataFrame(rows)
-
-
-def _mean_std(values: pd.Series) -> pd.Series:
-    v = values.dropna()
-    return pd.Series({"mean": v.mean() if len(v) else math.nan,
-                      "std": v.std(ddof=1) if len(v) > 1 else math.nan, "n": len(v)})
-
-
 def aggregate(runs: Iterable, by: list[str]) -> pd.DataFrame:
-    """mean, std and n of every (by..., split, metric) over the runs that share them (seeds, folds)."""
-    df = run_frame(runs)
-    keys = [*by, "split", "metric"]
-    return df.groupby(keys, dropna=False)["value"].apply(_mean_std).unstack().reset_index()
-
-
-def fmt(mean: float, std: float = math.nan, n: int = 1, digits: int = 3) -> str:
-    """'0.912' for one run, '0.912 ± 0.004' for several."""
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return EMPTY
-    if n > 1 and not math.isnan(std):
-        return f"{mean:.{digits}f} ± {std:.{digits}f}"
-    return f"{mean:.{digits}f}"
+    """results.aggregate in long form: mean, std and n per (by..., split, metric) over seeds or folds."""
+    by = list(by)
+    rows = []
+    for _, a in results.aggregate(runs, by).iterrows():
+        for split in ("train", "val", "test"):
+            for metric in ("auc", "acc"):
+                v = f"{split}_{metric}"
+                if a[f"{v}_n"]:
+                    rows.append({**{b: a[b] for b in by}, "split": split, "metric": metric.upper(),
+                                 "mean": a[f"{v}_mean"], "std": a[f"{v}_std"], "n": a[f"{v}_n"]})
+    return pd.DataFrame(rows)
 
 
 def _order(datasets: Iterable[str]) -> list[str]:
@@ -223,8 +202,7 @@ def cv_table(runs: Iterable, by: Iterable[str] = ("model", "mixup_alpha"), split
     by = list(by)
     agg = aggregate(runs, by)
     agg = agg[agg["split"] == split]
-    frame = run_frame(runs)
-    speed = frame.groupby(by, dropna=False)["seconds_per_epoch"].mean()
+    speed = results.frame(runs).groupby(by, dropna=False)["seconds_per_epoch"].mean()
     rows, best = [], {}
     for key, g in agg.groupby(by, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
@@ -241,14 +219,6 @@ def cv_table(runs: Iterable, by: Iterable[str] = ("model", "mixup_alpha"), split
     st.set_caption(f"{split} AUC / ACC, mean ± std over folds (Report 2: leaderboard AUC {reference.report2_auc():.3f} "
                    "on its hidden test set, about 0.64 for a 3-conv network)")
     return st
-
-
-def _evaluate(df: pd.DataFrame, task: str) -> dict:
-    from ..metrics import evaluate
-
-    scores = df[[c for c in df.columns if c.startswith("score_")]].to_numpy()
-    labels = df[[c for c in df.columns if c.startswith("label")]].to_numpy()
-    return evaluate(labels if labels.shape[1] > 1 else labels[:, 0], scores, task)
 
 
 def ensemble_table(runs: Iterable, by: Iterable[str] = ("model", "mixup_alpha"), split: str = "test") -> StyledTable:
@@ -275,12 +245,12 @@ def ensemble_table(runs: Iterable, by: Iterable[str] = ("model", "mixup_alpha"),
             members = [runs[i] for i in idx if runs[i].record["config"]["fold"] == f]
             if members:
                 s = ensemble_runs(members, split)
-                per_fold[f] = _evaluate(s, task)["auc"]
+                per_fold[f] = results.scores_metrics(s, task)["auc"]
                 pooled.append(s)
         vals = np.array(list(per_fold.values()), float)
         row = {**labels, **{f"fold {f}": fmt(per_fold.get(f, math.nan)) for f in folds},
                "mean ± std": fmt(vals.mean(), vals.std(ddof=1) if len(vals) > 1 else math.nan, len(vals)),
-               "pooled": fmt(_evaluate(pd.concat(pooled), task)["auc"]) if pooled else EMPTY,
+               "pooled": fmt(results.scores_metrics(pd.concat(pooled), task)["auc"]) if pooled else EMPTY,
                "members": len(idx)}
         rows.append(row)
         best.append(vals.mean())

@@ -1,0 +1,53 @@
+"""What a run costs before it starts: FLOPs per sample (counted, not guessed) and a time estimate for this CPU.
+
+ResNet-18-3D costs 106 GFLOP per 28³ cube forward + backward (850 at 64³): about half an hour per
+AdrenalMNIST3D epoch on 2 CPU cores even at half of their SGEMM rate. Saying so up front beats starting
+what cannot finish.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..models import build_model
+from .hardware import sgemm_gflops
+
+# Fraction of the SGEMM rate that real training reaches (benchmarks/cpu3d.py measures it per machine;
+# 0.5 is the floor medlib's 3D path is held to) and the speed-up of native bf16 over fp32 on CPU.
+CPU_EFFICIENCY = 0.5
+BF16_SPEEDUP = 1.8
+CPU_WARN_HOURS = 2.0
+
+
+@lru_cache(maxsize=64)
+def flops_per_sample(model: str, in_channels: int, n_classes: int, sample_shape: tuple, stem: str = "small") -> dict:
+    """{'train': forward+backward FLOPs, 'eval': forward FLOPs} for one sample, counted on the meta device."""
+    with torch.device("meta"):
+        net = build_model(model, in_channels, n_classes, stem=stem)
+        x = torch.zeros((2, *sample_shape))  # BatchNorm needs 2 in training mode
+    with FlopCounterMode(display=False) as fwd:
+        out = net(x)
+    with FlopCounterMode(display=False) as bwd:
+        out.sum().backward()
+    f, b = fwd.get_total_flops(), bwd.get_total_flops()
+    return {"train": (f + b) // 2, "eval": f // 2}
+
+
+def estimate_seconds(cfg, meta, n_train: int, n_eval: int, device: torch.device, precision: str = "fp32") -> float | None:
+    """Seconds for the whole run on this CPU from counted FLOPs and the measured SGEMM rate; None off CPU."""
+    if device.type != "cpu":
+        return None
+    shape = (meta.n_channels, *[cfg.crop if cfg.dataset == "m3dv" else meta.size] * meta.dims)
+    f = flops_per_sample(cfg.model, meta.n_channels, meta.n_classes, shape, cfg.stem)
+    rate = sgemm_gflops() * 1e9 * CPU_EFFICIENCY * (BF16_SPEEDUP if precision == "bf16" else 1.0)
+    return cfg.epochs * (f["train"] * n_train + f["eval"] * n_eval) / rate
+
+
+def too_slow_message(seconds: float | None, what: str) -> str | None:
+    """A warning when a CPU run would take longer than CPU_WARN_HOURS, pointing at a GPU."""
+    if seconds is None or seconds < CPU_WARN_HOURS * 3600:
+        return None
+    return (f"{what} needs about {seconds / 3600:.1f} h on this CPU (counted FLOPs at half its measured SGEMM rate); "
+            "this is a GPU job: run it where `--device cuda` works (see README, 'On a GPU').")

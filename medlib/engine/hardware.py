@@ -1,0 +1,143 @@
+"""What this machine is good at, decided per machine: allocator, precision, memory layout, memory budget.
+
+Measured on 2-core CPUs (see benchmarks/cpu3d.py): glibc returns every large freed activation to the kernel
+and faults it in again on the next step, so 3D training spent more time in the kernel than in PyTorch;
+bf16 autocast is ~2x faster where the CPU has native bf16 (AVX512-BF16 / AMX) and several times slower
+where it is emulated (AVX2). Nothing here is chosen blindly: each choice reads the machine first.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import platform
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from ..config import normalize_layout, normalize_precision
+from ..errors import MedlibError
+
+_tuned = False
+
+
+@dataclass
+class StepSettings:
+    """How steps run on this device (resolved once per run): precision and memory layout."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+
+
+def tune_allocator() -> bool:
+    """Keep freed memory inside the process (glibc mallopt), so big activations are not re-faulted every step.
+
+    Large blocks normally go straight back to the kernel (mmap / munmap) and every page is faulted in again
+    on the next step. Set MEDLIB_MALLOC=system to keep glibc's defaults. Returns True when applied.
+    """
+    global _tuned
+    if _tuned or os.environ.get("MEDLIB_MALLOC", "").lower() == "system" or platform.system() != "Linux":
+        return _tuned
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+        ok = libc.mallopt(m_mmap_threshold, 1 << 30) and libc.mallopt(m_trim_threshold, 2**31 - 1)
+        ok = ok and libc.mallopt(m_top_pad, 64 << 20)
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to tune
+        return False
+    _tuned = bool(ok)
+    return _tuned
+
+
+def allocator_state() -> str:
+    return "glibc mallopt (keep freed memory)" if _tuned else "system default"
+
+
+@lru_cache(maxsize=None)
+def cpu_has_native_bf16() -> bool:
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16); emulated bf16 is slower than fp32."""
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
+    if probe is not None and probe():
+        return True
+    amx = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    if amx is not None and amx():
+        return True
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def resolve_precision(amp, device: torch.device) -> str:
+    """'bf16' or 'fp32' for this device: auto picks bf16 on Ampere+ GPUs and on CPUs with native bf16 only."""
+    amp = normalize_precision(amp)
+    if amp == "fp32":
+        return "fp32"
+    if device.type == "cuda":
+        native = torch.cuda.is_bf16_supported()
+    elif device.type == "cpu":
+        native = cpu_has_native_bf16()
+    else:
+        native = False  # mps: autocast to bf16 is not dependable yet
+    if amp == "bf16" and not native and device.type != "cpu":
+        raise MedlibError(f"--amp bf16 is not supported on {device}; use --amp auto or fp32.")
+    return "bf16" if amp == "bf16" or native else "fp32"
+
+
+def use_channels_last(value, device: torch.device, dims: int) -> bool:
+    """auto: channels_last on CUDA (tensor cores) and for 3D on CPU (oneDNN's fastest Conv3d layout)."""
+    value = normalize_layout(value)
+    if value != "auto":
+        return value == "on"
+    return device.type == "cuda" or (device.type == "cpu" and dims == 3)
+
+
+def memory_format(dims: int):
+    return torch.channels_last if dims == 2 else torch.channels_last_3d
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory for tensors on `device`: MemAvailable on CPU, free device memory on CUDA."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def peak_rss_bytes() -> int:
+    """This process's peak resident memory."""
+    import resource
+
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb if platform.system() == "Darwin" else kb * 1024
+
+
+@lru_cache(maxsize=None)
+def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """This machine's fp32 matrix-multiply rate (GFLOP/s) with torch's current threads: the yardstick for 'fast'."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    for _ in range(2):
+        a @ b
+    t = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
+
+
+def step_settings(cfg, device: torch.device, dims: int):
+    """The precision and layout a config trains and evaluates with on `device`."""
+    return StepSettings(resolve_precision(cfg.amp, device), use_channels_last(cfg.channels_last, device, dims))

@@ -1,0 +1,1 @@
+"""Workflows built on fit: named reproduction plans (reproduce), cross-validation, sweeps, ensembles."""

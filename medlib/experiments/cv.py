@@ -1,0 +1,45 @@
+"""k-fold cross-validation on M3DV (`python -m medlib cv`): one run per fold, then the results layer's table."""
+from __future__ import annotations
+
+import pandas as pd
+
+from .. import results
+from ..engine.fit import fit
+
+
+def cross_validate(cfg, out=None, folds: int | None = None, only=None, verbose: bool = False, **fit_kw):
+    """Train folds 0..k-1 of `cfg` (or those in `only`), reusing finished ones; returns (runs, their records)."""
+    k = folds or cfg.folds
+    runs = [fit(cfg.replace(folds=k, fold=i), out=out, verbose=verbose, **fit_kw) for i in (only or range(k))]
+    return runs, results.frame(runs).sort_values("fold").reset_index(drop=True)
+
+
+def summary(records: pd.DataFrame) -> dict:
+    """Mean ± std over folds of val/test AUC and ACC, and the pooled out-of-fold AUC (when every fold is there)."""
+    agg = results.aggregate(records.assign(all=0), ["all"]).iloc[0]
+    out = {v: results.fmt(agg[f"{v}_mean"], agg[f"{v}_std"], agg[f"{v}_n"])
+           for v in ("val_auc", "val_acc", "test_auc", "test_acc")}
+    out["pooled_test_auc"] = results.fmt(results.pooled(records)["auc"])
+    return out
+
+
+def cmd_cv(args) -> None:
+    from ..cli import config_from_args
+
+    cfg = config_from_args(args)
+    only = [int(x) for x in args.only.split(",")] if args.only else None
+    _, recs = cross_validate(cfg, out=args.out, only=only, verbose=False)
+    cols = ["fold", "val_auc", "val_acc", "test_auc", "test_acc", "best_epoch", "seconds_per_epoch"]
+    print(recs[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    for k, v in summary(recs).items():
+        print(f"{k}: {v}")
+
+
+def add_command(sub) -> None:
+    from ..cli import add_config_flags
+
+    p = sub.add_parser("cv", help="k-fold cross-validation (M3DV): every fold, then mean ± std and pooled AUC")
+    add_config_flags(p)
+    p.add_argument("--only", default=None, help="comma-separated folds to run, e.g. 0,1 (default: all)")
+    p.add_argument("--out", default=None, help="runs folder (default $MEDLIB_RUNS or ./runs)")
+    p.set_defaults(func=cmd_cv, preset="report2")

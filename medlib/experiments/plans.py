@@ -1,0 +1,106 @@
+"""Named reproduction plans: ordered lists of (label, config). The label groups runs into the reports' tables.
+
+`cpu` is what two CPU cores can finish (most valuable first; ResNet-18-3D is left out: ~30 min per
+AdrenalMNIST3D epoch on a CPU); `gpu` adds the official recipe, ResNet-18-3D and 64³ for every 3D set;
+`quick` is a minutes-long smoke plan for CI.
+"""
+from __future__ import annotations
+
+from ..config import make_config
+from ..errors import MedlibError
+
+SEEDS = (0, 1, 2)
+REPORT1_SETS = {"breastmnist": 50, "pneumoniamnist": 10, "retinamnist": 50}  # Report 1's epochs per set
+REPORT2_BATCHES = (8, 16, 64)  # beside Report 2's 30
+# medlib's 3D recipe for MedMNIST 3D on a CPU: the official optimiser and schedule, fewer epochs, flips.
+MEDMNIST3D = dict(optimizer="adam", lr=1e-3, schedule="multistep", epochs=30, batch_size=32, flip=True)
+# medlib's 2D recipe a CPU can afford: ImageNet stem (Report 1's, 16x cheaper than the 3x3 stem at 28 px),
+# SGD with momentum, cosine schedule, weight decay, flips and shifts.
+TUNED_2D = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine", flip=True, shift=2)
+TUNED_EPOCHS = {"breastmnist": 60, "pneumoniamnist": 20, "retinamnist": 60}
+
+
+def report1(models=("resnet18", "resnet50"), seeds=SEEDS):
+    for model in models:
+        for seed in seeds:
+            for ds, epochs in REPORT1_SETS.items():
+                yield f"report1/{ds}/{model}/s{seed}", make_config("report1", dataset=ds, model=model, epochs=epochs,
+                                                                    seed=seed)
+
+
+def loss_study():
+    """Report 1's BCE-with-logits on its binary sets; the cross-entropy twins are report1's ResNet-18 runs."""
+    for ds in ("breastmnist", "pneumoniamnist"):
+        for seed in SEEDS:
+            yield f"loss-bce/{ds}/resnet18/s{seed}", make_config("report1", dataset=ds, model="resnet18", loss="bce",
+                                                                  epochs=REPORT1_SETS[ds], seed=seed)
+
+
+def tuned():
+    for ds, epochs in TUNED_EPOCHS.items():
+        for seed in SEEDS:
+            yield f"tuned/{ds}/resnet18/s{seed}", make_config("report1", dataset=ds, model="resnet18", epochs=epochs,
+                                                               seed=seed, **TUNED_2D)
+
+
+def official():
+    for model in ("resnet18", "resnet50"):
+        for ds in REPORT1_SETS:
+            for seed in SEEDS:
+                yield f"official/{ds}/{model}/s{seed}", make_config("official", dataset=ds, model=model, seed=seed)
+
+
+def medmnist3d(models=("baseline3d",), sets=(("adrenalmnist3d", 28), ("vesselmnist3d", 28), ("adrenalmnist3d", 64)),
+               seeds=SEEDS):
+    for seed in seeds:
+        for ds, size in sets:
+            for model in models:
+                yield f"medmnist3d/{ds}_{size}/{model}/s{seed}", make_config(dataset=ds, size=size, model=model,
+                                                                             seed=seed, **MEDMNIST3D)
+
+
+def report2(models=("baseline3d", "densenet3d"), mixups=(0.2, 0.0)):
+    for model in models:
+        for alpha in mixups:
+            for fold in range(5):
+                yield (f"report2/{model}/mixup{alpha:g}/f{fold}",
+                       make_config("report2", model=model, mixup_alpha=alpha, fold=fold))
+
+
+def batch_study():
+    for batch in REPORT2_BATCHES:
+        for fold in range(5):
+            yield f"report2-batch/densenet3d/b{batch}/f{fold}", make_config("report2", batch_size=batch, fold=fold)
+
+
+def final_model():
+    yield "report2-final/densenet3d/all", make_config("report2", fold=-1)
+
+
+def quick():
+    """Minutes on a CPU: every table's shape, nothing to read numbers from."""
+    q = dict(epochs=2, max_train=128, max_eval=64)
+    yield "report1/breastmnist/resnet18/s0", make_config("report1", dataset="breastmnist", **q)
+    yield "loss-bce/breastmnist/resnet18/s0", make_config("report1", dataset="breastmnist", loss="bce", **q)
+    for fold in range(2):
+        yield f"report2/baseline3d/mixup0.2/f{fold}", make_config("report2", model="baseline3d", epochs=2, fold=fold)
+
+
+PLANS = {
+    "cpu": lambda: [*report1(("resnet18",), seeds=(0,)), *report2(("baseline3d",)), *report2(("densenet3d",), (0.2,)),
+                    *medmnist3d(sets=(("adrenalmnist3d", 28), ("adrenalmnist3d", 64), ("vesselmnist3d", 28)), seeds=(0,)),
+                    *report2(("densenet3d",), (0.0,)), *report1(("resnet18",), seeds=(1, 2)),
+                    *medmnist3d(sets=(("adrenalmnist3d", 28), ("adrenalmnist3d", 64), ("vesselmnist3d", 28)), seeds=(1, 2)),
+                    *report1(("resnet50",)), *loss_study(), *tuned(), *final_model(), *batch_study()],
+    "gpu": lambda: [*report1(), *official(), *loss_study(), *tuned(), *report2(), *batch_study(), *final_model(),
+                    *medmnist3d(models=("baseline3d", "resnet18_3d"),
+                                sets=(("adrenalmnist3d", 28), ("vesselmnist3d", 28), ("adrenalmnist3d", 64),
+                                      ("vesselmnist3d", 64)))],
+    "quick": lambda: list(quick()),
+}
+
+
+def plan(name: str) -> list[tuple[str, object]]:
+    if name not in PLANS:
+        raise MedlibError(f"--plan {name!r} is unknown; choose one of {', '.join(PLANS)}.")
+    return PLANS[name]()

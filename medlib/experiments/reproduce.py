@@ -1,0 +1,135 @@
+"""`python -m medlib reproduce`: run a named plan into results/, reusing finished runs and resuming cut ones.
+
+A session that is stopped mid-plan loses at most the epoch in progress: every epoch writes last.pt, and
+the next `reproduce` resumes it. Runs a CPU cannot finish (estimated from counted FLOPs) are left out.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..engine.cost import CPU_WARN_HOURS, estimate_seconds
+from ..engine.data import load_for_config
+from ..engine.device import resolve_device
+from ..engine.fit import fit
+from ..engine.hardware import resolve_precision
+from ..engine.runs import run_dir, runs_root
+from ..errors import MedlibError
+from ..results import results_root
+from .plans import PLANS, plan
+
+
+def run_status(folder: Path) -> tuple[str, int]:
+    """('complete' | 'partial' | 'failed' | 'todo', epochs done) from a run folder."""
+    try:
+        rec = json.loads((folder / "run.json").read_text())
+    except (OSError, ValueError):
+        return ("partial", 0) if (folder / "last.pt").exists() else ("todo", 0)
+    status = rec.get("status")
+    if status == "complete":
+        return "complete", len(rec.get("metrics", {})) and rec["config"]["epochs"]
+    return ("failed" if status == "failed" else "partial"), int(rec.get("epochs_done", 0))
+
+
+_DATA_SIZES: dict = {}
+
+
+def _sizes(cfg) -> tuple:
+    """(meta, n_train, n_eval) for a config, loading each distinct dataset view once."""
+    key = (cfg.dataset, cfg.size, cfg.crop, cfg.mask, cfg.dilate, cfg.fold, cfg.max_train, cfg.max_eval)
+    if key not in _DATA_SIZES:
+        ds = load_for_config(cfg)
+        _DATA_SIZES[key] = (ds.meta, len(ds["train"]), sum(len(s) for k, s in ds.splits.items() if k != "train"))
+    return _DATA_SIZES[key]
+
+
+def schedule(name: str, only: str | None, out, device: torch.device) -> list[dict]:
+    """The plan as rows: label, config, folder, status, epochs done, estimated seconds left (None off CPU)."""
+    rows = []
+    for label, cfg in plan(name):
+        if only and not any(fnmatch.fnmatch(label, p.strip()) for p in only.split(",")):
+            continue
+        folder = run_dir(cfg, out)
+        status, done = run_status(folder)
+        meta, n_train, n_eval = _sizes(cfg)
+        left = 0 if status == "complete" else max(cfg.epochs - done, 0)
+        est = estimate_seconds(cfg.replace(epochs=max(left, 1)), meta, n_train, n_eval, device,
+                               resolve_precision(cfg.amp, device))
+        est = 0.0 if status == "complete" else est
+        slow = est is not None and est > CPU_WARN_HOURS * 3600
+        rows.append({"label": label, "config": cfg, "folder": folder, "status": "skip (GPU job)" if slow else status,
+                     "epochs": f"{cfg.epochs - left}/{cfg.epochs}", "estimate_s": est})
+    if not rows:
+        raise MedlibError(f"--only {only!r} matches no run of plan {name!r}; try --dry-run without --only to list them.")
+    return rows
+
+
+def _minutes(s) -> str:
+    return "?" if s is None else f"{s / 60:.0f} min" if s >= 60 else f"{s:.0f} s"
+
+
+def print_plan(rows: list[dict], name: str, device: torch.device, file=None) -> None:
+    width = max(len(r["label"]) for r in rows)
+    print(f"plan {name!r} on {device}: {len(rows)} runs", file=file)
+    for r in rows:
+        print(f"  {r['label']:<{width}}  {r['status']:<14} epochs {r['epochs']:<7} {_minutes(r['estimate_s']):>8}", file=file)
+    todo = [r for r in rows if r["status"] in ("todo", "partial", "failed")]
+    total = sum(r["estimate_s"] or 0 for r in todo)
+    known = "" if device.type == "cpu" else " (no estimate off CPU: GPU speed is not modelled)"
+    print(f"{len(todo)} to run, about {_minutes(total)} on this device{known}; "
+          f"{sum(r['status'] == 'complete' for r in rows)} complete, "
+          f"{sum(r['status'].startswith('skip') for r in rows)} left out as GPU jobs", file=file)
+
+
+def reproduce(name: str | None = None, only: str | None = None, out=None, dry_run: bool = False,
+              device: str = "auto", include_slow: bool = False) -> list[dict]:
+    """Run (or with dry_run, list) the plan; returns its rows with their final status."""
+    dev = resolve_device(device)
+    name = name or ("gpu" if dev.type == "cuda" else "cpu")
+    # the quick plan is a smoke test: its runs never mix with the committed records
+    out = Path(out) if out else (runs_root() / "quick-plan" if name == "quick" else results_root())
+    rows = schedule(name, only, out, dev)
+    if dry_run:
+        print_plan(rows, name, dev)
+        return rows
+    todo = [r for r in rows if r["status"] in ("todo", "partial", "failed") or (include_slow and r["status"].startswith("skip"))]
+    total = sum(r["estimate_s"] or 60 for r in todo)
+    failures = []
+    bar = tqdm(total=round(total), desc=f"reproduce {name}", unit="s", disable=bool(os.environ.get("CI")),
+               bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+    for r in todo:
+        bar.set_postfix_str(r["label"])
+        t0 = time.perf_counter()
+        try:
+            run = fit(r["config"].replace(device=device), out=out, verbose=False)
+            m = run.metrics.get("test") or run.metrics["val"]
+            r["status"] = "complete"
+            tqdm.write(f"{r['label']}: test AUC {m['auc']:.3f} ACC {m['acc']:.3f} "
+                       f"({_minutes(time.perf_counter() - t0)})")
+        except MedlibError as e:
+            r["status"] = "failed"
+            failures.append(f"{r['label']}: {e}")
+            tqdm.write(f"{r['label']}: failed: {e}")
+        bar.update(round(r["estimate_s"] or 60))
+    bar.close()
+    if failures:
+        raise MedlibError(f"{len(failures)} run(s) failed (their run.json says why); the others are recorded: "
+                          + "; ".join(failures[:3]))
+    return rows
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser("reproduce", help="run a named plan of reproduction runs into results/ (resumable)")
+    p.add_argument("--plan", default=None, choices=sorted(PLANS), help="default: gpu on CUDA, else cpu")
+    p.add_argument("--only", default=None, help="comma-separated label patterns, e.g. 'report1/breastmnist/*'")
+    p.add_argument("--dry-run", action="store_true", help="list the plan with status and time estimates; train nothing")
+    p.add_argument("--out", default=None, help="records folder (default $MEDLIB_RESULTS or ./results)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--include-slow", action="store_true", help="also start runs estimated as GPU jobs")
+    p.set_defaults(func=lambda a: reproduce(a.plan, a.only, a.out, a.dry_run, a.device, a.include_slow))

@@ -1,0 +1,56 @@
+"""'The reproduction' parts of the notebooks and the HTML report: committed run records rendered as tables.
+
+Each function takes `results.records(...)` and returns something to display: a styled table whose caption
+is its provenance line (devices, dates, seeds or folds, epochs, command), or a short note naming the
+command that would make the missing records. Nothing here trains.
+"""
+from __future__ import annotations
+
+from IPython.display import Markdown
+
+from .. import results
+from . import tables
+
+
+def _missing(study: str) -> Markdown:
+    return Markdown(f"*No `{study}` records in results/ yet.* Make them with `{results.study_command(study)}` "
+                    "(resumable; `--dry-run` shows the plan and its time on this machine).")
+
+
+def report1(rec, model: str = "resnet18"):
+    """Report 1's table for `model` (train/val/test AUC and ACC, mean ± std over seeds) beside Report 1 and official."""
+    d = results.select(rec, "report1", model=model)
+    if d.empty:
+        return _missing("report1")
+    st = tables.compare(results.runs(d), model)
+    return st.set_caption(f"{st.caption}<br><small>{results.provenance(d, results.study_command('report1'))}</small>")
+
+
+def r18_vs_r50(rec):
+    d = results.select(rec, "report1")
+    if d["model"].nunique() < 2:
+        return _missing("report1")
+    st = tables.r18_vs_r50(results.runs(d))
+    return st.set_caption(f"{st.caption}<br><small>{results.provenance(d)}</small>")
+
+
+def table(rec, name: str, title: str | None = None):
+    """One of the results layer's study tables (see results.STUDIES) by its function name, e.g. 'cv_table'."""
+    for t, fn, studies in results.STUDIES:
+        if getattr(fn, "__name__", "") == name or (title and t == title):
+            df = fn(rec)
+            if df.empty:
+                return _missing(studies[-1])
+            used = rec[rec["study"].isin(studies)]
+            st = tables.style(df, f"repro_{name}", f"{t}<br><small>{results.provenance(used, results.study_command(studies[-1]))}</small>")
+            return st.hide(axis="index")
+    raise ValueError(f"No results table named {name!r}; see medlib.results.STUDIES.")
+
+
+def batch_table(rec):
+    return table(rec, "", title="Report 2: batch-size study (DenseNet, 5 folds)")
+
+
+def study_runs(rec, study: str, **where) -> list:
+    """The Run folders of a study (for curves and diagnoses drawn from the committed histories)."""
+    return results.runs(results.select(rec, study, **where))

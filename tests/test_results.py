@@ -1,0 +1,109 @@
+"""The results layer against numpy / sklearn, the reproduce plan (dry run, resume, only), and the README in sync."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import medlib
+from medlib import results
+from medlib.errors import MedlibError
+from medlib.experiments import plans, reproduce
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def quick_records(tmp_path_factory):
+    """The quick plan, really trained once (tiny runs on real BreastMNIST and M3DV)."""
+    if not (Path(os.environ.get("MEDLIB_DATA", "data")) / "m3dv").exists():
+        pytest.skip("needs the real data (MEDLIB_DATA)")
+    out = tmp_path_factory.mktemp("quick")
+    reproduce.reproduce("quick", out=out, device="cpu")
+    return out
+
+
+def test_aggregate_is_mean_and_sample_std(quick_records):
+    df = results.records(quick_records)
+    assert len(df) == 4 and set(df["study"]) == {"report1", "loss-bce", "report2"}
+    agg = results.aggregate(results.select(df, "report2"), ["model"])
+    x = results.select(df, "report2")["test_auc"].to_numpy()
+    assert agg.loc[0, "test_auc_mean"] == pytest.approx(x.mean())
+    assert agg.loc[0, "test_auc_std"] == pytest.approx(x.std(ddof=1)) and agg.loc[0, "n"] == 2
+
+
+def test_fmt_and_mean_std():
+    assert results.fmt(0.91234) == "0.912" and results.fmt(0.9, 0.01, 3) == "0.900 ± 0.010"
+    assert results.fmt(float("nan")) == results.EMPTY
+    s = results.mean_std([0.5, 0.7, float("nan")])
+    assert s == {"mean": pytest.approx(0.6), "std": pytest.approx(np.std([0.5, 0.7], ddof=1)), "n": 2}
+
+
+def test_ensemble_of_one_fold_is_the_mean_of_its_members(quick_records):
+    df = results.records(quick_records)
+    r1 = results.select(df, "report1")
+    twins = pd.concat([r1, results.select(df, "loss-bce")])
+    e = results.ensemble(twins)
+    a, b = (results.runs(twins)[i].scores("test") for i in (0, 1))
+    np.testing.assert_allclose(e["score_1"], (a["score_1"] + b["score_1"]) / 2)
+
+
+def test_markdown_has_each_study_with_provenance(quick_records):
+    md = results.markdown(results.records(quick_records))
+    assert "Report 1's recipe" in md and "BCE-with-logits" in md and "5-fold" in md
+    assert md.count("<sub>") == md.count("#### ") and "torch " in md and "seeds 0" in md
+
+
+def test_reproduce_dry_run_resume_and_only(quick_records, capsys):
+    rows = reproduce.reproduce("quick", out=quick_records, dry_run=True, device="cpu")
+    assert [r["status"] for r in rows] == ["complete"] * 4  # finished runs are reused, not trained again
+    assert "0 to run" in capsys.readouterr().out
+    # a run cut after its first epoch is 'partial' and resumes where it stopped
+    src = results.records(quick_records).iloc[0]
+    cut = Path(src["dir"])
+    rec = json.loads((cut / "run.json").read_text())
+    (cut / "run.json").write_text(json.dumps({**rec, "status": "running", "epochs_done": 1}))
+    rows = reproduce.reproduce("quick", only="report1/*", out=quick_records, dry_run=True, device="cpu")
+    assert len(rows) == 1 and rows[0]["status"] == "partial" and rows[0]["epochs"] == "1/2"
+    reproduce.reproduce("quick", only="report1/*", out=quick_records, device="cpu")
+    assert json.loads((cut / "run.json").read_text())["epochs_this_session"] == 1
+    with pytest.raises(MedlibError, match="matches no run of plan 'quick'"):
+        reproduce.reproduce("quick", only="nothing/*", out=quick_records, dry_run=True)
+    with pytest.raises(MedlibError, match="--plan 'nope' is unknown"):
+        plans.plan("nope")
+
+
+def test_cpu_plan_leaves_out_what_a_cpu_cannot_finish(monkeypatch):
+    # ResNet-18-3D is not in the CPU plan at all; the GPU plan has it, and a CPU dry run marks it as a GPU job
+    assert not any("resnet18_3d" in label for label, _ in plans.plan("cpu"))
+    rows = reproduce.schedule("gpu", "medmnist3d/adrenalmnist3d_28/resnet18_3d/s0", Path("/nonexistent"),
+                              medlib.engine.device.resolve_device("cpu")) if (
+        Path(os.environ.get("MEDLIB_DATA", "data")) / "medmnist" / "adrenalmnist3d.npz").exists() else None
+    if rows is not None:
+        assert rows[0]["status"] == "skip (GPU job)"
+
+
+def test_readme_tables_are_generated_from_results():
+    """The README's results section is exactly what `python -m medlib results --write-readme` makes of results/."""
+    doc = (ROOT / "README.md").read_text(encoding="utf-8")
+    start = doc.index(results.README_BEGIN) + len(results.README_BEGIN) + 1
+    shown = doc[start: doc.index(results.README_END)]
+    assert shown == results.markdown(results.records(ROOT / "results"))
+
+
+def test_results_command_and_bad_marker(tmp_path):
+    readme = tmp_path / "R.md"
+    readme.write_text("no markers here\n")
+    r = subprocess.run([sys.executable, "-m", "medlib", "results", str(tmp_path), "--write-readme", str(readme)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "has no results markers" in r.stderr and "Traceback" not in r.stderr
+    readme.write_text(f"a\n{results.README_BEGIN}\nold\n{results.README_END}\nb\n")
+    shutil.rmtree(tmp_path / "empty", ignore_errors=True)
+    r = subprocess.run([sys.executable, "-m", "medlib", "results", str(tmp_path), "--write-readme", str(readme)],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0 and "No reproduction records yet" in readme.read_text() and readme.read_text().endswith("b\n")
