@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -28,3 +30,27 @@ def test_benchmark_bad_flag_is_one_line(tmp_path):
     r = subprocess.run([sys.executable, "benchmarks/train_speed.py", "--batches", "0", "--out", str(tmp_path / "x")],
                        capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and "--batches must be at least 1" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cpu3d_quick_records_every_measure(real_data, tmp_path):
+    out = tmp_path / "cpu3d.json"
+    cmd = [sys.executable, "benchmarks/cpu3d.py", "--quick", "--cases", "baseline3d@28", "--modes", "before,fp32",
+           "--out", str(out)]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "CI": "1"}, timeout=600)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(out.read_text())
+    before, tuned = rec["results"]
+    assert (before["mode"], before["allocator"], before["channels_last"]) == ("before", "system default", False)
+    assert tuned["allocator"].startswith("glibc") and tuned["channels_last"] and tuned["precision"] == "fp32"
+    for row in rec["results"]:
+        assert row["cubes_per_s"] > 0 and row["peak_rss_gb"] > 0 and row["sys_over_user"] >= 0
+        assert row["fraction_of_sgemm"] == pytest.approx(row["gflops"] / row["sgemm_gflops"], abs=0.01)
+    assert rec["machine"]["native_bf16"] in (True, False) and "cpu3d.py" in rec["command"]
+
+
+def test_readme_cpu3d_table_is_the_committed_json():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import cpu3d
+
+    rec = json.loads((ROOT / "benchmarks" / "results" / "cpu3d.json").read_text())
+    assert cpu3d.readme_text(rec) in (ROOT / "README.md").read_text(encoding="utf-8")

@@ -59,19 +59,32 @@ def test_markdown_has_each_study_with_provenance(quick_records):
     assert md.count("<sub>") == md.count("#### ") and "torch " in md and "seeds 0" in md
 
 
-def test_reproduce_dry_run_resume_and_only(quick_records, capsys):
+def test_reproduce_dry_run_resume_and_only(quick_records, capsys, tmp_path, monkeypatch):
     rows = reproduce.reproduce("quick", out=quick_records, dry_run=True, device="cpu")
     assert [r["status"] for r in rows] == ["complete"] * 4  # finished runs are reused, not trained again
     assert "0 to run" in capsys.readouterr().out
-    # a run cut after its first epoch is 'partial' and resumes where it stopped
-    src = results.records(quick_records).iloc[0]
-    cut = Path(src["dir"])
-    rec = json.loads((cut / "run.json").read_text())
-    (cut / "run.json").write_text(json.dumps({**rec, "status": "running", "epochs_done": 1}))
-    rows = reproduce.reproduce("quick", only="report1/*", out=quick_records, dry_run=True, device="cpu")
+    # a run cut during its second epoch is 'partial' and resumes where it stopped
+    import importlib
+
+    fit_module = importlib.import_module("medlib.engine.fit")
+    real, calls = fit_module.train_epoch, []
+
+    def cut(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    out = tmp_path / "cut"
+    with monkeypatch.context() as m:
+        m.setattr(fit_module, "train_epoch", cut)
+        with pytest.raises(KeyboardInterrupt):
+            reproduce.reproduce("quick", only="report1/*", out=out, device="cpu")
+    rows = reproduce.reproduce("quick", only="report1/*", out=out, dry_run=True, device="cpu")
     assert len(rows) == 1 and rows[0]["status"] == "partial" and rows[0]["epochs"] == "1/2"
-    reproduce.reproduce("quick", only="report1/*", out=quick_records, device="cpu")
-    assert json.loads((cut / "run.json").read_text())["epochs_this_session"] == 1
+    reproduce.reproduce("quick", only="report1/*", out=out, device="cpu")
+    rec = json.loads((rows[0]["folder"] / "run.json").read_text())
+    assert rec["status"] == "complete" and rec["epochs_this_session"] == 1
     with pytest.raises(MedlibError, match="matches no run of plan 'quick'"):
         reproduce.reproduce("quick", only="nothing/*", out=quick_records, dry_run=True)
     with pytest.raises(MedlibError, match="--plan 'nope' is unknown"):
