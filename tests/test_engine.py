@@ -56,6 +56,7 @@ def test_same_config_reuses_the_run(breast, tmp_path, monkeypatch):
 
 
 def test_interrupted_run_resumes_to_the_same_weights(breast, tmp_path, monkeypatch):
+    monkeypatch.setattr(fit_module, "CHECKPOINT_SECONDS", 0)  # checkpoint every epoch, so the resume is mid-run
     cfg = medlib.make_config(dataset="breastmnist", flip=True, shift=2, **TINY)
     whole = fit(cfg, out=tmp_path / "a", verbose=False)
     real = fit_module.train_epoch
@@ -73,6 +74,7 @@ def test_interrupted_run_resumes_to_the_same_weights(breast, tmp_path, monkeypat
     assert not load_run(whole.dir.parent.parent / "b" / whole.dir.name).complete
     monkeypatch.setattr(fit_module, "train_epoch", real)
     resumed = fit(cfg, out=tmp_path / "b", verbose=False)
+    assert resumed.record["epochs_this_session"] == TINY["epochs"] - 2
     a = torch.load(whole.dir / "last.pt", weights_only=True)["model"]
     b = torch.load(resumed.dir / "last.pt", weights_only=True)["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -162,11 +162,12 @@ def test_a_run_that_fails_leaves_an_honest_record_and_resumes(real_data, tmp_pat
         return real(*a, **k)
 
     monkeypatch.setattr(fit_module, "train_epoch", flaky)
+    monkeypatch.setattr(fit_module, "CHECKPOINT_SECONDS", 0)  # save after every epoch
     cfg = medlib.make_config(**TINY)
     with pytest.raises(MedlibError, match="disk on fire"):
         medlib.fit(cfg, out=tmp_path, verbose=False)
     folder = medlib.engine.run_dir(cfg, tmp_path)
     rec = json.loads((folder / "run.json").read_text())
-    assert rec["status"] == "failed" and rec["epochs_done"] == 1 and rec["reason"] == "disk on fire"
+    assert rec["status"] == "failed" and rec["epochs_saved"] == 1 and rec["reason"] == "disk on fire"
     run = medlib.fit(cfg, out=tmp_path, verbose=False)  # the lock was released: it resumes at epoch 2 and completes
     assert run.complete and len(run.history) == 2 and run.record["epochs_this_session"] == 1

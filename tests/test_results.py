@@ -78,6 +78,7 @@ def test_reproduce_dry_run_resume_and_only(quick_records, capsys, tmp_path, monk
     out = tmp_path / "cut"
     with monkeypatch.context() as m:
         m.setattr(fit_module, "train_epoch", cut)
+        m.setattr(fit_module, "CHECKPOINT_SECONDS", 0)
         with pytest.raises(KeyboardInterrupt):
             reproduce.reproduce("quick", only="report1/*", out=out, device="cpu")
     rows = reproduce.reproduce("quick", only="report1/*", out=out, dry_run=True, device="cpu")

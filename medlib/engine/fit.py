@@ -32,6 +32,9 @@ from .memory import check_train_batch, eval_batch_size
 from .runs import Run, claim, run_dir, write_scores
 
 
+CHECKPOINT_SECONDS = float(os.environ.get("MEDLIB_CHECKPOINT_SECONDS", 30))
+
+
 def make_optimizer(cfg, params):
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
@@ -89,6 +92,7 @@ class Training:
     history: list = field(default_factory=list)
     started: str = field(default_factory=_now)
     train_seconds: float = 0.0
+    saved_epochs: int = 0  # epochs that last.pt holds: where a resume starts
 
     @property
     def meta(self):
@@ -130,6 +134,7 @@ def set_up(cfg, ds, folder, resume: bool, verbose: bool) -> Training:
             t.sched.load_state_dict(ck["scheduler"])
         t.start_epoch, t.best_score, t.best_epoch, t.history = (ck["epoch"] + 1, ck["best_score"], ck["best_epoch"],
                                                                  ck["history"])
+        t.saved_epochs = t.start_epoch
         if ck["rng"] is not None:
             generator.set_state(ck["rng"])
         if verbose:
@@ -155,19 +160,25 @@ def write_progress(t: Training, status: str = "running", **extra) -> None:
     """run.json while training (and after a failure): how far it got, who trains it, and why it stopped."""
     io.write_json(t.folder / "run.json", {
         "status": status, "config": asdict(t.cfg), "key": t.cfg.key(), "started": t.started,
-        "updated": _now(), "epochs_done": len(t.history), "host": socket.gethostname(), "pid": os.getpid(),
+        "updated": _now(), "epochs_done": len(t.history), "epochs_saved": t.saved_epochs, "host": socket.gethostname(), "pid": os.getpid(),
         "device": device_name(t.device), "precision": t.how.precision, **extra})
 
 
 def train_epochs(t: Training, main: bool, show: bool) -> None:
-    """The epoch loop: train, validate, keep best.pt (strictly better validation AUC) and last.pt every epoch."""
+    """The epoch loop: train, validate, track the best validation AUC (strictly better), save checkpoints.
+
+    Checkpoints are written every CHECKPOINT_SECONDS and after the last epoch, not every epoch: on small sets
+    two ~90 MB files per sub-second epoch cost more than the training. An interrupted run loses at most that
+    much time, and resumes exactly (last.pt holds the RNG state).
+    """
     cfg, meta, va = t.cfg, t.meta, t.ds["val"]
     X, y, Xva = t.ds["train"].X.to(t.device), t.ds["train"].y.to(t.device), va.X.to(t.device)
     train_net = distributed.wrap(t.net, t.device)
     train_net = torch.compile(train_net) if cfg.compile else train_net
     unit = "cube" if meta.dims == 3 else "img"
     bar = tqdm(range(t.start_epoch, cfg.epochs), desc=f"{meta.name}/{cfg.model}", disable=not show, leave=False)
-    t0 = time.perf_counter()
+    t0 = flushed = time.perf_counter()
+    best_weights = None
     for epoch in bar:
         te = time.perf_counter()
         lr = t.opt.param_groups[0]["lr"]
@@ -186,16 +197,36 @@ def train_epochs(t: Training, main: bool, show: bool) -> None:
                "seconds": time.perf_counter() - te}
         t.history.append(row)
         score = row["val_auc"] if not math.isnan(row["val_auc"]) else -math.inf
-        common = dict(model=t.net, optimizer=t.opt, scheduler=t.sched, config=cfg, meta=meta, history=t.history,
-                      generator=t.generator)
         if score > t.best_score:  # strictly better: ties keep the earlier, simpler model
             t.best_score, t.best_epoch = score, epoch + 1
-            checkpoint.save(t.folder / "best.pt", epoch=epoch, best_score=t.best_score, best_epoch=t.best_epoch, **common)
-        checkpoint.save(t.folder / "last.pt", epoch=epoch, best_score=t.best_score, best_epoch=t.best_epoch, **common)
-        write_progress(t)
+            best_weights = {k: v.detach().clone() for k, v in t.net.state_dict().items()}
+        if epoch + 1 == cfg.epochs or time.perf_counter() - flushed >= CHECKPOINT_SECONDS:
+            save_checkpoints(t, epoch, best_weights)
+            best_weights, flushed = None, time.perf_counter()
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_auc=f"{row['val_auc']:.3f}")
     bar.close()
     t.train_seconds = time.perf_counter() - t0
+
+
+def save_checkpoints(t: Training, epoch: int, best_weights: dict | None) -> None:
+    """best.pt (weights of the best epoch so far, when it changed since the last save), then last.pt, then run.json."""
+    common = dict(config=t.cfg, meta=t.meta, history=t.history, best_score=t.best_score, best_epoch=t.best_epoch)
+    if best_weights is not None:  # weights only: resuming uses last.pt
+        checkpoint.save(t.folder / "best.pt", model=_Weights(best_weights), epoch=t.best_epoch - 1, **common)
+    checkpoint.save(t.folder / "last.pt", model=t.net, optimizer=t.opt, scheduler=t.sched, epoch=epoch,
+                    generator=t.generator, **common)
+    t.saved_epochs = epoch + 1
+    write_progress(t)
+
+
+class _Weights:
+    """A saved state dict that checkpoint.save can take where it expects a module."""
+
+    def __init__(self, state: dict):
+        self._state = state
+
+    def state_dict(self) -> dict:
+        return self._state
 
 
 def evaluate_best(t: Training) -> dict:

@@ -34,7 +34,7 @@ def run_status(folder: Path) -> tuple[str, int]:
     status = rec.get("status")
     if status == "complete":
         return "complete", len(rec.get("metrics", {})) and rec["config"]["epochs"]
-    return ("failed" if status == "failed" else "partial"), int(rec.get("epochs_done", 0))
+    return ("failed" if status == "failed" else "partial"), int(rec.get("epochs_saved", rec.get("epochs_done", 0)))
 
 
 _DATA_SIZES: dict = {}
