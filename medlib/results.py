@@ -4,6 +4,7 @@ Notebooks, the HTML report, the README tables (`python -m medlib results --markd
 and cross-validation all read runs through here: one reader (`records`), one aggregate (`aggregate`,
 mean ± std with ddof=1), one formatter (`fmt`), one pooled out-of-fold AUC (`pooled`), one ensemble.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,14 +52,26 @@ def _row(run: Run, rec: dict) -> dict:
     m = rec.get("metrics", {})
     label = plan_labels().get(rec.get("key", ""), "")  # records made outside a plan have no label
     v = rec.get("versions", {})
-    return {"dir": str(run.dir), "study": label.split("/")[0] if label else "", "label": label, **rec["config"],
-            **{f"{s}_{k}": m.get(s, {}).get(k, math.nan) for s in ("train", "val", "test") for k in ("auc", "acc")},
-            "best_epoch": rec.get("best_epoch"), "seconds_per_epoch": rec.get("seconds_per_epoch"),
-            "wall_time_s": rec.get("wall_time_s"), "device_name": rec.get("device"),
-            "precision": rec.get("precision", "fp32"), "started": rec.get("started"), "finished": rec.get("finished"),
-            "data_md5": (rec.get("data") or {}).get("md5"), "task": (rec.get("data") or {}).get("task"),
-            "torch": v.get("torch"), "medlib": v.get("medlib"), "world_size": rec.get("world_size", 1),
-            "key": rec.get("key", "")}
+    return {
+        "dir": str(run.dir),
+        "study": label.split("/")[0] if label else "",
+        "label": label,
+        **rec["config"],
+        **{f"{s}_{k}": m.get(s, {}).get(k, math.nan) for s in ("train", "val", "test") for k in ("auc", "acc")},
+        "best_epoch": rec.get("best_epoch"),
+        "seconds_per_epoch": rec.get("seconds_per_epoch"),
+        "wall_time_s": rec.get("wall_time_s"),
+        "device_name": rec.get("device"),
+        "precision": rec.get("precision", "fp32"),
+        "started": rec.get("started"),
+        "finished": rec.get("finished"),
+        "data_md5": (rec.get("data") or {}).get("md5"),
+        "task": (rec.get("data") or {}).get("task"),
+        "torch": v.get("torch"),
+        "medlib": v.get("medlib"),
+        "world_size": rec.get("world_size", 1),
+        "key": rec.get("key", ""),
+    }
 
 
 def records(*folders, complete_only: bool = True) -> pd.DataFrame:
@@ -107,12 +120,16 @@ def frame(items) -> pd.DataFrame:
 
 # ---------------------------------------------------------------- the one aggregate and formatter
 
+
 def mean_std(values) -> dict:
     """{'mean', 'std' (ddof=1; nan for one value), 'n'} of the finite values."""
     v = np.asarray([x for x in values if x is not None], dtype=float)
     v = v[np.isfinite(v)]
-    return {"mean": float(v.mean()) if len(v) else math.nan, "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
-            "n": len(v)}
+    return {
+        "mean": float(v.mean()) if len(v) else math.nan,
+        "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan,
+        "n": len(v),
+    }
 
 
 def aggregate(items, by: Iterable[str], values: Iterable[str] = tuple(METRICS)) -> pd.DataFrame:
@@ -145,6 +162,7 @@ def fmt_col(agg: pd.DataFrame, value: str, digits: int = 3) -> list[str]:
 
 # ---------------------------------------------------------------- per-sample scores: pooled AUC, ensembles
 
+
 def scores_metrics(df: pd.DataFrame, task: str) -> dict:
     """AUC / ACC of a per-sample scores table (label column(s) + score_k columns)."""
     scores = df[[c for c in df.columns if c.startswith("score_")]].to_numpy()
@@ -175,6 +193,7 @@ def ensemble_score(items, split: str = "test") -> dict:
 
 # ---------------------------------------------------------------- provenance
 
+
 def provenance(items, command: str | None = None) -> str:
     """One line under a table: device(s), precision, dates, seeds / folds, epochs, and the command that made them."""
     df = frame(items)
@@ -203,6 +222,7 @@ def study_command(study: str) -> str:
 
 # ---------------------------------------------------------------- the reports' tables, as plain DataFrames
 
+
 def report1_table(df: pd.DataFrame, study: str = "report1") -> pd.DataFrame:
     """Test AUC / ACC per dataset and model (mean ± std over seeds) beside Report 1 and the official benchmark."""
     from .report import reference
@@ -217,13 +237,22 @@ def report1_table(df: pd.DataFrame, study: str = "report1") -> pd.DataFrame:
         ref = r1[(r1["dataset"] == a["dataset"]) & (r1["model"] == a["model"]) & (r1["split"] == "test")]
         refv = ref.set_index("metric")["value"]
         off = reference.official_scores(a["model"], 28)
-        rows.append({"dataset": a["dataset"], "model": a["model"], "seeds": int(a["n"]),
-                     "test AUC": fmt(a["test_auc_mean"], a["test_auc_std"], a["test_auc_n"]),
-                     "test ACC": fmt(a["test_acc_mean"], a["test_acc_std"], a["test_acc_n"]),
-                     "val AUC": fmt(a["val_auc_mean"], a["val_auc_std"], a["val_auc_n"]),
-                     "Report 1 AUC / ACC": f"{fmt(refv.get('AUC', math.nan))} / {fmt(refv.get('ACC', math.nan))}",
-                     "official AUC / ACC": (f"{fmt(off.at[a['dataset'], 'test_auc'])} / {fmt(off.at[a['dataset'], 'test_acc'])}"
-                                            if a["dataset"] in off.index else EMPTY)})
+        rows.append(
+            {
+                "dataset": a["dataset"],
+                "model": a["model"],
+                "seeds": int(a["n"]),
+                "test AUC": fmt(a["test_auc_mean"], a["test_auc_std"], a["test_auc_n"]),
+                "test ACC": fmt(a["test_acc_mean"], a["test_acc_std"], a["test_acc_n"]),
+                "val AUC": fmt(a["val_auc_mean"], a["val_auc_std"], a["val_auc_n"]),
+                "Report 1 AUC / ACC": f"{fmt(refv.get('AUC', math.nan))} / {fmt(refv.get('ACC', math.nan))}",
+                "official AUC / ACC": (
+                    f"{fmt(off.at[a['dataset'], 'test_auc'])} / {fmt(off.at[a['dataset'], 'test_acc'])}"
+                    if a["dataset"] in off.index
+                    else EMPTY
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -235,9 +264,15 @@ def loss_table(df: pd.DataFrame) -> pd.DataFrame:
     if bce.empty:
         return pd.DataFrame()
     agg = aggregate(d, ["dataset", "loss"])
-    return pd.DataFrame({"dataset": agg["dataset"], "loss": agg["loss"].map({"auto": "cross-entropy", "ce": "cross-entropy",
-                                                                           "bce": "BCE-with-logits"}),
-                         "seeds": agg["n"], "test AUC": fmt_col(agg, "test_auc"), "test ACC": fmt_col(agg, "test_acc")})
+    return pd.DataFrame(
+        {
+            "dataset": agg["dataset"],
+            "loss": agg["loss"].map({"auto": "cross-entropy", "ce": "cross-entropy", "bce": "BCE-with-logits"}),
+            "seeds": agg["n"],
+            "test AUC": fmt_col(agg, "test_auc"),
+            "test ACC": fmt_col(agg, "test_acc"),
+        }
+    )
 
 
 GOALS_2D = {"breastmnist": 0.901, "pneumoniamnist": 0.948, "retinamnist": 0.726}
@@ -249,10 +284,18 @@ def tuned_table(df: pd.DataFrame) -> pd.DataFrame:
     if d.empty:
         return pd.DataFrame()
     agg = aggregate(d, ["dataset"])
-    return pd.DataFrame({"dataset": agg["dataset"], "seeds": agg["n"], "test AUC": fmt_col(agg, "test_auc"),
-                         "test ACC": fmt_col(agg, "test_acc"), "goal AUC": [GOALS_2D.get(x, math.nan) for x in agg["dataset"]],
-                         "met": ["yes" if m >= GOALS_2D.get(x, math.inf) else "no"
-                                 for m, x in zip(agg["test_auc_mean"], agg["dataset"])]})
+    return pd.DataFrame(
+        {
+            "dataset": agg["dataset"],
+            "seeds": agg["n"],
+            "test AUC": fmt_col(agg, "test_auc"),
+            "test ACC": fmt_col(agg, "test_acc"),
+            "goal AUC": [GOALS_2D.get(x, math.nan) for x in agg["dataset"]],
+            "met": [
+                "yes" if m >= GOALS_2D.get(x, math.inf) else "no" for m, x in zip(agg["test_auc_mean"], agg["dataset"])
+            ],
+        }
+    )
 
 
 OFFICIAL_3D_BEST = {"adrenalmnist3d": (0.839, "ResNet-50+2.5D"), "vesselmnist3d": (0.930, "ResNet-50+3D")}
@@ -263,12 +306,24 @@ def medmnist3d_table(df: pd.DataFrame) -> pd.DataFrame:
     if d.empty:
         return pd.DataFrame()
     agg = aggregate(d, ["dataset", "size", "model"])
-    return pd.DataFrame({"dataset": agg["dataset"], "size": agg["size"], "model": agg["model"], "seeds": agg["n"],
-                         "test AUC": fmt_col(agg, "test_auc"), "test ACC": fmt_col(agg, "test_acc"),
-                         "official best AUC": [f"{OFFICIAL_3D_BEST[x][0]:.3f} ({OFFICIAL_3D_BEST[x][1]})"
-                                               if x in OFFICIAL_3D_BEST else EMPTY for x in agg["dataset"]],
-                         "s/epoch": [f"{s:.1f}" for s in aggregate(d, ["dataset", "size", "model"],
-                                                                   ["seconds_per_epoch"])["seconds_per_epoch_mean"]]})
+    return pd.DataFrame(
+        {
+            "dataset": agg["dataset"],
+            "size": agg["size"],
+            "model": agg["model"],
+            "seeds": agg["n"],
+            "test AUC": fmt_col(agg, "test_auc"),
+            "test ACC": fmt_col(agg, "test_acc"),
+            "official best AUC": [
+                f"{OFFICIAL_3D_BEST[x][0]:.3f} ({OFFICIAL_3D_BEST[x][1]})" if x in OFFICIAL_3D_BEST else EMPTY
+                for x in agg["dataset"]
+            ],
+            "s/epoch": [
+                f"{s:.1f}"
+                for s in aggregate(d, ["dataset", "size", "model"], ["seconds_per_epoch"])["seconds_per_epoch_mean"]
+            ],
+        }
+    )
 
 
 def cv_table(df: pd.DataFrame, study: str = "report2", by=("model", "mixup_alpha")) -> pd.DataFrame:
@@ -295,9 +350,9 @@ def ensemble_table(df: pd.DataFrame, study: str = "report2") -> pd.DataFrame:
         return pd.DataFrame()
     groups = {f"{m} mixup {a:g}": g for (m, a), g in d.groupby(["model", "mixup_alpha"], sort=True)}
     combos = dict(groups)
-    dn = d[d["model"] == "densenet3d"]
-    if dn["mixup_alpha"].nunique() > 1:
-        combos["densenet3d, both mixups"] = dn
+    for model, g in d.groupby("model", sort=True):
+        if g["mixup_alpha"].nunique() > 1:
+            combos[f"{model}, with and without mixup"] = g
     if d["model"].nunique() > 1:
         combos["all configurations"] = d
     rows = []
@@ -309,9 +364,15 @@ def ensemble_table(df: pd.DataFrame, study: str = "report2") -> pd.DataFrame:
             per_fold.append(scores_metrics(s, task)["auc"])
             frames.append(s)
         ms = mean_std(per_fold)
-        rows.append({"ensemble": name, "members per fold": int(len(g) / max(g["fold"].nunique(), 1)),
-                     "folds": len(per_fold), "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
-                     "pooled AUC": fmt(scores_metrics(pd.concat(frames), task)["auc"])})
+        rows.append(
+            {
+                "ensemble": name,
+                "members per fold": int(len(g) / max(g["fold"].nunique(), 1)),
+                "folds": len(per_fold),
+                "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
+                "pooled AUC": fmt(scores_metrics(pd.concat(frames), task)["auc"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -319,17 +380,26 @@ def final_table(df: pd.DataFrame) -> pd.DataFrame:
     d = select(df, "report2-final")
     if d.empty:
         return pd.DataFrame()
-    return pd.DataFrame({"model": d["model"], "train cubes": "all but val", "best epoch": d["best_epoch"],
-                         "val AUC": [fmt(x) for x in d["val_auc"]], "run": [Path(x).name for x in d["dir"]]})
+    return pd.DataFrame(
+        {
+            "model": d["model"],
+            "train cubes": "all but val",
+            "best epoch": d["best_epoch"],
+            "val AUC": [fmt(x) for x in d["val_auc"]],
+            "run": [Path(x).name for x in d["dir"]],
+        }
+    )
 
 
 def report2_reference() -> str:
     from .report import reference
 
     figs = reference.report2_figures().set_index("figure")["value"]
-    return (f"Report 2: DenseNet {figs['leaderboard test AUC (DenseNet)']} and 3-conv net about "
-            f"{figs['leaderboard test AUC (3-conv net)']} test AUC on the course's hidden leaderboard (93 + 117 other "
-            "cubes); ours are 5-fold cross-validation on the 372 labelled cubes here, so compare loosely.")
+    return (
+        f"Report 2: DenseNet {figs['leaderboard test AUC (DenseNet)']} and 3-conv net about "
+        f"{figs['leaderboard test AUC (3-conv net)']} test AUC on the course's hidden leaderboard (93 + 117 other "
+        "cubes); ours are 5-fold cross-validation on the 372 labelled cubes here, so compare loosely."
+    )
 
 
 STUDIES = [  # (title, table function, study names whose records it shows)
@@ -339,10 +409,17 @@ STUDIES = [  # (title, table function, study names whose records it shows)
     ("MedMNIST 3D", medmnist3d_table, ["medmnist3d"]),
     ("Report 2 on M3DV: 5-fold cross-validation (test = held-out fold)", cv_table, ["report2"]),
     ("Report 2: ensembles (probabilities averaged per fold)", ensemble_table, ["report2"]),
-    ("Report 2: batch-size study (DenseNet, 5 folds)",
-     lambda df: cv_table(pd.concat([select(df, "report2", model="densenet3d", mixup_alpha=0.2),
-                                    select(df, "report2-batch")]).assign(study="b"), "b", ["batch_size"]),
-     ["report2", "report2-batch"]),
+    (
+        "Report 2: batch-size study (DenseNet, 5 folds)",
+        lambda df: cv_table(
+            pd.concat([select(df, "report2", model="densenet3d", mixup_alpha=0.2), select(df, "report2-batch")]).assign(
+                study="b"
+            ),
+            "b",
+            ["batch_size"],
+        ),
+        ["report2", "report2-batch"],
+    ),
     ("Report 2: final model on every labelled cube (`--fold all`)", final_table, ["report2-final"]),
 ]
 
@@ -363,8 +440,14 @@ def markdown(df: pd.DataFrame | None = None) -> str:
         if t.empty:
             continue
         used = df[df["study"].isin(studies)]
-        out += [f"#### {title}", "", to_markdown(t), "",
-                f"<sub>{provenance(used, study_command(studies[-1]))}</sub>", ""]
+        out += [
+            f"#### {title}",
+            "",
+            to_markdown(t),
+            "",
+            f"<sub>{provenance(used, study_command(studies[-1]))}</sub>",
+            "",
+        ]
     if not out:
         return "No reproduction records yet: `python -m medlib reproduce` writes them into results/."
     return "\n".join(out).rstrip() + "\n"
@@ -376,8 +459,7 @@ def write_readme(path, text: str, begin: str = README_BEGIN, end: str = README_E
     doc = path.read_text(encoding="utf-8")
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     if not pattern.search(doc):
-        raise MedlibError(f"{path} has no results markers; add the lines\n{begin}\n{end}\nwhere the "
-                          "tables should go.")
+        raise MedlibError(f"{path} has no results markers; add the lines\n{begin}\n{end}\nwhere the tables should go.")
     new = pattern.sub(lambda _: f"{begin}\n{text}{end}", doc)
     if new != doc:
         io.write_text(path, new)
@@ -406,6 +488,10 @@ def add_command(sub) -> None:
     p = sub.add_parser("results", help="the reproduction tables from run records (results/ by default)")
     p.add_argument("dirs", nargs="*", help="folders of run folders (default: $MEDLIB_RESULTS or ./results)")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables with provenance lines")
-    p.add_argument("--write-readme", metavar="README", default=None,
-                   help="replace the tables between the results markers of this file")
+    p.add_argument(
+        "--write-readme",
+        metavar="README",
+        default=None,
+        help="replace the tables between the results markers of this file",
+    )
     p.set_defaults(func=cmd_results)

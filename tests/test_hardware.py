@@ -1,4 +1,5 @@
-"""Per-machine choices and memory bounds: allocator, precision, batch sizes from a budget, FLOP counts, honest records."""
+"""Per-machine choices and memory bounds: allocator, precision, budgeted batches, FLOP counts, honest records."""
+
 import json
 import os
 import subprocess
@@ -47,7 +48,9 @@ def test_eval_batch_shrinks_with_the_input_and_fits_the_budget(monkeypatch):
 def test_a_training_batch_that_cannot_fit_is_refused_with_the_largest_that_would(monkeypatch):
     monkeypatch.setattr(memory, "available_bytes", lambda device: memory.GiB)
     net = medlib.models.build_model("densenet3d", 1, 2)
-    with pytest.raises(MedlibError, match=r"--batch-size 64 needs about .* the largest batch that fits is about (\d+)") as e:
+    with pytest.raises(
+        MedlibError, match=r"--batch-size 64 needs about .* the largest batch that fits is about (\d+)"
+    ) as e:
         memory.check_train_batch(net, (1, 32, 32, 32), 64, torch.device("cpu"))
     fits = int(str(e.value).split("pass --batch-size ")[1].split()[0])
     assert 1 <= fits < 64
@@ -74,12 +77,15 @@ def test_the_64_cube_train_split_evaluates_within_6_gb(real_data, tmp_path):
     script = tmp_path / "eval64.py"
     script.write_text(EVAL_64)
     env = {**os.environ, "OMP_NUM_THREADS": "2"}
-    ok = subprocess.run([sys.executable, str(script), "0"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600)
+    ok = subprocess.run(
+        [sys.executable, str(script), "0"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
     assert ok.returncode == 0, ok.stderr[-2000:]
     n, rss_mb = map(int, ok.stdout.split())
     assert n == 1188 and rss_mb < 6 * 1024
-    old = subprocess.run([sys.executable, str(script), "1024"], capture_output=True, text=True, cwd=ROOT, env=env,
-                         timeout=600)
+    old = subprocess.run(
+        [sys.executable, str(script), "1024"], capture_output=True, text=True, cwd=ROOT, env=env, timeout=600
+    )
     assert old.returncode != 0  # the cap is real: the fixed batch of 1024 asks for far more
 
 
@@ -107,8 +113,13 @@ def test_channels_last_auto_means_3d_on_cpu():
 def test_allocator_tuning_can_be_switched_off():
     code = "from medlib.engine.hardware import tune_allocator; print(tune_allocator())"
     on = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
-    off = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT,
-                         env={**os.environ, "MEDLIB_MALLOC": "system"})
+    off = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "MEDLIB_MALLOC": "system"},
+    )
     assert off.stdout.strip() == "False"
     assert on.stdout.strip() == ("True" if sys.platform == "linux" else "False")
 
@@ -144,8 +155,17 @@ def test_progress_advances_by_every_trained_sample(real_data):
             self.n += k
 
     bar = Bar()
-    train_epoch(net, torch.optim.Adam(net.parameters()), ds["train"].X, ds["train"].y, cfg, ds.meta,
-                torch.device("cpu"), torch.Generator().manual_seed(0), bar=bar)
+    train_epoch(
+        net,
+        torch.optim.Adam(net.parameters()),
+        ds["train"].X,
+        ds["train"].y,
+        cfg,
+        ds.meta,
+        torch.device("cpu"),
+        torch.Generator().manual_seed(0),
+        bar=bar,
+    )
     assert bar.n == len(ds["train"])
 
 

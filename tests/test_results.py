@@ -1,4 +1,5 @@
 """The results layer against numpy / sklearn, the reproduce plan (dry run, resume, only), and the README in sync."""
+
 import json
 import os
 import shutil
@@ -95,9 +96,16 @@ def test_reproduce_dry_run_resume_and_only(quick_records, capsys, tmp_path, monk
 def test_cpu_plan_leaves_out_what_a_cpu_cannot_finish(monkeypatch):
     # ResNet-18-3D is not in the CPU plan at all; the GPU plan has it, and a CPU dry run marks it as a GPU job
     assert not any("resnet18_3d" in label for label, _ in plans.plan("cpu"))
-    rows = reproduce.schedule("gpu", "medmnist3d/adrenalmnist3d_28/resnet18_3d/s0", Path("/nonexistent"),
-                              medlib.engine.device.resolve_device("cpu")) if (
-        Path(os.environ.get("MEDLIB_DATA", "data")) / "medmnist" / "adrenalmnist3d.npz").exists() else None
+    rows = (
+        reproduce.schedule(
+            "gpu",
+            "medmnist3d/adrenalmnist3d_28/resnet18_3d/s0",
+            Path("/nonexistent"),
+            medlib.engine.device.resolve_device("cpu"),
+        )
+        if (Path(os.environ.get("MEDLIB_DATA", "data")) / "medmnist" / "adrenalmnist3d.npz").exists()
+        else None
+    )
     if rows is not None:
         assert rows[0]["status"] == "skip (GPU job)"
 
@@ -106,18 +114,28 @@ def test_readme_tables_are_generated_from_results():
     """The README's results section is exactly what `python -m medlib results --write-readme` makes of results/."""
     doc = (ROOT / "README.md").read_text(encoding="utf-8")
     start = doc.index(results.README_BEGIN) + len(results.README_BEGIN) + 1
-    shown = doc[start: doc.index(results.README_END)]
+    shown = doc[start : doc.index(results.README_END)]
     assert shown == results.markdown(results.records(ROOT / "results"))
 
 
 def test_results_command_and_bad_marker(tmp_path):
     readme = tmp_path / "R.md"
     readme.write_text("no markers here\n")
-    r = subprocess.run([sys.executable, "-m", "medlib", "results", str(tmp_path), "--write-readme", str(readme)],
-                       capture_output=True, text=True, cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "medlib", "results", str(tmp_path), "--write-readme", str(readme)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
     assert r.returncode == 2 and "has no results markers" in r.stderr and "Traceback" not in r.stderr
     readme.write_text(f"a\n{results.README_BEGIN}\nold\n{results.README_END}\nb\n")
     shutil.rmtree(tmp_path / "empty", ignore_errors=True)
-    r = subprocess.run([sys.executable, "-m", "medlib", "results", str(tmp_path), "--write-readme", str(readme)],
-                       capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0 and "No reproduction records yet" in readme.read_text() and readme.read_text().endswith("b\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "medlib", "results", str(tmp_path), "--write-readme", str(readme)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert (
+        r.returncode == 0 and "No reproduction records yet" in readme.read_text() and readme.read_text().endswith("b\n")
+    )

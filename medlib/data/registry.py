@@ -80,6 +80,3 @@ def md5(name: str, size: int = 28) -> str:
     check_size(name, size)
     return info(name)["MD5" if size == 28 else f"MD5_{size}"]
 
-
-def n_outputs(name: str) -> int:
-    return len(info(name)["label"])

@@ -4,6 +4,7 @@ ResNet-18-3D costs 106 GFLOP per 28³ cube forward + backward (850 at 64³): abo
 AdrenalMNIST3D epoch on 2 CPU cores even at half of their SGEMM rate. Saying so up front beats starting
 what cannot finish.
 """
+
 from __future__ import annotations
 
 from functools import lru_cache
@@ -35,7 +36,9 @@ def flops_per_sample(model: str, in_channels: int, n_classes: int, sample_shape:
     return {"train": (f + b) // 2, "eval": f // 2}
 
 
-def estimate_seconds(cfg, meta, n_train: int, n_eval: int, device: torch.device, precision: str = "fp32") -> float | None:
+def estimate_seconds(
+    cfg, meta, n_train: int, n_eval: int, device: torch.device, precision: str = "fp32"
+) -> float | None:
     """Seconds for the whole run on this CPU from counted FLOPs and the measured SGEMM rate; None off CPU."""
     if device.type != "cpu":
         return None
@@ -49,5 +52,7 @@ def too_slow_message(seconds: float | None, what: str) -> str | None:
     """A warning when a CPU run would take longer than CPU_WARN_HOURS, pointing at a GPU."""
     if seconds is None or seconds < CPU_WARN_HOURS * 3600:
         return None
-    return (f"{what} needs about {seconds / 3600:.1f} h on this CPU (counted FLOPs at half its measured SGEMM rate); "
-            "this is a GPU job: run it where `--device cuda` works (see README, 'On a GPU').")
+    return (
+        f"{what} needs about {seconds / 3600:.1f} h on this CPU (counted FLOPs at half its measured SGEMM rate); "
+        "this is a GPU job: run it where `--device cuda` works (see README, 'On a GPU')."
+    )

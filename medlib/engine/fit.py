@@ -31,7 +31,6 @@ from .loop import predict, train_epoch
 from .memory import check_train_batch, eval_batch_size
 from .runs import Run, claim, run_dir, write_scores
 
-
 CHECKPOINT_SECONDS = float(os.environ.get("MEDLIB_CHECKPOINT_SECONDS", 30))
 
 
@@ -160,8 +159,9 @@ def write_progress(t: Training, status: str = "running", **extra) -> None:
     """run.json while training (and after a failure): how far it got, who trains it, and why it stopped."""
     io.write_json(t.folder / "run.json", {
         "status": status, "config": asdict(t.cfg), "key": t.cfg.key(), "started": t.started,
-        "updated": _now(), "epochs_done": len(t.history), "epochs_saved": t.saved_epochs, "host": socket.gethostname(), "pid": os.getpid(),
-        "device": device_name(t.device), "precision": t.how.precision, **extra})
+        "updated": _now(), "epochs_done": len(t.history), "epochs_saved": t.saved_epochs,
+        "host": socket.gethostname(), "pid": os.getpid(), "device": device_name(t.device),
+        "precision": t.how.precision, **extra})
 
 
 def train_epochs(t: Training, main: bool, show: bool) -> None:

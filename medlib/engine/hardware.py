@@ -5,6 +5,7 @@ and faults it in again on the next step, so 3D training spent more time in the k
 bf16 autocast is ~2x faster where the CPU has native bf16 (AVX512-BF16 / AMX) and several times slower
 where it is emulated (AVX2). Nothing here is chosen blindly: each choice reads the machine first.
 """
+
 from __future__ import annotations
 
 import ctypes

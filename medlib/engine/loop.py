@@ -91,8 +91,8 @@ def train_epoch(net, opt, X, y, cfg, meta, device, generator, how: StepSettings 
         if bar is not None:
             bar.update(len(idx))
     if count == 0:
-        raise MedlibError(f"No training step ran: {n} training samples with --batch-size {batch_size} leave no batch of "
-                          "2 or more (BatchNorm needs 2); use more samples or a larger --batch-size.")
+        raise MedlibError(f"No training step ran: {n} training samples with --batch-size {batch_size} leave no "
+                          "batch of 2 or more (BatchNorm needs 2); use more samples or a larger --batch-size.")
     total, count = distributed.all_reduce_sum([float(total), count], device)
     out = {"loss": total / max(count, 1)}
     if not math.isfinite(out["loss"]):

@@ -3,6 +3,7 @@
 A fixed evaluation batch of 1024 asked for 17 GB on AdrenalMNIST3D at 64³. Here the per-sample activation
 bytes are measured once (forward hooks on a 2-sample batch) and batches are sized to fit a budget.
 """
+
 from __future__ import annotations
 
 import copy
@@ -61,7 +62,8 @@ def check_train_batch(net: nn.Module, sample_shape, batch_size: int, device: tor
     if batch_size > fits:
         need = batch_size * per_sample / GiB
         raise MedlibError(
-            f"--batch-size {batch_size} needs about {need:.1f} GiB of activations{what} but {free / GiB:.1f} GiB is free "
-            f"on {device}; the largest batch that fits is about {max(fits, 1)}: pass --batch-size {max(fits, 1)} "
-            "(scale --lr with it), or free memory.")
+            f"--batch-size {batch_size} needs about {need:.1f} GiB of activations{what} but "
+            f"{free / GiB:.1f} GiB is free on {device}; the largest batch that fits is about {max(fits, 1)}: pass --batch-size {max(fits, 1)} "
+            "(scale --lr with it), or free memory."
+        )
     return per_sample * batch_size

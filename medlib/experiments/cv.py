@@ -1,4 +1,5 @@
 """k-fold cross-validation on M3DV (`python -m medlib cv`): one run per fold, then the results layer's table."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -17,8 +18,10 @@ def cross_validate(cfg, out=None, folds: int | None = None, only=None, verbose: 
 def summary(records: pd.DataFrame) -> dict:
     """Mean ± std over folds of val/test AUC and ACC, and the pooled out-of-fold AUC (when every fold is there)."""
     agg = results.aggregate(records.assign(all=0), ["all"]).iloc[0]
-    out = {v: results.fmt(agg[f"{v}_mean"], agg[f"{v}_std"], agg[f"{v}_n"])
-           for v in ("val_auc", "val_acc", "test_auc", "test_acc")}
+    out = {
+        v: results.fmt(agg[f"{v}_mean"], agg[f"{v}_std"], agg[f"{v}_n"])
+        for v in ("val_auc", "val_acc", "test_auc", "test_acc")
+    }
     out["pooled_test_auc"] = results.fmt(results.pooled(records)["auc"])
     return out
 

@@ -4,6 +4,7 @@
 AdrenalMNIST3D epoch on a CPU); `gpu` adds the official recipe, ResNet-18-3D and 64³ for every 3D set;
 `quick` is a minutes-long smoke plan for CI.
 """
+
 from __future__ import annotations
 
 from ..config import make_config
@@ -24,23 +25,29 @@ def report1(models=("resnet18", "resnet50"), seeds=SEEDS):
     for model in models:
         for seed in seeds:
             for ds, epochs in REPORT1_SETS.items():
-                yield f"report1/{ds}/{model}/s{seed}", make_config("report1", dataset=ds, model=model, epochs=epochs,
-                                                                    seed=seed)
+                yield (
+                    f"report1/{ds}/{model}/s{seed}",
+                    make_config("report1", dataset=ds, model=model, epochs=epochs, seed=seed),
+                )
 
 
 def loss_study():
     """Report 1's BCE-with-logits on its binary sets; the cross-entropy twins are report1's ResNet-18 runs."""
     for ds in ("breastmnist", "pneumoniamnist"):
         for seed in SEEDS:
-            yield f"loss-bce/{ds}/resnet18/s{seed}", make_config("report1", dataset=ds, model="resnet18", loss="bce",
-                                                                  epochs=REPORT1_SETS[ds], seed=seed)
+            yield (
+                f"loss-bce/{ds}/resnet18/s{seed}",
+                make_config("report1", dataset=ds, model="resnet18", loss="bce", epochs=REPORT1_SETS[ds], seed=seed),
+            )
 
 
 def tuned():
     for ds, epochs in TUNED_EPOCHS.items():
         for seed in SEEDS:
-            yield f"tuned/{ds}/resnet18/s{seed}", make_config("report1", dataset=ds, model="resnet18", epochs=epochs,
-                                                               seed=seed, **TUNED_2D)
+            yield (
+                f"tuned/{ds}/resnet18/s{seed}",
+                make_config("report1", dataset=ds, model="resnet18", epochs=epochs, seed=seed, **TUNED_2D),
+            )
 
 
 def official():
@@ -50,21 +57,26 @@ def official():
                 yield f"official/{ds}/{model}/s{seed}", make_config("official", dataset=ds, model=model, seed=seed)
 
 
-def medmnist3d(models=("baseline3d",), sets=(("adrenalmnist3d", 28), ("vesselmnist3d", 28), ("adrenalmnist3d", 64)),
-               seeds=SEEDS):
+def medmnist3d(
+    models=("baseline3d",), sets=(("adrenalmnist3d", 28), ("vesselmnist3d", 28), ("adrenalmnist3d", 64)), seeds=SEEDS
+):
     for seed in seeds:
         for ds, size in sets:
             for model in models:
-                yield f"medmnist3d/{ds}_{size}/{model}/s{seed}", make_config(dataset=ds, size=size, model=model,
-                                                                             seed=seed, **MEDMNIST3D)
+                yield (
+                    f"medmnist3d/{ds}_{size}/{model}/s{seed}",
+                    make_config(dataset=ds, size=size, model=model, seed=seed, **MEDMNIST3D),
+                )
 
 
 def report2(models=("baseline3d", "densenet3d"), mixups=(0.2, 0.0)):
     for model in models:
         for alpha in mixups:
             for fold in range(5):
-                yield (f"report2/{model}/mixup{alpha:g}/f{fold}",
-                       make_config("report2", model=model, mixup_alpha=alpha, fold=fold))
+                yield (
+                    f"report2/{model}/mixup{alpha:g}/f{fold}",
+                    make_config("report2", model=model, mixup_alpha=alpha, fold=fold),
+                )
 
 
 def batch_study():
@@ -87,15 +99,33 @@ def quick():
 
 
 PLANS = {
-    "cpu": lambda: [*report1(("resnet18",), seeds=(0,)), *report2(("baseline3d",)), *report2(("densenet3d",), (0.2,)),
-                    *medmnist3d(sets=(("adrenalmnist3d", 28), ("adrenalmnist3d", 64), ("vesselmnist3d", 28)), seeds=(0,)),
-                    *report2(("densenet3d",), (0.0,)), *report1(("resnet18",), seeds=(1, 2)),
-                    *medmnist3d(sets=(("adrenalmnist3d", 28), ("adrenalmnist3d", 64), ("vesselmnist3d", 28)), seeds=(1, 2)),
-                    *report1(("resnet50",)), *loss_study(), *tuned(), *final_model(), *batch_study()],
-    "gpu": lambda: [*report1(), *official(), *loss_study(), *tuned(), *report2(), *batch_study(), *final_model(),
-                    *medmnist3d(models=("baseline3d", "resnet18_3d"),
-                                sets=(("adrenalmnist3d", 28), ("vesselmnist3d", 28), ("adrenalmnist3d", 64),
-                                      ("vesselmnist3d", 64)))],
+    "cpu": lambda: [
+        *report1(("resnet18",), seeds=(0,)),
+        *report2(("baseline3d",)),
+        *report2(("densenet3d",), (0.2,)),
+        *medmnist3d(sets=(("adrenalmnist3d", 28), ("adrenalmnist3d", 64), ("vesselmnist3d", 28)), seeds=(0,)),
+        *report2(("densenet3d",), (0.0,)),
+        *report1(("resnet18",), seeds=(1, 2)),
+        *medmnist3d(sets=(("adrenalmnist3d", 28), ("adrenalmnist3d", 64), ("vesselmnist3d", 28)), seeds=(1, 2)),
+        *report1(("resnet50",)),
+        *loss_study(),
+        *tuned(),
+        *final_model(),
+        *batch_study(),
+    ],
+    "gpu": lambda: [
+        *report1(),
+        *official(),
+        *loss_study(),
+        *tuned(),
+        *report2(),
+        *batch_study(),
+        *final_model(),
+        *medmnist3d(
+            models=("baseline3d", "resnet18_3d"),
+            sets=(("adrenalmnist3d", 28), ("vesselmnist3d", 28), ("adrenalmnist3d", 64), ("vesselmnist3d", 64)),
+        ),
+    ],
     "quick": lambda: list(quick()),
 }
 

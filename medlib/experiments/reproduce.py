@@ -3,6 +3,7 @@
 A session that is stopped mid-plan loses at most the epoch in progress: every epoch writes last.pt, and
 the next `reproduce` resumes it. Runs a CPU cannot finish (estimated from counted FLOPs) are left out.
 """
+
 from __future__ import annotations
 
 import fnmatch
@@ -59,14 +60,25 @@ def schedule(name: str, only: str | None, out, device: torch.device) -> list[dic
         status, done = run_status(folder)
         meta, n_train, n_eval = _sizes(cfg)
         left = 0 if status == "complete" else max(cfg.epochs - done, 0)
-        est = estimate_seconds(cfg.replace(epochs=max(left, 1)), meta, n_train, n_eval, device,
-                               resolve_precision(cfg.amp, device))
+        est = estimate_seconds(
+            cfg.replace(epochs=max(left, 1)), meta, n_train, n_eval, device, resolve_precision(cfg.amp, device)
+        )
         est = 0.0 if status == "complete" else est
         slow = est is not None and est > CPU_WARN_HOURS * 3600
-        rows.append({"label": label, "config": cfg, "folder": folder, "status": "skip (GPU job)" if slow else status,
-                     "epochs": f"{cfg.epochs - left}/{cfg.epochs}", "estimate_s": est})
+        rows.append(
+            {
+                "label": label,
+                "config": cfg,
+                "folder": folder,
+                "status": "skip (GPU job)" if slow else status,
+                "epochs": f"{cfg.epochs - left}/{cfg.epochs}",
+                "estimate_s": est,
+            }
+        )
     if not rows:
-        raise MedlibError(f"--only {only!r} matches no run of plan {name!r}; try --dry-run without --only to list them.")
+        raise MedlibError(
+            f"--only {only!r} matches no run of plan {name!r}; try --dry-run without --only to list them."
+        )
     return rows
 
 
@@ -78,17 +90,29 @@ def print_plan(rows: list[dict], name: str, device: torch.device, file=None) -> 
     width = max(len(r["label"]) for r in rows)
     print(f"plan {name!r} on {device}: {len(rows)} runs", file=file)
     for r in rows:
-        print(f"  {r['label']:<{width}}  {r['status']:<14} epochs {r['epochs']:<7} {_minutes(r['estimate_s']):>8}", file=file)
+        print(
+            f"  {r['label']:<{width}}  {r['status']:<14} epochs {r['epochs']:<7} {_minutes(r['estimate_s']):>8}",
+            file=file,
+        )
     todo = [r for r in rows if r["status"] in ("todo", "partial", "failed")]
     total = sum(r["estimate_s"] or 0 for r in todo)
     known = "" if device.type == "cpu" else " (no estimate off CPU: GPU speed is not modelled)"
-    print(f"{len(todo)} to run, about {_minutes(total)} on this device{known}; "
-          f"{sum(r['status'] == 'complete' for r in rows)} complete, "
-          f"{sum(r['status'].startswith('skip') for r in rows)} left out as GPU jobs", file=file)
+    print(
+        f"{len(todo)} to run, about {_minutes(total)} on this device{known}; "
+        f"{sum(r['status'] == 'complete' for r in rows)} complete, "
+        f"{sum(r['status'].startswith('skip') for r in rows)} left out as GPU jobs",
+        file=file,
+    )
 
 
-def reproduce(name: str | None = None, only: str | None = None, out=None, dry_run: bool = False,
-              device: str = "auto", include_slow: bool = False) -> list[dict]:
+def reproduce(
+    name: str | None = None,
+    only: str | None = None,
+    out=None,
+    dry_run: bool = False,
+    device: str = "auto",
+    include_slow: bool = False,
+) -> list[dict]:
     """Run (or with dry_run, list) the plan; returns its rows with their final status."""
     dev = resolve_device(device)
     name = name or ("gpu" if dev.type == "cuda" else "cpu")
@@ -98,11 +122,20 @@ def reproduce(name: str | None = None, only: str | None = None, out=None, dry_ru
     if dry_run:
         print_plan(rows, name, dev)
         return rows
-    todo = [r for r in rows if r["status"] in ("todo", "partial", "failed") or (include_slow and r["status"].startswith("skip"))]
+    todo = [
+        r
+        for r in rows
+        if r["status"] in ("todo", "partial", "failed") or (include_slow and r["status"].startswith("skip"))
+    ]
     total = sum(r["estimate_s"] or 60 for r in todo)
     failures = []
-    bar = tqdm(total=round(total), desc=f"reproduce {name}", unit="s", disable=bool(os.environ.get("CI")),
-               bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")
+    bar = tqdm(
+        total=round(total),
+        desc=f"reproduce {name}",
+        unit="s",
+        disable=bool(os.environ.get("CI")),
+        bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}",
+    )
     for r in todo:
         bar.set_postfix_str(r["label"])
         t0 = time.perf_counter()
@@ -110,8 +143,9 @@ def reproduce(name: str | None = None, only: str | None = None, out=None, dry_ru
             run = fit(r["config"].replace(device=device), out=out, verbose=False)
             m = run.metrics.get("test") or run.metrics["val"]
             r["status"] = "complete"
-            tqdm.write(f"{r['label']}: test AUC {m['auc']:.3f} ACC {m['acc']:.3f} "
-                       f"({_minutes(time.perf_counter() - t0)})")
+            tqdm.write(
+                f"{r['label']}: test AUC {m['auc']:.3f} ACC {m['acc']:.3f} ({_minutes(time.perf_counter() - t0)})"
+            )
         except MedlibError as e:
             r["status"] = "failed"
             failures.append(f"{r['label']}: {e}")
@@ -119,8 +153,10 @@ def reproduce(name: str | None = None, only: str | None = None, out=None, dry_ru
         bar.update(round(r["estimate_s"] or 60))
     bar.close()
     if failures:
-        raise MedlibError(f"{len(failures)} run(s) failed (their run.json says why); the others are recorded: "
-                          + "; ".join(failures[:3]))
+        raise MedlibError(
+            f"{len(failures)} run(s) failed (their run.json says why); the others are recorded: "
+            + "; ".join(failures[:3])
+        )
     return rows
 
 

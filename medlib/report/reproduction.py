@@ -4,6 +4,7 @@ Each function takes `results.records(...)` and returns something to display: a s
 is its provenance line (devices, dates, seeds or folds, epochs, command), or a short note naming the
 command that would make the missing records. Nothing here trains.
 """
+
 from __future__ import annotations
 
 from IPython.display import Markdown
@@ -13,8 +14,10 @@ from . import tables
 
 
 def _missing(study: str) -> Markdown:
-    return Markdown(f"*No `{study}` records in results/ yet.* Make them with `{results.study_command(study)}` "
-                    "(resumable; `--dry-run` shows the plan and its time on this machine).")
+    return Markdown(
+        f"*No `{study}` records in results/ yet.* Make them with `{results.study_command(study)}` "
+        "(resumable; `--dry-run` shows the plan and its time on this machine)."
+    )
 
 
 def report1(rec, model: str = "resnet18"):
@@ -42,7 +45,11 @@ def table(rec, name: str, title: str | None = None):
             if df.empty:
                 return _missing(studies[-1])
             used = rec[rec["study"].isin(studies)]
-            st = tables.style(df, f"repro_{name}", f"{t}<br><small>{results.provenance(used, results.study_command(studies[-1]))}</small>")
+            st = tables.style(
+                df,
+                f"repro_{name}",
+                f"{t}<br><small>{results.provenance(used, results.study_command(studies[-1]))}</small>",
+            )
             return st.hide(axis="index")
     raise ValueError(f"No results table named {name!r}; see medlib.results.STUDIES.")
 
