@@ -194,11 +194,12 @@ PROFILES = {
 }
 
 
-def profile_name() -> str:
-    """The profile from $MEDLIB_PROFILE (default quick), as the notebooks' parameters cell reads it."""
-    p = os.environ.get("MEDLIB_PROFILE", "quick").strip().lower()
+def profile_name(value: str = "") -> str:
+    """`value` if given (a notebook parameter, e.g. papermill -p PROFILE full), else $MEDLIB_PROFILE, else quick."""
+    source = "PROFILE" if value else "MEDLIB_PROFILE"
+    p = (value or os.environ.get("MEDLIB_PROFILE", "quick")).strip().lower()
     if p not in PROFILES:
-        raise MedlibError(f"MEDLIB_PROFILE={p!r} is not one of {', '.join(PROFILES)}.")
+        raise MedlibError(f"{source}={p!r} is not one of {', '.join(PROFILES)}.")
     return p
 
 
