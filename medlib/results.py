@@ -364,13 +364,61 @@ def ensemble_table(df: pd.DataFrame, study: str = "report2") -> pd.DataFrame:
             per_fold.append(scores_metrics(s, task)["auc"])
             frames.append(s)
         ms = mean_std(per_fold)
+        sizes = g.groupby("fold").size()
         rows.append(
             {
                 "ensemble": name,
-                "members per fold": int(len(g) / max(g["fold"].nunique(), 1)),
+                "members per fold": f"{sizes.min()}" if sizes.min() == sizes.max() else f"{sizes.min()}–{sizes.max()}",
                 "folds": len(per_fold),
                 "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
                 "pooled AUC": fmt(scores_metrics(pd.concat(frames), task)["auc"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def lr_batch_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Learning rate x batch size (full batch included), 5 folds each: test AUC, pooled AUC, best epoch."""
+    d = select(df, "lr-batch")
+    if d.empty:
+        return pd.DataFrame()
+    by = ["batch_size", "lr"]
+    agg = aggregate(d, by, [*METRICS, "best_epoch"])
+    out = pd.DataFrame(
+        {
+            "batch": [("full" if b >= 512 else str(b)) for b in agg["batch_size"]],
+            "lr": [f"{x:g}" for x in agg["lr"]],
+            "folds": agg["n"],
+        }
+    )
+    out["test AUC"] = fmt_col(agg, "test_auc")
+    out["pooled AUC"] = [fmt(pooled(g)["auc"]) for _, g in d.groupby(by, sort=True)]
+    out["best epoch"] = [f"{x:.0f}" for x in agg["best_epoch_mean"]]
+    return out
+
+
+def curve_cases_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Report 2's loss-curve cases, each shown by a real run made to be in it (see experiments.plans.CURVE_CASES)."""
+    from .report.diagnose import diagnose
+
+    d = select(df, "curves")
+    if d.empty:
+        return pd.DataFrame()
+    order = {label: i for i, label in enumerate(plan_labels().values())}
+    d = d.assign(_order=d["label"].map(order)).sort_values("_order")
+    rows = []
+    for _, r in d.iterrows():
+        dg = diagnose(Run(Path(r["dir"])).history)
+        rows.append(
+            {
+                "made to show": r["label"].split("/")[1].replace("-", " "),
+                "data": r["dataset"],
+                "optimizer": r["optimizer"],
+                "lr": f"{r['lr']:g}",
+                "epochs": r["epochs"],
+                "train %/epoch": round(100 * dg.train.rel_slope, 1),
+                "val %/epoch": round(100 * dg.val.rel_slope, 1),
+                "diagnosis": dg.case,
             }
         )
     return pd.DataFrame(rows)
@@ -420,6 +468,8 @@ STUDIES = [  # (title, table function, study names whose records it shows)
         ),
         ["report2", "report2-batch"],
     ),
+    ("Report 2: learning rate and batch size (3-conv baseline, 5 folds)", lr_batch_table, ["lr-batch"]),
+    ("Report 2's loss-curve cases, each on a real run", curve_cases_table, ["curves"]),
     ("Report 2: final model on every labelled cube (`--fold all`)", final_table, ["report2-final"]),
 ]
 

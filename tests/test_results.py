@@ -31,7 +31,7 @@ def quick_records(tmp_path_factory):
 
 def test_aggregate_is_mean_and_sample_std(quick_records):
     df = results.records(quick_records)
-    assert len(df) == 4 and set(df["study"]) == {"report1", "loss-bce", "report2"}
+    assert len(df) == 5 and set(df["study"]) == {"report1", "loss-bce", "report2", "lr-batch"}
     agg = results.aggregate(results.select(df, "report2"), ["model"])
     x = results.select(df, "report2")["test_auc"].to_numpy()
     assert agg.loc[0, "test_auc_mean"] == pytest.approx(x.mean())
@@ -54,6 +54,14 @@ def test_ensemble_of_one_fold_is_the_mean_of_its_members(quick_records):
     np.testing.assert_allclose(e["score_1"], (a["score_1"] + b["score_1"]) / 2)
 
 
+def test_full_batch_is_one_step_per_epoch_and_shown_as_full(quick_records):
+    d = results.select(results.records(quick_records), "lr-batch")
+    t = results.lr_batch_table(d.assign(study="lr-batch"))
+    assert list(t["batch"]) == ["full"] and t.loc[0, "folds"] == 1
+    run = results.runs(d)[0]
+    assert run.record["data"]["n_train"] < 512  # the whole training set in one batch
+
+
 def test_markdown_has_each_study_with_provenance(quick_records):
     md = results.markdown(results.records(quick_records))
     assert "Report 1's recipe" in md and "BCE-with-logits" in md and "5-fold" in md
@@ -62,7 +70,7 @@ def test_markdown_has_each_study_with_provenance(quick_records):
 
 def test_reproduce_dry_run_resume_and_only(quick_records, capsys, tmp_path, monkeypatch):
     rows = reproduce.reproduce("quick", out=quick_records, dry_run=True, device="cpu")
-    assert [r["status"] for r in rows] == ["complete"] * 4  # finished runs are reused, not trained again
+    assert [r["status"] for r in rows] == ["complete"] * 5  # finished runs are reused, not trained again
     assert "0 to run" in capsys.readouterr().out
     # a run cut during its second epoch is 'partial' and resumes where it stopped
     import importlib

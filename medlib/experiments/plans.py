@@ -85,6 +85,40 @@ def batch_study():
             yield f"report2-batch/densenet3d/b{batch}/f{fold}", make_config("report2", batch_size=batch, fold=fold)
 
 
+# Runs made to land in Report 2's loss-curve cases: the 3-conv baseline, on M3DV fold 0 (report2 preset) or on
+# AdrenalMNIST3D (28³, flips). "Both rising" did not appear in any setting tried (BatchNorm keeps this network
+# stable even at learning rates 1000x too high), so it is not in the plan.
+ADRENAL = dict(dataset="adrenalmnist3d", size=28, batch_size=32, flip=True)
+CURVE_CASES = {
+    "still-learning": dict(ADRENAL, optimizer="sgd", lr=1e-3, momentum=0.9, epochs=10),
+    "overfitting": dict(preset="report2", lr=2e-3, epochs=60, mixup_alpha=0.0, shift=0, rot90=False, flip=False),
+    "plateau": dict(preset="report2", lr=1e-7, epochs=20, mixup_alpha=0.0),
+    "train-flat-val-falling": dict(ADRENAL, optimizer="adam", lr=0.3, epochs=10),
+}
+
+
+def curve_cases():
+    for name, kw in CURVE_CASES.items():
+        kw = dict(kw)
+        preset = kw.pop("preset", "report1")
+        yield f"curves/{name}/baseline3d", make_config(preset, model="baseline3d", **kw)
+
+
+LR_GRID = (2e-4, 2e-3, 2e-2)
+BATCH_GRID = (8, 30, FULL_BATCH := 512)  # 512 > any fold's training set: one full-batch step per epoch
+
+
+def lr_batch_study():
+    """Report 2's advice to tune batch size with the learning rate: the 3-conv baseline over a grid, 5 folds."""
+    for batch in BATCH_GRID:
+        for lr in LR_GRID:
+            for fold in range(5):
+                yield (
+                    f"lr-batch/baseline3d/lr{lr:g}/b{batch}/f{fold}",
+                    make_config("report2", model="baseline3d", lr=lr, batch_size=batch, fold=fold),
+                )
+
+
 def final_model():
     yield "report2-final/densenet3d/all", make_config("report2", fold=-1)
 
@@ -96,6 +130,7 @@ def quick():
     yield "loss-bce/breastmnist/resnet18/s0", make_config("report1", dataset="breastmnist", loss="bce", **q)
     for fold in range(2):
         yield f"report2/baseline3d/mixup0.2/f{fold}", make_config("report2", model="baseline3d", epochs=2, fold=fold)
+    yield "lr-batch/baseline3d/lr0.002/b512/f0", make_config("report2", model="baseline3d", epochs=2, batch_size=512)
 
 
 PLANS = {
@@ -104,6 +139,8 @@ PLANS = {
         *report2(("baseline3d",)),
         *report2(("densenet3d",), (0.2,)),
         *medmnist3d(sets=(("adrenalmnist3d", 28), ("adrenalmnist3d", 64), ("vesselmnist3d", 28)), seeds=(0,)),
+        *curve_cases(),
+        *lr_batch_study(),
         *report2(("densenet3d",), (0.0,)),
         *report1(("resnet18",), seeds=(1, 2)),
         *medmnist3d(sets=(("adrenalmnist3d", 28), ("adrenalmnist3d", 64), ("vesselmnist3d", 28)), seeds=(1, 2)),

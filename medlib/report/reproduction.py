@@ -61,3 +61,28 @@ def batch_table(rec):
 def study_runs(rec, study: str, **where) -> list:
     """The Run folders of a study (for curves and diagnoses drawn from the committed histories)."""
     return results.runs(results.select(rec, study, **where))
+
+
+def lr_batch_figure(rec):
+    """Test AUC (mean ± std over folds) against the learning rate, one line per batch size (full batch included)."""
+    from matplotlib.figure import Figure
+
+    d = results.select(rec, "lr-batch")
+    if d.empty:
+        return _missing("lr-batch")
+    agg = results.aggregate(d, ["batch_size", "lr"], ["test_auc", "best_epoch"])
+    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    auc_ax, ep_ax = fig.subplots(1, 2)
+    for batch, g in agg.groupby("batch_size"):
+        name = "full batch" if batch >= 512 else f"batch {batch}"
+        auc_ax.errorbar(g["lr"], g["test_auc_mean"], yerr=g["test_auc_std"], marker="o", capsize=3, label=name)
+        ep_ax.plot(g["lr"], g["best_epoch_mean"], marker="o", label=name)
+    for ax, ylabel in ((auc_ax, "test AUC (mean ± std, 5 folds)"), (ep_ax, "best epoch (mean)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("learning rate (Adamax)")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    auc_ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    auc_ax.legend(fontsize=8)
+    fig.suptitle("Report 2's advice, measured: tune the batch size together with the learning rate")
+    return fig
