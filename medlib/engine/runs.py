@@ -33,7 +33,7 @@ def runs_root(out=None) -> Path:
 def run_dir(cfg, out=None) -> Path:
     """`<out>/<dataset>[_<size>]-<model>-s<seed>-<config hash>`: readable, and unique per config."""
     size = "" if cfg.dataset == "m3dv" else f"_{cfg.size}"
-    fold = f"-f{cfg.fold}" if cfg.dataset == "m3dv" else ""
+    fold = ("-fall" if cfg.fold == -1 else f"-f{cfg.fold}") if cfg.dataset == "m3dv" else ""
     return runs_root(out) / f"{cfg.dataset}{size}-{cfg.model}{fold}-s{cfg.seed}-{cfg.key()}"
 
 
@@ -110,20 +110,6 @@ def load_run(path) -> Run:
     if not (path / "run.json").exists():
         raise MedlibError(f"{path} is not a run folder (no run.json); pass a folder made by `medlib train`.")
     return Run(path)
-
-
-def find_runs(out=None, **where) -> list[Run]:
-    """Complete runs under `out` whose config matches every `field=value` given."""
-    root = runs_root(out)
-    runs = []
-    for rec in sorted(root.glob("*/run.json")):
-        r = Run(rec.parent)
-        try:
-            if r.complete and all(r.record["config"].get(k) == v for k, v in where.items()):
-                runs.append(r)
-        except (ValueError, KeyError):
-            continue
-    return runs
 
 
 LOCK_NAME = ".lock"
