@@ -112,3 +112,15 @@ def test_short_cpu_training_on_real_m3dv_beats_chance(real_data, tmp_path, monke
     sub = predict_folder([run.best_checkpoint], full, tmp_path / "sub.csv", labels=real_data / "m3dv" / "train_val.csv")
     assert sorted(pd.read_csv(tmp_path / "sub.csv")["id"]) == sorted(p.stem for p in full.glob("candidate*.npz"))
     assert len(sub) == 12 and sub.attrs["metrics"]["n"] == 12
+
+
+def test_final_model_trains_on_every_labelled_cube_and_predicts(m3dv_root, tmp_path):
+    """`--fold all`: no test fold, a stratified validation share only picks the checkpoint; predict takes it as is."""
+    run = medlib.fit(medlib.make_config(**{**TINY, "fold": -1}), out=tmp_path / "runs", verbose=False)
+    assert run.dir.name.startswith("m3dv-baseline3d-fall-") and "test" not in run.metrics
+    n = run.record["data"]
+    assert n["n_train"] + n["n_val"] == 30 and n["n_val"] == round(0.15 * 15) * 2  # 15 per class, 15% of each
+    ids = set(run.scores("val")["id"])
+    assert len(ids) == n["n_val"]
+    sub = predict_folder([run.best_checkpoint], m3dv_root / "train_val", labels=m3dv_root / "train_val.csv")
+    assert len(sub) == 30 and sub["Predicted"].between(0, 1).all()
