@@ -83,8 +83,7 @@ def fake_checkpoint(path: Path, *, dataset="breastmnist", model="resnet18", chan
     if poison:  # what a diverged training leaves behind
         with torch.no_grad():
             next(net.parameters()).fill_(float("nan"))
-    task = "binary-class"
-    meta = Meta(name=dataset, task=task, n_classes=classes, n_channels=channels, dims=dims, size=size,
+    meta = Meta(name=dataset, task="binary-class", n_classes=classes, n_channels=channels, dims=dims, size=size,
                 md5=md5 if md5 is not None else registry.md5(dataset, size) if dataset != "m3dv" else "0" * 32)
     checkpoint.save(path, model=net, epoch=0, best_score=0.5, best_epoch=1, config=cfg, meta=meta)
     return path

@@ -29,7 +29,7 @@ from .device import device_name, resolve_device, seed_everything, versions
 from .hardware import StepSettings, allocator_state, memory_format, step_settings, tune_allocator
 from .loop import predict, train_epoch
 from .memory import check_train_batch, eval_batch_size
-from .runs import Run, claim, run_dir, write_scores
+from .runs import Run, check_resume, check_reuse, claim, discard_outputs, run_dir, write_scores
 
 CHECKPOINT_SECONDS = float(os.environ.get("MEDLIB_CHECKPOINT_SECONDS", 30))
 
@@ -127,6 +127,7 @@ def set_up(cfg, ds, folder, resume: bool, verbose: bool) -> Training:
     last = folder / "last.pt"
     if resume and last.exists():
         ck = checkpoint.load(last, map_location=device)
+        check_resume(ck, meta, last)
         net.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         if t.sched is not None and ck["scheduler"] is not None:
@@ -273,15 +274,19 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
     main = distributed.is_main()  # under torchrun only rank 0 writes, prints and evaluates
     verbose = verbose and main
     folder = run_dir(cfg, out)
-    if reuse and Run(folder).complete:
+    done = Run(folder).complete
+    if reuse and done and check_reuse(Run(folder), cfg):  # refused when it was made from other data
         if verbose:
             print(f"reusing {folder}")
         return Run(folder)
+    resume = resume and not done  # a complete run's last.pt is its final epoch: resuming would train nothing
     ds = dataset if dataset is not None else load_for_config(cfg)
     check_model_fits_data(cfg, ds.meta)
     lock = claim(folder) if main else None
     t = None
     try:
+        if main and not (resume and (folder / "last.pt").exists()):
+            discard_outputs(folder)  # starting over: no old checkpoint or scores may outlive this attempt
         t = set_up(cfg, ds, folder, resume, verbose)
         if main:
             write_progress(t)
