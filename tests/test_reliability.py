@@ -279,6 +279,19 @@ def test_folder_md5_is_what_load_m3dv_records(tmp_path):
     assert m3dv.folder_md5(folder) == m3dv.load_m3dv(folder, crop=8).meta.md5
 
 
+def test_an_interrupted_run_does_not_resume_on_other_data(breast_root, tmp_path, capsys):
+    out = tmp_path / "runs"
+    assert run_cli(capsys, *T, "--out", out)[0] == 0
+    folder = only_run(out)
+    ck = torch.load(folder / "last.pt", weights_only=True)
+    ck["meta"]["md5"] = "d" * 32  # as if trained on other data
+    torch.save(ck, folder / "last.pt")
+    io.write_json(folder / "run.json", {"status": "interrupted", "config": record(folder)["config"]})
+    rc, _, err = run_cli(capsys, *T, "--out", out)
+    assert_one_line(rc, err, f"last.pt was trained on data with MD5 {'d' * 32}", "pass --fresh")
+    assert record(folder)["status"] != "complete"
+
+
 def test_resume_refuses_a_checkpoint_of_other_data():
     meta = Meta(name="m3dv", task="binary-class", n_classes=2, n_channels=1, dims=3, size=16, md5="b" * 32)
     with pytest.raises(MedlibError, match="pass --fresh"):
