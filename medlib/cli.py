@@ -3,54 +3,15 @@ from __future__ import annotations
 
 import argparse
 import sys
-from dataclasses import fields
 
-from .config import PRESETS, PROFILES, TrainConfig, make_config
+from . import predict, results, sweep
 from .errors import MedlibError
+from .experiments import cv, reproduce
+from .flags import add_config_flags, config_from_args
+from .report import build as report_build
 
-_HELP = {
-    "dataset": "MedMNIST name (v1 organ names accepted) or m3dv", "size": "image side: 28/64/128/224 (3D: 28/64)",
-    "model": "resnet18 | resnet50 | densenet3d | baseline3d | resnet18_3d", "stem": "imagenet (7x7/2 + pool) | small (3x3/1)",
-    "max_train": "train on a seeded random subset of this many (0 = all)", "max_eval": "same for val and test",
-    "optimizer": "sgd | adam | adamw | adamax", "schedule": "none | multistep | cosine",
-    "shift": "random shift of up to this many pixels/voxels", "mixup_alpha": "mixup Beta(a, a); 0 = off",
-    "crop": "3D: cube side around the nodule", "mask": "3D: keep only the segmented nodule",
-    "dilate": "3D: grow the mask by this many voxels", "fold": "M3DV: which cross-validation fold is the test set",
-}
-
-
-def fold_arg(text: str) -> int:
-    """--fold takes a number or 'all' (stored as -1)."""
-    if text.strip().lower() == "all":
-        return -1
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--fold takes a fold number or 'all', not {text!r}") from None
-
-
-def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field; defaults are None so only what is typed overrides the preset."""
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        kind = type(f.default)
-        if f.name == "fold":
-            p.add_argument(flag, type=fold_arg, default=None, metavar="FOLD",
-                           help="M3DV: the cross-validation fold used as test set (0..folds-1), or 'all' for the final "
-                                "model trained on every labelled cube (default 0)")
-        elif kind is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP.get(f.name))
-        else:
-            p.add_argument(flag, type=kind, default=None, metavar=f.name.upper(),
-                           help=f"{_HELP.get(f.name, '')} (default {f.default})".strip())
-    p.add_argument("--preset", default="report1", choices=sorted(PRESETS), help="base settings (default report1)")
-    p.add_argument("--profile", default="full", choices=sorted(PROFILES), help="quick shrinks the run for a CPU")
-
-
-def config_from_args(args) -> TrainConfig:
-    given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    return make_config(args.preset, args.profile, **given)
-
+# every sub-command beyond train / evaluate / info lives beside the code it drives and registers itself
+SUBCOMMANDS = (predict, sweep, cv, reproduce, results, report_build)
 
 def cmd_train(args) -> None:
     from .engine import fit
@@ -119,25 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="the 18 MedMNIST sets and M3DV: present under the data root? MD5 ok?")
     i.add_argument("--no-md5", action="store_true", help="skip MD5 checks")
     i.set_defaults(func=cmd_info)
-    for extra in EXTRA_COMMANDS:
-        extra(sub)
+    for module in SUBCOMMANDS:
+        module.add_command(sub)
     return p
 
 
-def _optional_commands():
-    """Sub-commands that live beside the modules they drive (3D predict, sweep, report)."""
-    import importlib
-
-    return [importlib.import_module(mod).add_command for mod in ("medlib.predict", "medlib.sweep", "medlib.report.build",
-                                                                  "medlib.experiments.reproduce", "medlib.results",
-                                                                  "medlib.experiments.cv")]
-
-
-EXTRA_COMMANDS: list = []
-
-
 def main(argv=None) -> int:
-    EXTRA_COMMANDS[:] = _optional_commands()
     args = build_parser().parse_args(argv)
     try:
         args.func(args)

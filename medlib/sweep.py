@@ -14,7 +14,7 @@ from . import io, results
 from .config import TrainConfig, check_fields, make_config
 from .engine.runs import Run, runs_root
 from .errors import MedlibError
-
+from .flags import add_config_flags, config_from_args
 from .results import CONFIG_COLUMNS, METRICS
 
 # Fields that never split a summary group: seeds are what we average over; the rest do not change results.
@@ -117,8 +117,6 @@ def _names(text: str) -> list[str]:
 
 
 def cmd_sweep(args) -> None:
-    from .cli import config_from_args
-
     base = config_from_args(args)
     try:
         seeds = [int(s) for s in _names(args.seeds)] if args.seeds else [base.seed]
@@ -137,8 +135,6 @@ def cmd_sweep(args) -> None:
 
 def add_command(sub) -> None:
     """`python -m medlib sweep`: the grid from --datasets/--models/--seeds over any config flags."""
-    from .cli import add_config_flags
-
     p = sub.add_parser("sweep", help="train a grid (datasets x models x seeds); print and save mean ± std over seeds")
     p.add_argument("--datasets", default=None, help="comma-separated datasets (default: --dataset)")
     p.add_argument("--models", default=None, help="comma-separated models (default: --model)")

@@ -197,7 +197,6 @@ def test_dataset_tables_without_data(synth_root):
 def test_report_command_is_registered():
     from medlib import cli
 
-    cli.EXTRA_COMMANDS[:] = cli._optional_commands()
     args = cli.build_parser().parse_args(["report", "--profile", "quick", "--only", "00"])
     assert args.only == ["00"] and args.func.__name__ == "cmd_report"
 

@@ -6,6 +6,7 @@ import pandas as pd
 
 from .. import results
 from ..engine.fit import fit
+from ..flags import add_config_flags, config_from_args
 
 
 def cross_validate(cfg, out=None, folds: int | None = None, only=None, verbose: bool = False, **fit_kw):
@@ -27,8 +28,6 @@ def summary(records: pd.DataFrame) -> dict:
 
 
 def cmd_cv(args) -> None:
-    from ..cli import config_from_args
-
     cfg = config_from_args(args)
     only = [int(x) for x in args.only.split(",")] if args.only else None
     _, recs = cross_validate(cfg, out=args.out, only=only, verbose=False)
@@ -39,8 +38,6 @@ def cmd_cv(args) -> None:
 
 
 def add_command(sub) -> None:
-    from ..cli import add_config_flags
-
     p = sub.add_parser("cv", help="k-fold cross-validation (M3DV): every fold, then mean ± std and pooled AUC")
     add_config_flags(p)
     p.add_argument("--only", default=None, help="comma-separated folds to run, e.g. 0,1 (default: all)")

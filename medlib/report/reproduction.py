@@ -13,8 +13,15 @@ from .. import results
 from . import tables
 
 
-def _missing(study: str) -> Markdown:
-    return Markdown(
+class Note(Markdown):
+    """A Markdown note whose plain-text form is its text (not `<Markdown object>`), so nbval can compare it."""
+
+    def __repr__(self) -> str:
+        return self.data
+
+
+def _missing(study: str) -> Note:
+    return Note(
         f"*No `{study}` records in results/ yet.* Make them with `{results.study_command(study)}` "
         "(resumable; `--dry-run` shows the plan and its time on this machine)."
     )

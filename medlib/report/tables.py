@@ -8,6 +8,7 @@ shown as mean ± standard deviation (ddof=1) with n beside it.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 
 import numpy as np
@@ -59,7 +60,10 @@ class StyledTable(Styler):
     def __repr__(self) -> str:
         with pd.option_context("display.width", 200, "display.max_columns", 50):
             text = self.data.to_string(na_rep=EMPTY, index=not all(getattr(self, "hide_index_", [False])))
-        return f"{self.caption}\n{text}" if self.caption else text
+        if not self.caption:
+            return text
+        caption = re.sub(r"<[^>]+>", "", re.sub(r"<br\s*/?>", "\n", self.caption))  # the HTML caption as plain text
+        return f"{caption}\n{text}"
 
 
 # ---------------------------------------------------------------- run folders as long tables
