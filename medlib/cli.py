@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import predict, results, sweep
+from . import predict, results
 from .errors import MedlibError
-from .experiments import cv, reproduce
+from .experiments import cv, reproduce, sweep
 from .flags import add_config_flags, config_from_args
 from .report import build as report_build
 

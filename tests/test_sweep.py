@@ -11,7 +11,7 @@ import pytest
 
 from medlib import make_config
 from medlib.errors import MedlibError
-from medlib.sweep import collect, grid_configs, summarize, sweep
+from medlib.experiments.sweep import collect, grid_configs, summarize, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(model="resnet18", epochs=1, batch_size=32, max_train=64, max_eval=32)

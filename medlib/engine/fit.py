@@ -303,7 +303,10 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
     except BaseException as e:
         if main and t is not None:
             status = "interrupted" if isinstance(e, KeyboardInterrupt) else "failed"
-            write_progress(t, status, reason=str(e) or type(e).__name__, finished=_now())
+            try:
+                write_progress(t, status, reason=str(e) or type(e).__name__, finished=_now())
+            except (OSError, MedlibError):
+                pass  # e.g. the disk that failed the checkpoint is still full: the original error is what counts
         raise
     finally:
         if lock is not None:

@@ -10,12 +10,13 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from . import io, results
-from .config import TrainConfig, check_fields, make_config
-from .engine.runs import Run, runs_root
-from .errors import MedlibError
-from .flags import add_config_flags, config_from_args
-from .results import CONFIG_COLUMNS, METRICS
+from .. import io, results
+from ..config import TrainConfig, check_fields, make_config
+from ..engine.fit import fit
+from ..engine.runs import Run, runs_root
+from ..errors import MedlibError
+from ..flags import add_config_flags, config_from_args
+from ..results import CONFIG_COLUMNS, METRICS
 
 # Fields that never split a summary group: seeds are what we average over; the rest do not change results.
 NOT_GROUPED = ("seed", "device", "eval_batch_size")
@@ -37,8 +38,6 @@ def grid_configs(grid: dict[str, list], base: TrainConfig) -> list[TrainConfig]:
 
 def _fit_one(config: dict, out, threads: int) -> str:
     """Worker: one run with progress off; returns its folder."""
-    from .engine import fit
-
     if threads:
         torch.set_num_threads(threads)
     return str(fit(TrainConfig(**config), out=out, progress=False, verbose=False).dir)
