@@ -13,14 +13,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import reference
+from .report1_tables import aggregate, unique
 
 TRAIN, VAL = "-", "--"
 
 
 def history_frame(runs: Iterable) -> pd.DataFrame:
     """All runs' history.csv stacked, each row tagged with the run's config fields."""
-    from .tables import unique
-
     frames = []
     for run in unique(runs):
         h = run.history.copy()
@@ -98,8 +97,6 @@ def auc_curves(runs: Iterable, **kw) -> Figure:
 
 def model_comparison(runs: Iterable, split: str = "test", metric: str = "AUC") -> Figure:
     """Bars: medlib's ResNet-18 and ResNet-50 per dataset (error bar: std over seeds); markers: Report 1's numbers."""
-    from .tables import aggregate
-
     agg = aggregate(list(runs), ["dataset", "model"])
     agg = agg[(agg["split"] == split) & (agg["metric"] == metric)]
     datasets = [d for d in reference.REPORT1_DATASETS if d in set(agg["dataset"])] + \
@@ -133,9 +130,6 @@ def diagnosis_plot(runs: Iterable, label: Iterable[str] = ("model", "mixup_alpha
                    **diagnose_kw) -> Figure:
     """Each run's train/val loss with the tail window shaded, the fitted trend lines, and its diagnosis as title."""
     from .diagnose import diagnose, tail_window
-
-    from .tables import unique
-
     runs = unique(runs)
     fig, axes = _grid(len(runs), width=3.6, height=2.8, ncols=ncols)
     for ax, run in zip(axes, runs):

@@ -33,6 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from .report1_tables import unique
+
 FALLING, FLAT, RISING = "falling", "flat", "rising"
 
 # (train trend, val trend) -> (case, advice). The first six are Report 2's five plus val rising.
@@ -144,8 +146,6 @@ def diagnose(history: pd.DataFrame, frac: float = 0.5, min_points: int = 3, tol:
 def diagnose_runs(runs: Iterable, label: Iterable[str] = ("dataset", "model", "mixup_alpha", "batch_size", "fold", "seed"),
                   **kw) -> pd.DataFrame:
     """One row per run (each folder once): its config labels, the tail's relative slopes (% per epoch), trends, case."""
-    from .tables import unique
-
     rows = []
     for run in unique(runs):
         cfg = run.record["config"]

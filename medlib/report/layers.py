@@ -20,6 +20,7 @@ from torch import nn
 
 from ..models import build_model, count_parameters
 from ..models.resnet import Bottleneck
+from .styled import StyledTable, style
 
 STAGES = ["conv1", "conv2_x", "conv3_x", "conv4_x", "conv5_x", "pool + fc"]
 _PREFIX = {"stem": "conv1", "layer1": "conv2_x", "layer2": "conv3_x", "layer3": "conv4_x", "layer4": "conv5_x",
@@ -115,8 +116,6 @@ def layer_table(arch: str = "resnet18", sizes=(224, 28), stems=("imagenet", "sma
                 num_classes: int = 1000):
     """Report 1's Figure 2 for one network, measured: per stage the layout, parameters per stem, and the output
     size and mega multiply-adds for every (stem, size). A StyledTable (reproducible output for nbval)."""
-    from .tables import StyledTable
-
     data: dict[tuple, list] = {}
     nets = {stem: build(arch, stem, in_channels, num_classes) for stem in stems}
     layout = {stem: describe(net) for stem, net in nets.items()}
@@ -159,8 +158,6 @@ def stride_on_1x1(net: nn.Module) -> nn.Module:
 
 def resnet50_stride_variants(size: int = 224):
     """ResNet-50 at `size` px with the stride on the 3x3 (medlib, torchvision: v1.5) and on the first 1x1 (v1)."""
-    from .tables import style
-
     net = build("resnet50")
     rows = []
     for name, n in (("stride on the 3×3 (v1.5: medlib, torchvision)", net),
@@ -178,8 +175,6 @@ def parameter_counts(datasets=None, stem: str = "imagenet"):
     input channels and classes of each MedMNIST set (Report 1's networks)."""
     from ..data import registry
     from .reference import REPORT1_DATASETS
-    from .tables import style
-
     rows = []
     for arch in ("resnet18", "resnet50"):
         rows.append({"network": arch, "input": "3 × 224 × 224", "classes": 1000,
