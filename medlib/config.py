@@ -10,12 +10,9 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
+from .choices import LAYOUTS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, STEMS
 from .errors import MedlibError
 
-
-LOSSES = ("auto", "ce", "bce")
-PRECISIONS = ("auto", "bf16", "fp32")
-LAYOUTS = ("auto", "on", "off")
 ENGINEERING = ("device", "eval_batch_size", "amp", "channels_last", "compile")  # not part of a run's identity
 ADDED_LATER = {"loss": "auto"}  # hashed only when changed, so run folders named before they existed stay valid
 
@@ -80,8 +77,7 @@ class TrainConfig:
 
         if self.model not in MODELS:
             raise MedlibError(f"--model {self.model!r} is unknown; choose one of {', '.join(MODELS)}.")
-        choices = {"optimizer": ("sgd", "adam", "adamw", "adamax"), "schedule": ("none", "multistep", "cosine"),
-                   "stem": ("imagenet", "small")}
+        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "stem": STEMS}
         for name, ok in choices.items():
             if getattr(self, name) not in ok:
                 raise MedlibError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {', '.join(ok)}.")

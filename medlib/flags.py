@@ -4,13 +4,16 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
+from .choices import LAYOUTS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
 from .config import PRESETS, PROFILES, TrainConfig, make_config
+from .models import MODELS
 
 _HELP = {
     "dataset": "MedMNIST name (v1 organ names accepted) or m3dv", "size": "image side: 28/64/128/224 (3D: 28/64)",
-    "model": "resnet18 | resnet50 | densenet3d | baseline3d | resnet18_3d", "stem": "imagenet (7x7/2 + pool) | small (3x3/1)",
+    "model": " | ".join(MODELS), "stem": "imagenet (7x7/2 + pool) | small (3x3/1)",
     "max_train": "train on a seeded random subset of this many (0 = all)", "max_eval": "same for val and test",
-    "optimizer": "sgd | adam | adamw | adamax", "schedule": "none | multistep | cosine",
+    "optimizer": " | ".join(OPTIMIZERS), "schedule": " | ".join(SCHEDULES), "loss": " | ".join(LOSSES),
+    "amp": " | ".join(PRECISIONS), "channels_last": " | ".join(LAYOUTS),
     "shift": "random shift of up to this many pixels/voxels", "mixup_alpha": "mixup Beta(a, a); 0 = off",
     "crop": "3D: cube side around the nodule", "mask": "3D: keep only the segmented nodule",
     "dilate": "3D: grow the mask by this many voxels", "fold": "M3DV: which cross-validation fold is the test set",

@@ -34,11 +34,14 @@ from .runs import Run, check_resume, check_reuse, claim, discard_outputs, run_di
 CHECKPOINT_SECONDS = float(os.environ.get("MEDLIB_CHECKPOINT_SECONDS", 30))
 
 
+OPTIMIZER_CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                     "adamax": torch.optim.Adamax}  # one per name in medlib.choices.OPTIMIZERS
+
+
 def make_optimizer(cfg, params):
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    opt = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "adamax": torch.optim.Adamax}[cfg.optimizer]
-    return opt(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return OPTIMIZER_CLASSES[cfg.optimizer](params, lr=cfg.lr, weight_decay=cfg.weight_decay)
 
 
 def make_scheduler(cfg, opt):

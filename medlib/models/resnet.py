@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-STEMS = ("imagenet", "small")
+from ..choices import STEMS
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
