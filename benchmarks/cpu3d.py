@@ -260,9 +260,9 @@ def main(argv=None) -> int:
         "eval_memory": ev,
         "note": "each row is a fresh process; its fraction of SGEMM uses the SGEMM rate measured in that process",
     }
-    from medlib import io
+    from medlib import atomic
 
-    io.write_json(args.out, rec)
+    atomic.write_json(args.out, rec)
     print("\n" + table(rows))
     if ev:
         print(f"\n{ev['case']}: {ev['samples']} cubes in {ev['seconds']} s, peak RSS {ev['peak_rss_gb']} GB")

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from medlib import io, make_config
+from medlib import atomic, make_config
 from medlib.data import load_medmnist
 from medlib.data.base import Meta
 from medlib.engine.device import device_name, resolve_device
@@ -297,7 +297,7 @@ def main(argv=None) -> int:
         "cuda": torch.version.cuda, "threads": torch.get_num_threads(),
         "settings": {k: v for k, v in vars(args).items() if k != "out"}, "results": rows,
     }
-    io.write_json(args.out, record)
+    atomic.write_json(args.out, record)
     print(f"wrote {args.out}")
     return 0
 

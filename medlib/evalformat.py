@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import io
+from . import atomic
 from .data import registry
 from .errors import MedlibError
 
@@ -50,5 +50,5 @@ def write_evaluator_csv(folder, flag: str, size: int, split: str, probs, auc: fl
     if len(probs) != registry.info(flag)["n_samples"].get(split, -1):
         return None
     path = Path(folder) / evaluator_file_name(flag, size, split, auc, acc, run_id)
-    io.write_text(path, pd.DataFrame(probs).to_csv(header=False))
+    atomic.write_text(path, pd.DataFrame(probs).to_csv(header=False))
     return path

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import io
+from . import atomic
 from .config import check_device
 from .errors import MedlibError
 
@@ -44,7 +44,7 @@ def predict_folder(checkpoints, input_dir, out_csv=None, labels=None, weights=No
         y = [table[names[i]] for i in known]
         df.attrs["metrics"] = {**evaluate(y, p[known], "binary-class"), "n": len(known)}
     if out_csv is not None:  # last: a failure above leaves no CSV behind
-        io.write_text(out_csv, df.to_csv(index=False))
+        atomic.write_text(out_csv, df.to_csv(index=False))
     return df
 
 

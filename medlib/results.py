@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import io
+from . import atomic
 from .config import TrainConfig
 from .engine.runs import Run, runs_root
 from .errors import MedlibError
@@ -512,7 +512,7 @@ def write_readme(path, text: str, begin: str = README_BEGIN, end: str = README_E
         raise MedlibError(f"{path} has no results markers; add the lines\n{begin}\n{end}\nwhere the tables should go.")
     new = pattern.sub(lambda _: f"{begin}\n{text}{end}", doc)
     if new != doc:
-        io.write_text(path, new)
+        atomic.write_text(path, new)
     return new != doc
 
 

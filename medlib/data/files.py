@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .. import io
+from .. import atomic
 from ..errors import MedlibError
 from . import registry
 
@@ -110,7 +110,7 @@ def md5_status(path: Path, expected: str, use_cache: bool = True) -> str:
     verdicts = _load_verdicts()
     verdicts[key] = {"expected": expected, "actual": actual, "status": status}
     try:
-        io.write_json(_cache_file(), verdicts)
+        atomic.write_json(_cache_file(), verdicts)
     except OSError:
         pass  # a read-only home only costs a re-hash next time
     return status
@@ -134,7 +134,7 @@ def download(url: str, dest: Path, expected_md5: str | None = None, progress: bo
 
 def _download(url: str, dest: Path, expected_md5: str | None, progress: bool, tqdm) -> Path:
     try:
-        with io.atomic_path(dest) as tmp:
+        with atomic.atomic_path(dest) as tmp:
             with urllib.request.urlopen(url, timeout=60) as r, open(tmp, "wb") as f:
                 total = int(r.headers.get("Content-Length") or 0) or None
                 with tqdm(total=total, unit="B", unit_scale=True, desc=dest.name, disable=not progress) as bar:

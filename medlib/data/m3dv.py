@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import io
+from .. import atomic
 from ..errors import MedlibError
 from ..ops.crop import apply_mask, crop_cube, mask_centroid
 from .base import Dataset, Meta, Split
@@ -141,7 +141,7 @@ def _read_cache(path: Path, names: list[str], shape: tuple) -> np.ndarray | None
 
 def _write_cache(path: Path, X: np.ndarray, names: list[str]) -> None:
     try:
-        with io.atomic_path(path) as tmp, open(tmp, "wb") as f:
+        with atomic.atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(f, X=X, ids=np.array(names))
     except OSError:
         pass  # a read-only cache only costs a slower next load

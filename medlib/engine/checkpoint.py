@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from .. import io
+from .. import atomic
 from ..errors import MedlibError
 
 
@@ -23,7 +23,7 @@ def save(path, *, model, optimizer=None, scheduler=None, epoch: int, best_score:
         "config": asdict(config), "meta": asdict(meta), "history": history or [],
         "rng": generator.get_state() if generator is not None else None,
     }
-    io.torch_save(state, path)
+    atomic.torch_save(state, path)
 
 
 REQUIRED = ("model", "config", "meta")

@@ -6,7 +6,7 @@ A run that fails or is interrupted leaves an honest record: status, epochs done,
 """
 from __future__ import annotations
 
-import io as _io
+import io
 import math
 import os
 import socket
@@ -18,8 +18,9 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .. import io
+from .. import atomic
 from ..errors import MedlibError
+from ..evalformat import write_evaluator_csv
 from ..metrics import evaluate
 from ..models import build_model, count_parameters, model_dims
 from . import checkpoint, distributed
@@ -54,7 +55,7 @@ def make_scheduler(cfg, opt):
 
 def weights_bytes(net) -> int:
     """Size of the weights alone as torch.save writes them (best.pt also holds the optimiser state)."""
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     torch.save(net.state_dict(), buf)
     return buf.tell()
 
@@ -161,7 +162,7 @@ def announce(t: Training) -> None:
 
 def write_progress(t: Training, status: str = "running", **extra) -> None:
     """run.json while training (and after a failure): how far it got, who trains it, and why it stopped."""
-    io.write_json(t.folder / "run.json", {
+    atomic.write_json(t.folder / "run.json", {
         "status": status, "config": asdict(t.cfg), "key": t.cfg.key(), "started": t.started,
         "updated": _now(), "epochs_done": len(t.history), "epochs_saved": t.saved_epochs,
         "host": socket.gethostname(), "pid": os.getpid(), "device": device_name(t.device),
@@ -247,6 +248,8 @@ def evaluate_best(t: Training) -> dict:
         metrics[split] = {**evaluate(s.y.numpy(), probs, t.meta.task), "loss": loss, "n": len(s)}
         if split != "train":
             write_scores(t.folder / f"{split}_scores.csv", probs, s.y.numpy(), s.ids)
+            write_evaluator_csv(t.folder, t.meta.name, t.meta.size, split, probs, metrics[split]["auc"],
+                                metrics[split]["acc"], t.folder.name)
     return metrics
 
 
@@ -297,9 +300,9 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
             announce(t)
         train_epochs(t, main, show=main and ((not quiet()) if progress is None else progress))
         if main:
-            io.write_text(folder / "history.csv", pd.DataFrame(t.history).to_csv(index=False))
+            atomic.write_text(folder / "history.csv", pd.DataFrame(t.history).to_csv(index=False))
             record = final_record(t, evaluate_best(t))
-            io.write_json(folder / "run.json", record)
+            atomic.write_json(folder / "run.json", record)
             if verbose:
                 print(format_metrics(record))
         distributed.barrier(t.device)  # ranks > 0 wait for rank 0 to finish the run folder

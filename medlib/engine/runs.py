@@ -17,7 +17,7 @@ except ImportError:  # Windows: fall back to an O_EXCL lock file
 import numpy as np
 import pandas as pd
 
-from .. import io
+from .. import atomic
 from ..errors import MedlibError
 
 DEFAULT_OUT = "runs"
@@ -48,7 +48,7 @@ def write_scores(path: Path, probs: np.ndarray, labels: np.ndarray, ids=None) ->
         df.insert(0, "label", labels.astype(int))
     if ids is not None:
         df.insert(0, "id", list(ids))
-    io.write_text(path, df.to_csv(index=False))
+    atomic.write_text(path, df.to_csv(index=False))
 
 
 @dataclass
@@ -198,7 +198,7 @@ def claim(folder: Path) -> RunLock:
         lock = folder / LOCK_NAME
         fd = _try_lock(lock)
     except OSError as e:
-        raise io.write_error(folder / LOCK_NAME, e) from None
+        raise atomic.write_error(folder / LOCK_NAME, e) from None
     if fd is None:
         raise _lock_error(folder, lock)
     holder = {"host": socket.gethostname(), "pid": os.getpid(),
@@ -213,7 +213,7 @@ def clean_stale_temp(folder: Path) -> list[Path]:
     """Delete the `.<name>.<random>.tmp` files of interrupted atomic writes (a SIGKILL mid-checkpoint leaves one of
     ~90 MB). Call it only while holding the folder's lock: then no live writer owns them."""
     removed = []
-    for p in Path(folder).glob(f".*{io.TEMP_SUFFIX}"):
+    for p in Path(folder).glob(f".*{atomic.TEMP_SUFFIX}"):
         with contextlib.suppress(OSError):
             p.unlink()
             removed.append(p)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from .. import io, results
+from .. import atomic, results
 from ..config import TrainConfig, check_fields, make_config
 from ..engine.fit import fit
 from ..engine.runs import Run, runs_root
@@ -126,8 +126,8 @@ def cmd_sweep(args) -> None:
     df = sweep(grid, base, out=args.out, parallel=args.parallel)
     summary = summarize(df)
     root = runs_root(args.out)
-    io.write_text(root / "summary.csv", summary.to_csv(index=False))
-    io.write_text(root / "sweep_runs.csv", df.to_csv(index=False))
+    atomic.write_text(root / "summary.csv", summary.to_csv(index=False))
+    atomic.write_text(root / "sweep_runs.csv", df.to_csv(index=False))
     print(format_summary(summary))
     print(f"wrote {root / 'summary.csv'}")
 

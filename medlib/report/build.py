@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from .. import io
+from .. import atomic
 from ..data.files import data_root
 from ..errors import MedlibError
 from .notebook import EMBED_ENV
@@ -140,17 +140,17 @@ def build_report(profile: str = "quick", out="reports", notebooks=None, only=Non
         nb, error = execute(path, profile, timeout, embed_plotlyjs=not in_place)
         r = Result(path.stem, title_of(nb), not error, time.perf_counter() - t0, error)
         if in_place:
-            io.write_text(path, nbformat.writes(nb) + "\n")
+            atomic.write_text(path, nbformat.writes(nb) + "\n")
             r.ipynb = str(path)
         else:
-            io.write_text(out / f"{path.stem}.ipynb", nbformat.writes(nb) + "\n")
-            io.write_text(out / f"{path.stem}.html", to_html(nb, r.title or path.stem))
+            atomic.write_text(out / f"{path.stem}.ipynb", nbformat.writes(nb) + "\n")
+            atomic.write_text(out / f"{path.stem}.html", to_html(nb, r.title or path.stem))
             r.html, r.ipynb = f"{path.stem}.html", f"{path.stem}.ipynb"
         results.append(r)
         if verbose:
             print(f"{'ok' if r.ok else 'FAILED'} ({r.seconds:.0f} s){': ' + error if error else ''}", flush=True)
     if not in_place:
-        io.write_text(out / "index.html", _index(results, profile, started))
+        atomic.write_text(out / "index.html", _index(results, profile, started))
         if verbose:
             print(f"report: {out / 'index.html'}")
     return results

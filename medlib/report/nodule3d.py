@@ -7,7 +7,7 @@ import numpy as np
 import plotly.graph_objects as go
 from matplotlib.figure import Figure
 
-from .. import io
+from .. import atomic
 from ..errors import MedlibError
 from ..ops.crop import mask_centroid
 
@@ -129,5 +129,5 @@ def slice_montage(volume: np.ndarray, seg: np.ndarray | None = None, n: int = 8)
 def save_html(fig: go.Figure, path) -> Path:
     """Write a standalone HTML file (plotly.js embedded, works offline), atomically."""
     path = Path(path)
-    io.write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
+    atomic.write_text(path, fig.to_html(include_plotlyjs=True, full_html=True))
     return path
