@@ -5,10 +5,10 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
+from synth_medmnist import make_arrays, write_npz
 
 from medlib.data import files, load_medmnist, registry
 from medlib.errors import MedlibError
-from synth_medmnist import make_arrays, write_npz
 
 
 @pytest.mark.parametrize("name", registry.names())

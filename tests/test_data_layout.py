@@ -4,11 +4,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from synth_medmnist import make_arrays, write_npz
 
 from medlib.data import files, load_medmnist
 from medlib.data.files import candidate_paths
 from medlib.errors import MedlibError
-from synth_medmnist import make_arrays, write_npz
 
 
 def _write_flat(folder: Path, name: str, size: int = 28, seed: int = 0) -> Path:

@@ -2,7 +2,6 @@
 import importlib
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -10,6 +9,7 @@ import torch
 import medlib
 from medlib import metrics
 from medlib.engine import checkpoint, fit, load_run
+
 fit_module = importlib.import_module("medlib.engine.fit")
 from synth_medmnist import write_npz
 

@@ -8,13 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
-from medlib.data.m3dv import (kfold_datasets, list_candidates, load_m3dv, load_sample, read_labels,
-                              stratified_folds)
-from medlib.errors import MedlibError
-from medlib.ops import apply_mask, crop_cube, mask_centroid
 from synth_m3dv import write_m3dv
 
+from medlib.data.m3dv import kfold_datasets, list_candidates, load_m3dv, load_sample, read_labels, stratified_folds
+from medlib.errors import MedlibError
+from medlib.ops import apply_mask, crop_cube, mask_centroid
 
 # ---- generated data ----
 

@@ -1,10 +1,10 @@
 """Nodule pictures: meshes and view buttons, slice montage, standalone offline HTML."""
 import numpy as np
 import pytest
+from synth_m3dv import ellipsoid_sample
 
 from medlib.errors import MedlibError
 from medlib.report.nodule3d import nodule_figure, save_html, slice_montage
-from synth_m3dv import ellipsoid_sample
 
 
 @pytest.fixture

@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 import torch
+from synth_m3dv import write_m3dv
 
 from medlib.data import registry
 from medlib.data.m3dv import kfold_datasets, load_m3dv
 from medlib.data.nodules import load_nodules, m3dv_present
 from medlib.errors import MedlibError
-from synth_m3dv import write_m3dv
 
 N = (6, 3, 4)  # train, val, test
 

@@ -6,14 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from synth_m3dv import write_m3dv
 
 import medlib
-from medlib import ensemble
-from medlib import results
-from medlib.experiments import cv
+from medlib import ensemble, results
 from medlib.errors import MedlibError
+from medlib.experiments import cv
 from medlib.predict import predict_folder
-from synth_m3dv import write_m3dv
 
 fit_module = importlib.import_module("medlib.engine.fit")
 TINY = dict(dataset="m3dv", model="baseline3d", crop=16, epochs=2, batch_size=8, optimizer="adam", lr=1e-3,

@@ -13,7 +13,6 @@ from medlib.engine import load_run, run_dir
 from medlib.models import build_model, count_parameters
 from medlib.report import diagnose, layers, reference, tables
 
-
 # ---------------------------------------------------------------- reference numbers
 
 def test_reference_row_counts():
