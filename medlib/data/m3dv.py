@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .. import atomic
 from ..errors import MedlibError
@@ -147,23 +148,18 @@ def _write_cache(path: Path, X: np.ndarray, names: list[str]) -> None:
         pass  # a read-only cache only costs a slower next load
 
 
-def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilate: int = 0,
-              center: str = "mask", ids=None, progress: bool = False, cache: bool = True) -> Dataset:
-    """All samples as one split "all": X uint8 (N, 1, crop, crop, crop), y int64 (-1 when unlabelled).
-
-    folder: default `$MEDLIB_DATA/m3dv/train_val`. labels: a CSV path, False for none; None takes `<folder>.csv` when it
-    exists (else unlabelled). ids: names to load (default: the CSV's names, else every file), loaded
-    in numeric order. The cropped array is cached under `cache_dir()/m3dv`, keyed by the folder, the files'
-    names, sizes and mtimes, and the crop options.
-    """
-    folder = Path(folder) if folder is not None else default_folder()
+def _check_options(crop, dilate, mask: bool, center: str) -> tuple[int, int]:
     if center not in CENTERS:
         raise MedlibError(f"center must be one of {CENTERS}, not {center!r}.")
     if int(crop) != crop or crop < 1:
         raise MedlibError(f"crop must be a positive whole number of voxels, not {crop!r}.")
     if int(dilate) != dilate or dilate < 0 or (dilate and not mask):
         raise MedlibError(f"dilate={dilate!r}: use a whole number >= 0, and only together with mask=True.")
-    crop, dilate = int(crop), int(dilate)
+    return int(crop), int(dilate)
+
+
+def _samples(folder: Path, labels, ids):
+    """(names in numeric order, their paths, labels (-1 = none), the labels CSV used) after checking all exist."""
     if labels is None and folder.with_suffix(".csv").is_file():
         labels = folder.with_suffix(".csv")
     elif labels is False:  # explicitly unlabelled, e.g. to predict every file of a folder
@@ -185,8 +181,37 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
             raise MedlibError(f"{len(unlabelled)} sample(s) have no label in {labels}: {', '.join(unlabelled[:5])}; "
                               "add them to the CSV or leave them out of ids=.")
     y = np.array([table[n] if table is not None else -1 for n in names], dtype=np.int64)
-    stats = [p.stat() for p in paths]
+    return names, paths, y, labels
 
+
+def _crop_all(paths, shape, mask: bool, dilate: int, center: str, progress: bool, desc: str) -> np.ndarray:
+    """Every sample cropped (and masked) into one uint8 array."""
+    X = np.empty(shape, dtype=np.uint8)
+    crop = shape[-1]
+    for i, p in enumerate(tqdm(paths, desc=f"m3dv {desc}", disable=not progress)):
+        voxel, seg = load_sample(p)
+        if voxel.shape[0] < crop:
+            raise MedlibError(f"{p}: the volume is {voxel.shape[0]}³, smaller than crop={crop}; pass a smaller --crop.")
+        if (mask or center == "mask") and not seg.any():
+            raise MedlibError(f"{p}: the seg mask is empty, so the nodule cannot be located; remove the sample from the "
+                              "labels CSV (in Python: load_m3dv(..., mask=False, center='volume')).")
+        X[i, 0] = prepare_sample(voxel, seg, crop, mask, dilate, center)
+    return X
+
+
+def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilate: int = 0,
+              center: str = "mask", ids=None, progress: bool = False, cache: bool = True) -> Dataset:
+    """All samples as one split "all": X uint8 (N, 1, crop, crop, crop), y int64 (-1 when unlabelled).
+
+    folder: default `$MEDLIB_DATA/m3dv/train_val`. labels: a CSV path, False for none; None takes `<folder>.csv` when it
+    exists (else unlabelled). ids: names to load (default: the CSV's names, else every file), loaded
+    in numeric order. The cropped array is cached under `cache_dir()/m3dv`, keyed by the folder, the files'
+    names, sizes and mtimes, and the crop options.
+    """
+    folder = Path(folder) if folder is not None else default_folder()
+    crop, dilate = _check_options(crop, dilate, mask, center)
+    names, paths, y, labels = _samples(folder, labels, ids)
+    stats = [p.stat() for p in paths]
     shape = (len(names), 1, crop, crop, crop)
     # inode and ctime too: a file rewritten with its size and mtime restored must not hit the old cache
     key = _md5([f"{n}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}" for n, st in zip(names, stats)]
@@ -194,20 +219,9 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
     cache_file = cache_dir() / "m3dv" / f"{key}.npz"
     X = _read_cache(cache_file, names, shape) if cache else None
     if X is None:
-        X = np.empty(shape, dtype=np.uint8)
-        from tqdm.auto import tqdm
-
-        for i, p in enumerate(tqdm(paths, desc=f"m3dv {folder.name}", disable=not progress)):
-            voxel, seg = load_sample(p)
-            if voxel.shape[0] < crop:
-                raise MedlibError(f"{p}: the volume is {voxel.shape[0]}³, smaller than crop={crop}; pass a smaller --crop.")
-            if (mask or center == "mask") and not seg.any():
-                raise MedlibError(f"{p}: the seg mask is empty, so the nodule cannot be located; remove the sample from the labels CSV "
-                                  "(in Python: load_m3dv(..., mask=False, center='volume')).")
-            X[i, 0] = prepare_sample(voxel, seg, crop, mask, dilate, center)
+        X = _crop_all(paths, shape, mask, dilate, center, progress, folder.name)
         if cache:
             _write_cache(cache_file, X, names)
-
     md5 = _source_md5(names, y, stats)
     meta = Meta(name="m3dv", task="binary-class", n_classes=2, n_channels=1, dims=3, size=crop,
                 label_names=dict(LABEL_NAMES), md5=md5, source=str(folder))
