@@ -75,3 +75,22 @@ def test_sizes_follow_the_registry():
     assert evaluator_file_name("organmnist3d", 64, "train", 0.5, 0.5, 1).startswith("organmnist3d_64_train_")
     with pytest.raises(MedlibError, match="Size 128"):
         evaluator_file_name("adrenalmnist3d", 128, "test", 0.5, 0.5, 0)
+
+
+def test_fit_leaves_files_the_official_parser_accepts(tmp_path, evaluator_root, real_data):
+    """A real (tiny) training run: its val/test files re-score, in medmnist's hands, to the run's own numbers."""
+    import json
+
+    import medlib
+    from medlib.engine import fit
+
+    cfg = medlib.make_config(dataset="breastmnist", model="resnet18", stem="small", epochs=1, batch_size=32,
+                             optimizer="adam", max_train=64)
+    run = fit(cfg, out=tmp_path / "runs", verbose=False)
+    rec = json.loads((run.dir / "run.json").read_text())
+    assert not list(run.dir.glob("breastmnist_train_*"))  # train is a subset here: nothing to check it against
+    for split in ("val", "test"):
+        [path] = run.dir.glob(f"breastmnist_{split}_[[]AUC[]]*@*.csv")
+        official = Evaluator.parse_and_evaluate(str(path))
+        assert official.AUC == pytest.approx(rec["metrics"][split]["auc"], abs=1e-9)
+        assert official.ACC == pytest.approx(rec["metrics"][split]["acc"], abs=1e-9)
