@@ -21,7 +21,6 @@ from tqdm.auto import tqdm
 from .. import atomic
 from ..errors import MedlibError
 from ..evalformat import write_evaluator_csv
-from ..evalformat import write_evaluator_csv
 from ..metrics import evaluate
 from ..models import build_model, count_parameters, model_dims
 from . import checkpoint, distributed
@@ -249,8 +248,6 @@ def evaluate_best(t: Training) -> dict:
         metrics[split] = {**evaluate(s.y.numpy(), probs, t.meta.task), "loss": loss, "n": len(s)}
         if split != "train":
             write_scores(t.folder / f"{split}_scores.csv", probs, s.y.numpy(), s.ids)
-            write_evaluator_csv(t.folder, t.meta.name, t.meta.size, split, probs, metrics[split]["auc"],
-                                metrics[split]["acc"], t.folder.name)
             write_evaluator_csv(t.folder, t.meta.name, t.meta.size, split, probs, metrics[split]["auc"],
                                 metrics[split]["acc"], t.folder.name)
     return metrics
