@@ -123,3 +123,22 @@ def test_final_model_trains_on_every_labelled_cube_and_predicts(m3dv_root, tmp_p
     assert len(ids) == n["n_val"]
     sub = predict_folder([run.best_checkpoint], m3dv_root / "train_val", labels=m3dv_root / "train_val.csv")
     assert len(sub) == 30 and sub["Predicted"].between(0, 1).all()
+
+
+def test_a_same_size_rewrite_of_a_sample_is_not_reused(m3dv_root, tmp_path):
+    """M3DV's content hash: a sample rewritten with the same size (and mtime) is other data, so the run is refused."""
+    import os
+
+    sample = m3dv_root / "train_val" / "candidate1.npz"
+    with np.load(sample) as f:
+        voxel, seg = f["voxel"], f["seg"]
+    np.savez(sample, voxel=voxel, seg=seg)  # uncompressed: the size depends on the shapes only
+    cfg = medlib.make_config(**{**TINY, "epochs": 1})
+    run = medlib.fit(cfg, out=tmp_path / "runs", verbose=False)
+    assert run.record["data"]["content_md5"]
+    stat = sample.stat()
+    np.savez(sample, voxel=255 - voxel, seg=seg)
+    os.utime(sample, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert sample.stat().st_size == stat.st_size
+    with pytest.raises(MedlibError, match="MD5"):
+        medlib.fit(cfg, out=tmp_path / "runs", verbose=False)

@@ -21,6 +21,7 @@ class Meta:
     label_names: dict = field(default_factory=dict)
     md5: str | None = None
     source: str = ""
+    content_md5: str | None = None  # M3DV: a hash of the sample files' bytes (its `md5` names names, labels, sizes)
 
     @property
     def multilabel(self) -> bool:

@@ -259,6 +259,7 @@ def final_record(t: Training, metrics: dict) -> dict:
     return {
         "status": "complete", "config": asdict(cfg), "key": cfg.key(), "versions": versions(),
         "data": {"name": meta.name, "size": meta.size, "task": meta.task, "md5": meta.md5, "source": meta.source,
+                 **({"content_md5": meta.content_md5} if meta.content_md5 else {}),
                  **{f"n_{k}": len(v) for k, v in t.ds.splits.items()}},
         "device": device_name(t.device), "precision": t.how.precision, "channels_last": t.how.channels_last,
         "allocator": allocator_state() if t.device.type == "cpu" else None,

@@ -237,9 +237,17 @@ def current_data_md5(cfg) -> str | None:
 
 def check_reuse(run: Run, cfg) -> bool:
     """True when a complete run may be reused for `cfg`: its recorded data is the data found now. A run made from
-    other data is refused (not silently returned, nor silently overwritten)."""
-    recorded = (run.record.get("data") or {}).get("md5")
-    current = current_data_md5(cfg)
+    other data is refused (not silently returned, nor silently overwritten). M3DV runs that recorded a content hash
+    are checked by it (a same-size rewrite of a sample is caught); older records by names, labels and sizes."""
+    data = run.record.get("data") or {}
+    recorded, current = data.get("md5"), current_data_md5(cfg)
+    if cfg.dataset == "m3dv" and data.get("content_md5"):
+        from ..data import m3dv
+
+        try:
+            recorded, current = data["content_md5"], m3dv.folder_content_md5()
+        except MedlibError:
+            current = None
     if recorded is None or current is None or recorded == current:
         return True
     raise MedlibError(f"{run.dir} was trained on {cfg.dataset} data with MD5 {recorded}, but the data found now "
