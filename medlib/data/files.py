@@ -118,7 +118,7 @@ def md5_status(path: Path, expected: str, use_cache: bool = True) -> str:
 
 def download(url: str, dest: Path, expected_md5: str | None = None, progress: bool = True) -> Path:
     """Stream `url` into a temp file beside `dest`, check its MD5, then rename into place."""
-    from tqdm.auto import tqdm
+    from ..progress import tqdm
 
     created = [d for d in (dest.parent, *dest.parent.parents) if not d.exists()]  # deepest first
     try:

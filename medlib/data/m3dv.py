@@ -14,11 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import atomic
 from ..errors import MedlibError
 from ..ops.crop import apply_mask, crop_cube, mask_centroid
+from ..progress import tqdm
 from .base import Dataset, Meta, Split
 from .files import cache_dir, data_root
 

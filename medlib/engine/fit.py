@@ -16,13 +16,13 @@ from datetime import datetime, timezone
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from .. import atomic
 from ..errors import MedlibError
 from ..evalformat import write_evaluator_csv
 from ..metrics import evaluate
 from ..models import build_model, count_parameters, model_dims
+from ..progress import tqdm
 from . import checkpoint, distributed
 from .cost import estimate_seconds, too_slow_message
 from .data import load_for_config

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from ..engine.cost import CPU_WARN_HOURS, estimate_seconds
 from ..engine.data import load_for_config
@@ -22,6 +21,7 @@ from ..engine.fit import fit
 from ..engine.hardware import resolve_precision
 from ..engine.runs import run_dir, runs_root
 from ..errors import MedlibError
+from ..progress import tqdm
 from ..results import results_root
 from .plans import PLANS, plan
 

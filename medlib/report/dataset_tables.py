@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ..data.files import find_medmnist
 from .reference import REPORT1_DATASETS
 from .styled import BAD, GOOD, MUTED, StyledTable
 
@@ -55,7 +56,5 @@ def dataset_status(check_md5: bool = True) -> StyledTable:
 
 
 def present(datasets: Iterable[str], size: int = 28) -> list[str]:
-    """Those of `datasets` whose file is under the data root (no download)."""
-    from ..data import medmnist_path
-
-    return [d for d in datasets if medmnist_path(d, size).exists()]
+    """Those of `datasets` whose file is found (the data root, the flat layouts, ~/.medmnist; no download)."""
+    return [d for d in datasets if find_medmnist(d, size).is_file()]
