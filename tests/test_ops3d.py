@@ -5,9 +5,22 @@ import torch
 import torch.nn.functional as F
 
 from medlib.errors import MedlibError
-from medlib.ops import (apply_mask, augment_batch, auto_mask, crop_cube, mask_centroid, mixup, random_flip,
-                        random_rot90, random_shift, rotate, rotations, sample_lambda, soft_loss, soft_targets)
-
+from medlib.ops import (
+    apply_mask,
+    augment_batch,
+    auto_mask,
+    crop_cube,
+    mask_centroid,
+    mixup,
+    random_flip,
+    random_rot90,
+    random_shift,
+    rotate,
+    rotations,
+    sample_lambda,
+    soft_loss,
+    soft_targets,
+)
 
 # ---- crop / mask ----
 
