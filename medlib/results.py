@@ -48,6 +48,23 @@ def plan_labels() -> dict[str, str]:
     return labels
 
 
+@lru_cache(maxsize=1)
+def study_keys() -> dict[str, frozenset]:
+    """study -> the config keys of every plan entry in it. A run can serve several studies (Report 2's baseline
+    at lr 2e-3, batch 30 is also the middle of the learning-rate x batch-size grid), so studies select by key."""
+    keys: dict[str, set] = {}
+    for name in ("cpu", "gpu", "quick"):
+        for label, cfg in PLANS[name]():
+            keys.setdefault(label.split("/")[0], set()).add(cfg.key())
+    return {k: frozenset(v) for k, v in keys.items()}
+
+
+def study_rows(df: pd.DataFrame, studies) -> pd.DataFrame:
+    """The records that belong to any of `studies` (each run once)."""
+    keys = frozenset().union(*(study_keys().get(s, frozenset()) for s in studies))
+    return df[df["key"].isin(keys)].reset_index(drop=True) if "key" in df else df.iloc[0:0]
+
+
 def _row(run: Run, rec: dict) -> dict:
     m = rec.get("metrics", {})
     label = plan_labels().get(rec.get("key", ""), "")  # records made outside a plan have no label
@@ -97,8 +114,8 @@ def records(*folders, complete_only: bool = True) -> pd.DataFrame:
 
 
 def select(df: pd.DataFrame, study: str | None = None, **where) -> pd.DataFrame:
-    """Rows of one study whose config fields equal `where` (a value, or a list of allowed values)."""
-    out = df if study is None else df[df["study"] == study]
+    """Rows of one study (by plan key, see study_keys) whose config fields equal `where` (a value or a list)."""
+    out = df if study is None else study_rows(df, [study])
     for k, v in where.items():
         if k not in out.columns:
             raise MedlibError(f"No column {k!r} in the records; known: {', '.join(out.columns)}.")
@@ -326,8 +343,9 @@ def medmnist3d_table(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def cv_table(df: pd.DataFrame, study: str = "report2", by=("model", "mixup_alpha")) -> pd.DataFrame:
-    """Per configuration: test AUC / ACC mean ± std over folds, pooled out-of-fold AUC, seconds per epoch."""
+def cv_table(df: pd.DataFrame, study: str | None = "report2", by=("model", "mixup_alpha")) -> pd.DataFrame:
+    """Per configuration: test AUC / ACC mean ± std over folds, pooled out-of-fold AUC, seconds per epoch
+    (study None: the rows given)."""
     d = select(df, study)
     if d.empty:
         return pd.DataFrame()
@@ -450,6 +468,20 @@ def report2_reference() -> str:
     )
 
 
+def batch_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Report 2's DenseNet (batch 30, in the report2 study) and the same at batch 8, 16, 64."""
+    return pd.concat([select(df, "report2", model="densenet3d", mixup_alpha=0.2), select(df, "report2-batch")])
+
+
+def batch_table(df: pd.DataFrame) -> pd.DataFrame:
+    return cv_table(batch_rows(df), None, ["batch_size"])
+
+
+def used_rows(df: pd.DataFrame, fn, studies) -> pd.DataFrame:
+    """The records a study table is made from, for its provenance line."""
+    return batch_rows(df) if fn is batch_table else study_rows(df, studies)
+
+
 STUDIES = [  # (title, table function, study names whose records it shows)
     ("Report 1's recipe (ResNet-18/50, SGD lr 1e-3, batch 128, Report 1's epochs)", report1_table, ["report1"]),
     ("Loss: cross-entropy vs Report 1's BCE-with-logits (ResNet-18)", loss_table, ["report1", "loss-bce"]),
@@ -457,17 +489,7 @@ STUDIES = [  # (title, table function, study names whose records it shows)
     ("MedMNIST 3D", medmnist3d_table, ["medmnist3d"]),
     ("Report 2 on M3DV: 5-fold cross-validation (test = held-out fold)", cv_table, ["report2"]),
     ("Report 2: ensembles (probabilities averaged per fold)", ensemble_table, ["report2"]),
-    (
-        "Report 2: batch-size study (DenseNet, 5 folds)",
-        lambda df: cv_table(
-            pd.concat([select(df, "report2", model="densenet3d", mixup_alpha=0.2), select(df, "report2-batch")]).assign(
-                study="b"
-            ),
-            "b",
-            ["batch_size"],
-        ),
-        ["report2", "report2-batch"],
-    ),
+    ("Report 2: batch-size study (DenseNet, 5 folds)", batch_table, ["report2", "report2-batch"]),
     ("Report 2: learning rate and batch size (3-conv baseline, 5 folds)", lr_batch_table, ["lr-batch"]),
     ("Report 2's loss-curve cases, each on a real run", curve_cases_table, ["curves"]),
     ("Report 2: final model on every labelled cube (`--fold all`)", final_table, ["report2-final"]),
@@ -489,7 +511,7 @@ def markdown(df: pd.DataFrame | None = None) -> str:
         t = fn(df)
         if t.empty:
             continue
-        used = df[df["study"].isin(studies)]
+        used = used_rows(df, fn, studies)
         out += [
             f"#### {title}",
             "",
@@ -529,7 +551,7 @@ def cmd_results(args) -> None:
     for title, fn, studies in STUDIES:
         t = fn(df)
         if not t.empty:
-            print(f"\n{title}\n{t.to_string(index=False)}\n  {provenance(df[df['study'].isin(studies)])}")
+            print(f"\n{title}\n{t.to_string(index=False)}\n  {provenance(used_rows(df, fn, studies))}")
     if df.empty:
         print(markdown(df))
 

@@ -51,7 +51,7 @@ def table(rec, name: str, title: str | None = None):
             df = fn(rec)
             if df.empty:
                 return _missing(studies[-1])
-            used = rec[rec["study"].isin(studies)]
+            used = results.used_rows(rec, fn, studies)
             st = tables.style(
                 df,
                 f"repro_{name}",
@@ -62,7 +62,7 @@ def table(rec, name: str, title: str | None = None):
 
 
 def batch_table(rec):
-    return table(rec, "", title="Report 2: batch-size study (DenseNet, 5 folds)")
+    return table(rec, "batch_table")
 
 
 def study_runs(rec, study: str, **where) -> list:
