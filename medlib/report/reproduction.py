@@ -20,9 +20,9 @@ class Note(Markdown):
         return self.data
 
 
-def _missing(study: str) -> Note:
+def _missing(study: str, what: str = "") -> Note:
     return Note(
-        f"*No `{study}` records in results/ yet.* Make them with `{results.study_command(study)}` "
+        f"*No `{study}` {what}records in results/ yet.* Make them with `{results.study_command(study)}` "
         "(resumable; `--dry-run` shows the plan and its time on this machine)."
     )
 
@@ -31,7 +31,7 @@ def report1(rec, model: str = "resnet18"):
     """Report 1's table for `model` (train/val/test AUC and ACC, mean ± std over seeds) beside Report 1 and official."""
     d = results.select(rec, "report1", model=model)
     if d.empty:
-        return _missing("report1")
+        return _missing("report1", f"{model} ")
     st = tables.compare(results.runs(d), model)
     return st.set_caption(f"{st.caption}<br><small>{results.provenance(d, results.study_command('report1'))}</small>")
 
@@ -39,7 +39,7 @@ def report1(rec, model: str = "resnet18"):
 def r18_vs_r50(rec):
     d = results.select(rec, "report1")
     if d["model"].nunique() < 2:
-        return _missing("report1")
+        return _missing("report1", "resnet18 + resnet50 ")
     st = tables.r18_vs_r50(results.runs(d))
     return st.set_caption(f"{st.caption}<br><small>{results.provenance(d)}</small>")
 
