@@ -144,25 +144,22 @@ def check_device(name: str) -> str:
     return name
 
 
+def _choice(value, flag: str, choices: tuple, if_true: str, if_false: str) -> str:
+    """A choice, with the bools that records before 0.2 stored mapped to their meaning."""
+    if isinstance(value, bool):
+        return if_true if value else if_false
+    if value not in choices:
+        raise MedlibError(f"{flag} {value!r} is not one of {', '.join(choices)}.")
+    return value
+
+
 def normalize_precision(value) -> str:
     """Old records stored amp as a bool: True meant 'bf16 where supported' (auto), False fp32."""
-    if value is True:
-        return "auto"
-    if value is False:
-        return "fp32"
-    if value not in PRECISIONS:
-        raise MedlibError(f"--amp {value!r} is not one of {', '.join(PRECISIONS)}.")
-    return value
+    return _choice(value, "--amp", PRECISIONS, "auto", "fp32")
 
 
 def normalize_layout(value) -> str:
-    if value is True:
-        return "on"
-    if value is False:
-        return "off"
-    if value not in LAYOUTS:
-        raise MedlibError(f"--channels-last {value!r} is not one of {', '.join(LAYOUTS)}.")
-    return value
+    return _choice(value, "--channels-last", LAYOUTS, "on", "off")
 
 
 def check_fields(kw: dict) -> None:

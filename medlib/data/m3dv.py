@@ -115,20 +115,26 @@ def _source_md5(names, y, stats) -> str:
     return _md5(f"{n},{label},{st.st_size}" for n, label, st in zip(names, y, stats))
 
 
-def folder_md5(folder=None, labels=None) -> str:
-    """The `md5` that `load_m3dv(folder, labels)` would record, from the labels CSV and file sizes alone (no volume
-    is read), so a run can check cheaply that it was made from the data found now."""
+def _labelled_files(folder, labels) -> tuple[list[Path], list[int]]:
+    """The sample files a labels CSV lists (default `<folder>.csv`), in numeric order, with their labels."""
     folder = Path(folder) if folder is not None else default_folder()
     csv_path = Path(labels) if labels is not None else folder.with_suffix(".csv")
     if not csv_path.is_file():
         raise MedlibError(f"No labels CSV at {csv_path}.")
     table = read_labels(csv_path)
     names = sorted(table, key=_number)
-    try:
-        stats = [(folder / f"{n}.npz").stat() for n in names]
-    except OSError as e:
-        raise MedlibError(f"{folder} lacks a sample listed in {csv_path} ({e.filename}).") from None
-    return _source_md5(names, [table[n] for n in names], stats)
+    paths = [folder / f"{n}.npz" for n in names]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:
+        raise MedlibError(f"{folder} lacks a sample listed in {csv_path} ({missing[0].name}).")
+    return paths, [table[n] for n in names]
+
+
+def folder_md5(folder=None, labels=None) -> str:
+    """The `md5` that `load_m3dv(folder, labels)` would record, from the labels CSV and file sizes alone (no volume
+    is read), so a run can check cheaply that it was made from the data found now."""
+    paths, y = _labelled_files(folder, labels)
+    return _source_md5([p.stem for p in paths], y, [p.stat() for p in paths])
 
 
 def content_md5(paths, y) -> str:
@@ -159,17 +165,7 @@ def content_md5(paths, y) -> str:
 
 def folder_content_md5(folder=None, labels=None) -> str:
     """`content_md5` of the labelled samples of a folder, as load_m3dv(folder, labels) records it."""
-    folder = Path(folder) if folder is not None else default_folder()
-    csv_path = Path(labels) if labels is not None else folder.with_suffix(".csv")
-    if not csv_path.is_file():
-        raise MedlibError(f"No labels CSV at {csv_path}.")
-    table = read_labels(csv_path)
-    names = sorted(table, key=_number)
-    paths = [folder / f"{n}.npz" for n in names]
-    missing = [p for p in paths if not p.is_file()]
-    if missing:
-        raise MedlibError(f"{folder} lacks a sample listed in {csv_path} ({missing[0].name}).")
-    return content_md5(paths, [table[n] for n in names])
+    return content_md5(*_labelled_files(folder, labels))
 
 
 def _read_cache(path: Path, names: list[str], shape: tuple) -> np.ndarray | None:
@@ -234,8 +230,8 @@ def _crop_all(paths, shape, mask: bool, dilate: int, center: str, progress: bool
         if voxel.shape[0] < crop:
             raise MedlibError(f"{p}: the volume is {voxel.shape[0]}³, smaller than crop={crop}; pass a smaller --crop.")
         if (mask or center == "mask") and not seg.any():
-            raise MedlibError(f"{p}: the seg mask is empty, so the nodule cannot be located; remove the sample from the "
-                              "labels CSV (in Python: load_m3dv(..., mask=False, center='volume')).")
+            raise MedlibError(f"{p}: the seg mask is empty, so the nodule cannot be located; remove the sample "
+                              "from the labels CSV (in Python: load_m3dv(..., mask=False, center='volume')).")
         X[i, 0] = prepare_sample(voxel, seg, crop, mask, dilate, center)
     return X
 
