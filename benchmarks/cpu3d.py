@@ -86,10 +86,10 @@ def child_train(case: str, mode: str, samples: int) -> dict:
 
     from medlib import make_config
     from medlib.engine.cost import flops_per_sample
-    from medlib.engine.data import load_for_config
-    from medlib.engine.fit import set_up
     from medlib.engine.hardware import allocator_state, sgemm_gflops
     from medlib.engine.loop import train_epoch
+    from medlib.engine.splits import load_for_config
+    from medlib.engine.training import set_up
 
     preset, over, _, _ = CASES[case]
     cfg = make_config(preset, **over, **MODES[mode], device="cpu")

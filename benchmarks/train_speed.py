@@ -26,9 +26,9 @@ from medlib import atomic, make_config
 from medlib.data import load_medmnist
 from medlib.data.base import Meta
 from medlib.engine.device import device_name, resolve_device
-from medlib.engine.fit import make_optimizer
 from medlib.engine.hardware import StepSettings, memory_format, resolve_precision, use_channels_last
 from medlib.engine.loop import prepare, train_epoch
+from medlib.engine.training import make_optimizer
 from medlib.errors import MedlibError
 from medlib.models import build_model, model_dims
 
@@ -38,7 +38,8 @@ QUICK = dict(device="cpu", batches=2, warmup=1, repeats=2, batch_size=32, batch_
 
 
 class PILImages(torch.utils.data.Dataset):
-    """MedMNIST's 2D dataset as the official code feeds it: a PIL image per sample, then ToTensor + Normalize(.5, .5)."""
+    """MedMNIST's 2D dataset as the official code feeds it: a PIL image per sample, then ToTensor +
+    Normalize(.5, .5)."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray):
         self.images, self.labels = images, labels  # (N, H, W) or (N, H, W, 3) uint8; (N, 1) int
@@ -244,13 +245,15 @@ def parse_args(argv=None):
     p.add_argument("--stem", default="imagenet", help="2D ResNet stem: imagenet (Report 1) | small (MedMNIST 28 px)")
     p.add_argument("--batches", type=int, default=None, help="timed training steps per recipe (default 20)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3)")
-    p.add_argument("--repeats", type=int, default=None, help="timed passes per recipe, interleaved; the median counts (default 3)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="timed passes per recipe, interleaved; the median counts (default 3)")
     p.add_argument("--batch-size", type=int, default=None, help="2D batch (default the official 128)")
     p.add_argument("--batch-size-3d", type=int, default=None, help="3D batch (default 32)")
     p.add_argument("--medlib-batch-scale", type=int, default=1, help="medlib trains with this many times the batch")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the official recipe (it uses 0)")
     p.add_argument("--compile", action="store_true", help="torch.compile medlib's net (warm-up includes compiling)")
-    p.add_argument("--cpu-quick", action="store_true", help="CPU, batches of 32 (3D: 2), 2 steps x 2 repeats: under 90 s on 2 cores")
+    p.add_argument("--cpu-quick", action="store_true",
+                   help="CPU, batches of 32 (3D: 2), 2 steps x 2 repeats: under 90 s on 2 cores")
     p.add_argument("--out", default="train_speed.json", help="where the JSON goes")
     args = p.parse_args(argv)
     # flags typed explicitly win over the mode's defaults
@@ -292,7 +295,8 @@ def main(argv=None) -> int:
     print(f"\n{device_name(device)}, torch {torch.__version__}")
     print(table(rows))
     record = {
-        "command": shlex.join([sys.executable, *sys.argv]), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "command": shlex.join([sys.executable, *sys.argv]),
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device_name(device), "torch": torch.__version__, "python": platform.python_version(),
         "cuda": torch.version.cuda, "threads": torch.get_num_threads(),
         "settings": {k: v for k, v in vars(args).items() if k != "out"}, "results": rows,

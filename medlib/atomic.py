@@ -13,6 +13,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import torch
+
 from .errors import MedlibError
 
 TEMP_SUFFIX = ".tmp"  # temp files are `.<name>.<random>.tmp` beside their target (see runs.clean_stale_temp)
@@ -30,7 +32,10 @@ def _free_mb(folder: Path) -> str:
 
 def write_error(path: Path, e: BaseException) -> WriteError:
     """One line for a failed write, with the likely fix for the usual causes."""
-    reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0] if str(e) else type(e).__name__
+    if isinstance(e, OSError) and e.strerror:
+        reason = e.strerror
+    else:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
     if isinstance(e, (FileExistsError, NotADirectoryError)):
         fix = "a file is in the way of a folder on that path; pass another folder"
     elif isinstance(e, FileNotFoundError):
@@ -85,8 +90,6 @@ def write_json(path, obj) -> None:
 
 
 def torch_save(obj, path) -> None:
-    import torch
-
     with atomic_path(path) as tmp:
         try:
             torch.save(obj, tmp)

@@ -4,21 +4,31 @@ from __future__ import annotations
 import argparse
 import sys
 
-from . import predict, results
+import pandas as pd
+
+from . import submission
+from .config import check_device
+from .data.info import info_table
+from .engine import fit
+from .engine.checkpoint import check_compatible, load_model
+from .engine.device import resolve_device
+from .engine.distributed import is_main
+from .engine.hardware import memory_format, step_settings
+from .engine.loop import predict
+from .engine.splits import load_for_config
 from .errors import MedlibError
 from .experiments import cv, reproduce, sweep
 from .flags import add_config_flags, config_from_args
+from .metrics import evaluate
 from .report import build as report_build
+from .report import studies
 
 # every sub-command beyond train / evaluate / info lives beside the code it drives and registers itself
-SUBCOMMANDS = (predict, sweep, cv, reproduce, results, report_build)
+SUBCOMMANDS = (submission, sweep, cv, reproduce, studies, report_build)
+
 
 def cmd_train(args) -> None:
-    from .engine import fit
-
     cfg = config_from_args(args)
-    from .engine.distributed import is_main
-
     # --no-reuse trains a complete run again from scratch; --fresh also discards an interrupted run's last.pt
     run = fit(cfg, out=args.out, reuse=not (args.no_reuse or args.fresh), resume=not args.fresh)
     if is_main():  # under torchrun only rank 0 reports
@@ -26,14 +36,6 @@ def cmd_train(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from .config import check_device
-    from .engine.checkpoint import check_compatible, load_model
-    from .engine.data import load_for_config
-    from .engine.device import resolve_device
-    from .engine.hardware import memory_format, step_settings
-    from .engine.loop import predict
-    from .metrics import evaluate
-
     device = resolve_device(check_device(args.device))
     net, cfg, meta = load_model(args.checkpoint)
     if args.dataset:
@@ -41,7 +43,8 @@ def cmd_evaluate(args) -> None:
     ds = load_for_config(cfg.replace(max_eval=0, max_train=0), check=False)  # a one-class split prints AUC nan
     check_compatible(args.checkpoint, meta, ds.meta)
     if args.split not in ds.splits:
-        raise MedlibError(f"--split {args.split} does not exist for {cfg.dataset}; choose one of {', '.join(ds.splits)}.")
+        raise MedlibError(f"--split {args.split} does not exist for {cfg.dataset}; "
+                          f"choose one of {', '.join(ds.splits)}.")
     s = ds[args.split]
     # the precision and layout the run itself evaluated with on this device, so the numbers agree
     how = step_settings(cfg, device, meta.dims)
@@ -55,10 +58,8 @@ def cmd_evaluate(args) -> None:
 
 
 def cmd_info(args) -> None:
-    from .data.info import info_table
-
     df = info_table(check_md5=not args.no_md5)
-    with __import__("pandas").option_context("display.width", 200, "display.max_columns", 20):
+    with pd.option_context("display.width", 200, "display.max_columns", 20):
         print(df.to_string(index=False))
 
 
@@ -68,8 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one config; prints its train/val/test AUC and ACC")
     add_config_flags(t)
     t.add_argument("--out", default=None, help="runs folder (default $MEDLIB_RUNS or ./runs)")
-    t.add_argument("--no-reuse", action="store_true", help="train again from scratch even if this config's run is complete")
-    t.add_argument("--fresh", action="store_true", help="start from scratch, discarding the folder's last.pt (e.g. a damaged one)")
+    t.add_argument("--no-reuse", action="store_true",
+                   help="train again from scratch even if this config's run is complete")
+    t.add_argument("--fresh", action="store_true",
+                   help="start from scratch, discarding the folder's last.pt (e.g. a damaged one)")
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on a split")
     e.add_argument("--checkpoint", required=True)
@@ -96,6 +99,7 @@ def main(argv=None) -> int:
         print(f"medlib: error: {e}; check the paths you passed (and free disk space).", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("medlib: interrupted; the last completed epoch is in last.pt and `train` resumes from it.", file=sys.stderr)
+        print("medlib: interrupted; the last completed epoch is in last.pt and `train` resumes from it.",
+              file=sys.stderr)
         return 130
     return 0

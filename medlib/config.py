@@ -11,7 +11,10 @@ from dataclasses import asdict, dataclass, fields
 import torch
 
 from .choices import LAYOUTS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, STEMS
+from .data import registry
+from .data.cubes import NODULE_CUBES, is_cube_set
 from .errors import MedlibError
+from .models import MODELS
 
 ENGINEERING = ("device", "eval_batch_size", "amp", "channels_last", "compile")  # not part of a run's identity
 ADDED_LATER = {"loss": "auto"}  # hashed only when changed, so run folders named before they existed stay valid
@@ -43,7 +46,8 @@ class TrainConfig:
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "none"  # none | multistep (x0.1 at 50% and 75%, the official recipe) | cosine
-    loss: str = "auto"  # auto: cross-entropy (BCE for multi-label) | ce | bce: BCE-with-logits on one-hot (Report 1, binary)
+    # auto: cross-entropy (BCE for multi-label) | ce | bce: BCE-with-logits on one-hot (Report 1, binary)
+    loss: str = "auto"
     # augmentation on the fly, on whole batches
     flip: bool = False
     shift: int = 0
@@ -73,8 +77,6 @@ class TrainConfig:
         return dataclasses.replace(self, **kw)
 
     def validate(self) -> "TrainConfig":
-        from .models import MODELS
-
         if self.model not in MODELS:
             raise MedlibError(f"--model {self.model!r} is unknown; choose one of {', '.join(MODELS)}.")
         choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "stem": STEMS}
@@ -84,7 +86,8 @@ class TrainConfig:
         check_numbers(self)
         check_device(self.device)
         if self.eval_batch_size < 0:
-            raise MedlibError(f"--eval-batch-size must be 0 (sized from memory) or positive, not {self.eval_batch_size}.")
+            raise MedlibError("--eval-batch-size must be 0 (sized from memory) or positive, "
+                              f"not {self.eval_batch_size}.")
         if self.loss not in LOSSES:
             raise MedlibError(f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}.")
         if not (0 <= self.fold < self.folds or self.fold == -1):
@@ -123,7 +126,8 @@ def check_numbers(cfg) -> None:
             raise MedlibError(f"{_flag(name)} 1 keeps a single sample, which can neither train BatchNorm nor give an "
                               "AUC; use 0 (all) or at least 2.")
     if cfg.dilate and not cfg.mask:
-        raise MedlibError(f"--dilate {cfg.dilate} grows the nodule mask, so it needs --mask; drop --no-mask or --dilate.")
+        raise MedlibError(f"--dilate {cfg.dilate} grows the nodule mask, so it needs --mask; "
+                          "drop --no-mask or --dilate.")
 
 
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
@@ -205,11 +209,11 @@ def make_config(preset: str = "report1", profile: str = "full", **overrides) -> 
     kw = {**PRESETS[preset], **PROFILES[profile], **overrides}
     check_fields(kw)
     cfg = TrainConfig(**kw)
-    if cfg.dataset.strip().lower() != "m3dv":
-        from .data import registry
-
+    if is_cube_set(cfg.dataset):
+        cfg.dataset = cfg.dataset.strip().lower()
+        if cfg.dataset == NODULE_CUBES:  # the source volumes' side; --crop cuts the cube
+            registry.check_size("nodulemnist3d", cfg.size)
+    else:
         cfg.dataset = registry.canonical(cfg.dataset)  # v1 names and case map to one run folder
         registry.check_size(cfg.dataset, cfg.size)
-    else:
-        cfg.dataset = "m3dv"
     return cfg.validate()

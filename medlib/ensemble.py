@@ -16,27 +16,14 @@ def average(probs: list[np.ndarray], weights=None) -> np.ndarray:
         raise MedlibError(f"Ensemble members disagree on the prediction shape: {sorted(shapes)}.")
     w = np.ones(len(probs)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
     if len(w) != len(probs) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
+        ones = " ".join(["1"] * len(probs))
         raise MedlibError(f"Ensemble weights {[float(x) for x in w]} must be {len(probs)} finite, non-negative numbers "
-                          "with a positive sum (one per checkpoint), e.g. --weights " + " ".join(["1"] * len(probs)) + ".")
+                          f"with a positive sum (one per checkpoint), e.g. --weights {ones}.")
     out = np.tensordot(w / w.sum(), np.stack(probs), axes=1)
     if not np.isfinite(out).all():
         raise MedlibError("An ensemble member gave NaN or infinite probabilities: its weights are not finite (its "
                           "training diverged); leave that checkpoint out or retrain it with a smaller --lr.")
     return out
-
-
-def predict_checkpoints(checkpoints, X, weights=None, device="auto", batch_size: int = 256) -> np.ndarray:
-    """Average the probabilities that several checkpoints give on the same uint8 inputs X."""
-    from .engine.checkpoint import load_model
-    from .engine.device import resolve_device
-    from .engine.loop import predict
-
-    dev = resolve_device(device)
-    probs = []
-    for path in checkpoints:
-        net, cfg, meta = load_model(path)
-        probs.append(predict(net.to(dev), X, dev, meta.task, batch_size)[0])
-    return average(probs, weights)
 
 
 def ensemble_runs(runs, split: str = "test", weights=None) -> pd.DataFrame:
@@ -46,7 +33,8 @@ def ensemble_runs(runs, split: str = "test", weights=None) -> pd.DataFrame:
     ref = frames[0][key].tolist() if key else None
     for f in frames[1:]:
         if (f[key].tolist() if key else len(f)) != (ref if key else len(frames[0])):
-            raise MedlibError(f"Runs scored different {split} samples; an ensemble needs the same samples in the same order.")
+            raise MedlibError(f"Runs scored different {split} samples; "
+                              "an ensemble needs the same samples in the same order.")
     cols = [c for c in frames[0].columns if c.startswith("score_")]
     out = frames[0].drop(columns=cols).copy()
     out[cols] = average([f[cols].to_numpy() for f in frames], weights)

@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from .errors import MedlibError
-
-MULTILABEL = "multi-label, binary-class"
+from .tasks import MULTILABEL
 
 
 def binary_auc(y_true: np.ndarray, score: np.ndarray) -> float:
@@ -57,8 +57,8 @@ def check_scores(y_score) -> np.ndarray:
     s = np.asarray(y_score, dtype=np.float64)
     bad = int(np.size(s) - np.isfinite(s).sum())
     if bad:
-        raise MedlibError(f"{bad} of {np.size(s)} scores are NaN or infinite, so no AUC/ACC can be computed: the model's "
-                          "weights are not finite (training diverged). Retrain with a smaller --lr.")
+        raise MedlibError(f"{bad} of {np.size(s)} scores are NaN or infinite, so no AUC/ACC can be computed: "
+                          "the model's weights are not finite (training diverged). Retrain with a smaller --lr.")
     return s
 
 
@@ -89,13 +89,12 @@ def check_classes(y, task: str, n_classes: int, split: str, every: bool = True) 
         else:
             problem = ""
     if problem:
-        raise MedlibError(f"The {split} split ({len(y)} samples) cannot {'give an AUC' if every else 'train a classifier'}: "
-                          f"{problem}. Use more samples (raise --max-train / --max-eval, or 0 for all) or check the labels.")
+        what = "give an AUC" if every else "train a classifier"
+        raise MedlibError(f"The {split} split ({len(y)} samples) cannot {what}: {problem}. "
+                          "Use more samples (raise --max-train / --max-eval, or 0 for all) or check the labels.")
 
 
 def scores_from_logits(logits, task: str):
     """Probabilities as Evaluator expects them: sigmoid for multi-label, softmax otherwise."""
-    import torch
-
     logits = logits.float()
     return torch.sigmoid(logits) if task == MULTILABEL else torch.softmax(logits, dim=-1)

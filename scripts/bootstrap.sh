@@ -35,6 +35,7 @@ else
   [ -n "$torch_index" ] && echo "bootstrap: $torch_index is unreachable; torch ($torch_req) from the default index" >&2
   pip install "$torch_req"
 fi
+# the test extra brings pytest, nbval and ruff (pinned there; scripts/test.sh lints with it before the tests)
 pip install -e ".[test,notebooks]"
 # medmnist only as the tests' metric oracle; --no-deps keeps torchvision and CUDA out.
 pip install --no-deps "medmnist==3.0.2"

@@ -7,7 +7,7 @@ import pytest
 
 import medlib
 from medlib import choices
-from medlib.engine.fit import OPTIMIZER_CLASSES
+from medlib.engine.training import OPTIMIZER_CLASSES
 from medlib.errors import MedlibError
 from medlib.models import MODELS
 

@@ -1,17 +1,14 @@
 """fit(): the run folder, best-validation-AUC selection, honest checkpoints, reuse and exact resume."""
-import importlib
 import json
 
 import pandas as pd
 import pytest
 import torch
+from synth_medmnist import write_npz
 
 import medlib
 from medlib import metrics
-from medlib.engine import checkpoint, fit, load_run
-
-fit_module = importlib.import_module("medlib.engine.fit")
-from synth_medmnist import write_npz
+from medlib.engine import checkpoint, fit, load_run, training
 
 TINY = dict(model="resnet18", stem="imagenet", epochs=3, batch_size=16, optimizer="adam", lr=1e-3)
 
@@ -50,16 +47,16 @@ def test_run_folder_is_complete_and_consistent(breast, tmp_path):
 def test_same_config_reuses_the_run(breast, tmp_path, monkeypatch):
     cfg = medlib.make_config(dataset="breastmnist", **TINY)
     first = fit(cfg, out=tmp_path, verbose=False)
-    monkeypatch.setattr(fit_module, "train_epoch", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(training, "train_epoch", lambda *a, **k: pytest.fail("trained again"))
     again = fit(cfg, out=tmp_path, verbose=False)
     assert again.dir == first.dir
 
 
 def test_interrupted_run_resumes_to_the_same_weights(breast, tmp_path, monkeypatch):
-    monkeypatch.setattr(fit_module, "CHECKPOINT_SECONDS", 0)  # checkpoint every epoch, so the resume is mid-run
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0)  # checkpoint every epoch, so the resume is mid-run
     cfg = medlib.make_config(dataset="breastmnist", flip=True, shift=2, **TINY)
     whole = fit(cfg, out=tmp_path / "a", verbose=False)
-    real = fit_module.train_epoch
+    real = training.train_epoch
     calls = {"n": 0}
 
     def crash_on_third(*a, **k):
@@ -68,11 +65,11 @@ def test_interrupted_run_resumes_to_the_same_weights(breast, tmp_path, monkeypat
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(fit_module, "train_epoch", crash_on_third)
+    monkeypatch.setattr(training, "train_epoch", crash_on_third)
     with pytest.raises(KeyboardInterrupt):
         fit(cfg, out=tmp_path / "b", verbose=False)
     assert not load_run(whole.dir.parent.parent / "b" / whole.dir.name).complete
-    monkeypatch.setattr(fit_module, "train_epoch", real)
+    monkeypatch.setattr(training, "train_epoch", real)
     resumed = fit(cfg, out=tmp_path / "b", verbose=False)
     assert resumed.record["epochs_this_session"] == TINY["epochs"] - 2
     a = torch.load(whole.dir / "last.pt", weights_only=True)["model"]
@@ -139,7 +136,8 @@ def test_a_run_being_trained_elsewhere_is_not_trained_twice(breast, tmp_path):
     cfg = medlib.make_config(dataset="breastmnist", **TINY)
     folder = run_dir(cfg, tmp_path)
     folder.mkdir(parents=True)
-    holder = f"import sys, time; from medlib.engine.runs import claim; lock = claim({str(folder)!r}); print(1, flush=True); time.sleep(30)"
+    holder = (f"import sys, time; from medlib.engine.runs import claim; lock = claim({str(folder)!r}); "
+              "print(1, flush=True); time.sleep(30)")
     other = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout.readline().strip() == "1"  # it holds the lock now

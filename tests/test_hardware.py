@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 import medlib
-from medlib.engine import cost, hardware, memory
+from medlib.engine import cost, hardware, memory, training
 from medlib.engine.loop import train_epoch
 from medlib.errors import MedlibError
 
@@ -145,7 +145,7 @@ def test_a_cpu_is_told_what_it_cannot_finish():
 
 def test_progress_advances_by_every_trained_sample(real_data):
     cfg = medlib.make_config(**TINY)
-    ds = medlib.engine.data.load_for_config(cfg)
+    ds = medlib.engine.splits.load_for_config(cfg)
     net = medlib.models.build_model("resnet18", 1, 2, stem="imagenet")
 
     class Bar:
@@ -170,10 +170,7 @@ def test_progress_advances_by_every_trained_sample(real_data):
 
 
 def test_a_run_that_fails_leaves_an_honest_record_and_resumes(real_data, tmp_path, monkeypatch):
-    import importlib
-
-    fit_module = importlib.import_module("medlib.engine.fit")
-    real, calls = fit_module.train_epoch, []
+    real, calls = training.train_epoch, []
 
     def flaky(*a, **k):
         calls.append(1)
@@ -181,8 +178,8 @@ def test_a_run_that_fails_leaves_an_honest_record_and_resumes(real_data, tmp_pat
             raise MedlibError("disk on fire")
         return real(*a, **k)
 
-    monkeypatch.setattr(fit_module, "train_epoch", flaky)
-    monkeypatch.setattr(fit_module, "CHECKPOINT_SECONDS", 0)  # save after every epoch
+    monkeypatch.setattr(training, "train_epoch", flaky)
+    monkeypatch.setattr(training, "CHECKPOINT_SECONDS", 0)  # save after every epoch
     cfg = medlib.make_config(**TINY)
     with pytest.raises(MedlibError, match="disk on fire"):
         medlib.fit(cfg, out=tmp_path, verbose=False)

@@ -29,7 +29,7 @@ def test_reads_both_headers(tmp_path, header):
 
 def test_numeric_order_and_unlabelled(tmp_path):
     folder, csv = write_m3dv(tmp_path, n=6)
-    assert list_candidates(folder) == ["candidate1", "candidate3", "candidate5", "candidate7", "candidate9", "candidate11"]
+    assert list_candidates(folder) == [f"candidate{i}" for i in (1, 3, 5, 7, 9, 11)]
     csv.unlink()
     ds = load_m3dv(folder, crop=8)
     assert ds["all"].ids == list_candidates(folder) and (ds["all"].y == -1).all()
@@ -85,7 +85,8 @@ def test_errors(tmp_path):
     with pytest.raises(MedlibError, match=r"1 sample\(s\) listed in .*train_val.csv have no file in .*candidate3"):
         load_m3dv(folder, crop=8)
     _save(folder, "candidate3", voxel=voxel, seg=seg[:-1])
-    with pytest.raises(MedlibError, match=r"candidate3.npz: voxel shape \(24, 24, 24\) and seg shape \(23, 24, 24\) differ"):
+    with pytest.raises(MedlibError,
+                       match=r"candidate3.npz: voxel shape \(24, 24, 24\) and seg shape \(23, 24, 24\) differ"):
         load_m3dv(folder, crop=8)
     _save(folder, "candidate3", voxel=voxel[:, :20], seg=seg[:, :20])
     with pytest.raises(MedlibError, match="is not a cube"):

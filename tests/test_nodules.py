@@ -1,6 +1,5 @@
 """Report 2's pipeline through the engine: M3DV folds without leaks, CV summary, ensembles, predict CSV."""
 import hashlib
-import importlib
 
 import numpy as np
 import pandas as pd
@@ -10,11 +9,11 @@ from synth_m3dv import write_m3dv
 
 import medlib
 from medlib import ensemble, results
+from medlib.engine import training
 from medlib.errors import MedlibError
 from medlib.experiments import cv
-from medlib.predict import predict_folder
+from medlib.submission import predict_folder
 
-fit_module = importlib.import_module("medlib.engine.fit")
 TINY = dict(dataset="m3dv", model="baseline3d", crop=16, epochs=2, batch_size=8, optimizer="adam", lr=1e-3,
             folds=3, flip=True, shift=2, rot90=True, mixup_alpha=0.2)
 
@@ -32,10 +31,11 @@ def _digests(X):
 
 def test_no_validation_or_test_voxels_reach_training(m3dv_root, tmp_path, monkeypatch):
     seen = []
-    real = fit_module.train_epoch
-    monkeypatch.setattr(fit_module, "train_epoch", lambda net, opt, X, *a, **k: seen.append(X.clone()) or real(net, opt, X, *a, **k))
+    real = training.train_epoch
+    monkeypatch.setattr(training, "train_epoch",
+                        lambda net, opt, X, *a, **k: seen.append(X.clone()) or real(net, opt, X, *a, **k))
     run = medlib.fit(medlib.make_config(**TINY), out=tmp_path / "runs", verbose=False)
-    from medlib.engine.data import load_for_config
+    from medlib.engine.splits import load_for_config
 
     ds = load_for_config(run.config)
     trained = _digests(seen[0])

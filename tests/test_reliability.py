@@ -4,7 +4,6 @@ and exit 2, leave nothing half-written or stale behind, and never record a garba
 Training cases are tiny runs on the real BreastMNIST (`--epochs 1 --max-train 64 --max-eval 32`); the rest use
 generated files. The CLI runs in-process (`cli.main`), and once as a real process to check the exit status.
 """
-import importlib
 import json
 import multiprocessing
 import os
@@ -26,7 +25,7 @@ from medlib.config import TrainConfig
 from medlib.data import files, m3dv, registry
 from medlib.data.base import Meta
 from medlib.data.medmnist import load_medmnist
-from medlib.engine import checkpoint, runs
+from medlib.engine import checkpoint, runs, training
 from medlib.errors import MedlibError
 from medlib.models import build_model
 
@@ -352,8 +351,7 @@ def test_a_dead_or_reused_pid_never_blocks(tmp_path):
 
 
 def test_a_failed_run_releases_its_lock(breast_root, tmp_path, capsys, monkeypatch):
-    fit_module = importlib.import_module("medlib.engine.fit")
-    monkeypatch.setattr(fit_module, "train_epoch", lambda *a, **k: (_ for _ in ()).throw(MedlibError("boom")))
+    monkeypatch.setattr(training, "train_epoch", lambda *a, **k: (_ for _ in ()).throw(MedlibError("boom")))
     rc, _, err = run_cli(capsys, *T, "--out", tmp_path / "runs")
     assert_one_line(rc, err, "boom")
     folder = only_run(tmp_path / "runs")
@@ -405,7 +403,8 @@ def small_disk(tmp_path):
     mounted = []
     for name, opts in (("full", "size=256k"), ("ro", "ro,size=64k")):
         disks[name].mkdir()
-        if subprocess.run(["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(disks[name])], capture_output=True).returncode:
+        mount = ["mount", "-t", "tmpfs", "-o", opts, "tmpfs", str(disks[name])]
+        if subprocess.run(mount, capture_output=True).returncode:
             for d in mounted:
                 subprocess.run(["umount", str(d)])
             pytest.skip("needs permission to mount a tmpfs (root in a container that allows it)")
@@ -442,7 +441,8 @@ def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_nothing(tmp_path, 
         raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4416 vs 4312")
 
     monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(MedlibError, match=r"Cannot write .*best.pt \(\[enforce fail.*the disk may be full \(\d+ MB free"):
+    with pytest.raises(MedlibError,
+                       match=r"Cannot write .*best.pt \(\[enforce fail.*the disk may be full \(\d+ MB free"):
         atomic.torch_save({"a": 1}, tmp_path / "best.pt")
     assert list(tmp_path.iterdir()) == []
 

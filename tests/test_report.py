@@ -141,7 +141,8 @@ def fake_run(root, dataset="breastmnist", model="resnet18", seed=0, fold=0, auc=
     ids = [f"candidate{i}" for i in range(fold * 10, fold * 10 + 10)]
     label = np.arange(10) % 2
     p1 = np.clip(0.3 + 0.4 * label + 0.3 * rng.standard_normal(10), 0, 1)
-    pd.DataFrame({"id": ids, "label": label, "score_0": 1 - p1, "score_1": p1}).to_csv(folder / "test_scores.csv", index=False)
+    scores = pd.DataFrame({"id": ids, "label": label, "score_0": 1 - p1, "score_1": p1})
+    scores.to_csv(folder / "test_scores.csv", index=False)
     return load_run(folder)
 
 
@@ -188,7 +189,8 @@ def test_dataset_tables_without_data(synth_root):
     assert len(facts.data) == 18 and facts.data["Report 1"].eq("✓").sum() == 10
     status = tables.dataset_status()
     assert (status.data["present"] == "-").all()
-    assert "python -m medlib train --dataset pathmnist (downloads pathmnist.npz first)" in set(status.data["how to get"])
+    how = set(status.data["how to get"])
+    assert "python -m medlib train --dataset pathmnist (downloads pathmnist.npz first)" in how
 
 
 # ---------------------------------------------------------------- the report command
@@ -219,3 +221,43 @@ def test_build_report_embeds_plotlyjs(tmp_path):
     assert "window.Plotly = Plotly" in page and "Plotly.newPlot" in page  # plotly.js inline: works offline
     index = (tmp_path / "reports" / "index.html").read_text()
     assert "00_tiny.html" in index and "A tiny notebook" in index
+
+
+# ---------------------------------------------------------------- notebook logic that lives in the library
+
+def test_layer_count_matches_the_names():
+    """ResNet-18 and ResNet-50 are named after their weighted layers (stem conv + block convs + fc)."""
+    assert layers.layer_count("resnet18").startswith("resnet18: 1 stem conv + 16 block convs + 1 fc = 18 layers")
+    assert layers.layer_count("resnet50") == ("resnet50: 1 stem conv + 48 block convs + 1 fc = 50 layers; "
+                                              "16 blocks, 4 with a projection shortcut")
+
+
+def test_fold_table_counts_every_sample_once(synth_root):
+    from synth_m3dv import write_m3dv
+
+    from medlib.data.m3dv import load_m3dv
+
+    write_m3dv(synth_root / "m3dv", n=20, size=24)
+    ds = load_m3dv(crop=16)
+    df = tables.fold_table(ds, k=4).data
+    assert list(df.index) == [0, 1, 2, 3]
+    tests = [int(v.split()[0]) for v in df["test (pos)"]]
+    assert sum(tests) == 20  # the test folds partition the data
+    assert all(int(t.split()[0]) + int(v.split()[0]) + int(s.split()[0]) == 20
+               for t, v, s in zip(df["train (pos)"], df["val (pos)"], df["test (pos)"]))
+
+
+def test_usable_lists_present_sets_without_downloading(synth_root, capsys):
+    from synth_medmnist import write_npz
+
+    write_npz(synth_root, "breastmnist")
+    assert tables.usable(["breastmnist", "retinamnist"]) == ["breastmnist"]
+    assert "training on: breastmnist | absent: retinamnist" in capsys.readouterr().out
+
+
+def test_best_variant_by_mean_fold_auc(tmp_path):
+    from medlib.experiments.cv import best_variant
+
+    cv = {(m, a): [fake_run(tmp_path, dataset="m3dv", model=m, fold=f, mixup=a, auc=auc + 0.01 * f) for f in (0, 1)]
+          for (m, a), auc in ((("baseline3d", 0.0), 0.62), (("densenet3d", 0.2), 0.66), (("densenet3d", 0.0), 0.64))}
+    assert best_variant(cv) == ("densenet3d", 0.2)

@@ -57,7 +57,8 @@ def report(tmp_path_factory):
 
 def test_page_text_needs_no_network(report):
     page = (report / "01_tiny.html").read_text()
-    remote = re.findall(r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["']?((?:https?:)?//[^"' >]+)""", page)
+    remote = re.findall(r"""<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*["']?((?:https?:)?//[^"' >]+)""",
+                        page)
     assert remote == []
     assert not re.search(r"<script[^>]*\bsrc=[^>]*(require|mathjax|mermaid)", page, re.I)
     assert re.search(r"<title>A tiny page: maths, a table, a 3D figure</title>", page)

@@ -13,8 +13,10 @@ import pytest
 
 import medlib
 from medlib import results
+from medlib.engine import training
 from medlib.errors import MedlibError
 from medlib.experiments import plans, reproduce
+from medlib.report import studies
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,14 +58,14 @@ def test_ensemble_of_one_fold_is_the_mean_of_its_members(quick_records):
 
 def test_full_batch_is_one_step_per_epoch_and_shown_as_full(quick_records):
     d = results.select(results.records(quick_records), "lr-batch")
-    t = results.lr_batch_table(d.assign(study="lr-batch"))
+    t = studies.lr_batch_table(d.assign(study="lr-batch"))
     assert list(t["batch"]) == ["full"] and t.loc[0, "folds"] == 1
     run = results.runs(d)[0]
     assert run.record["data"]["n_train"] < 512  # the whole training set in one batch
 
 
 def test_markdown_has_each_study_with_provenance(quick_records):
-    md = results.markdown(results.records(quick_records))
+    md = studies.markdown(results.records(quick_records))
     assert "Report 1's recipe" in md and "BCE-with-logits" in md and "5-fold" in md
     assert md.count("<sub>") == md.count("#### ") and "torch " in md and "seeds 0" in md
 
@@ -73,10 +75,7 @@ def test_reproduce_dry_run_resume_and_only(quick_records, capsys, tmp_path, monk
     assert [r["status"] for r in rows] == ["complete"] * 5  # finished runs are reused, not trained again
     assert "0 to run" in capsys.readouterr().out
     # a run cut during its second epoch is 'partial' and resumes where it stopped
-    import importlib
-
-    fit_module = importlib.import_module("medlib.engine.fit")
-    real, calls = fit_module.train_epoch, []
+    real, calls = training.train_epoch, []
 
     def cut(*a, **k):
         calls.append(1)
@@ -86,8 +85,8 @@ def test_reproduce_dry_run_resume_and_only(quick_records, capsys, tmp_path, monk
 
     out = tmp_path / "cut"
     with monkeypatch.context() as m:
-        m.setattr(fit_module, "train_epoch", cut)
-        m.setattr(fit_module, "CHECKPOINT_SECONDS", 0)
+        m.setattr(training, "train_epoch", cut)
+        m.setattr(training, "CHECKPOINT_SECONDS", 0)
         with pytest.raises(KeyboardInterrupt):
             reproduce.reproduce("quick", only="report1/*", out=out, device="cpu")
     rows = reproduce.reproduce("quick", only="report1/*", out=out, dry_run=True, device="cpu")
@@ -123,7 +122,7 @@ def test_readme_tables_are_generated_from_results():
     doc = (ROOT / "README.md").read_text(encoding="utf-8")
     start = doc.index(results.README_BEGIN) + len(results.README_BEGIN) + 1
     shown = doc[start : doc.index(results.README_END)]
-    assert shown == results.markdown(results.records(ROOT / "results"))
+    assert shown == studies.markdown(results.records(ROOT / "results"))
 
 
 def test_results_command_and_bad_marker(tmp_path):

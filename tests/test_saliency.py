@@ -21,7 +21,8 @@ def _manual_cam(net, x, layer, target):
     h.remove()
     a = store["a"]
     cam = torch.relu(torch.einsum("c,nc...->n...", net.fc.weight[target].detach(), a))[:, None]
-    cam = F.interpolate(cam, size=x.shape[2:], mode="bilinear" if x.ndim == 4 else "trilinear", align_corners=False)[:, 0]
+    mode = "bilinear" if x.ndim == 4 else "trilinear"
+    cam = F.interpolate(cam, size=x.shape[2:], mode=mode, align_corners=False)[:, 0]
     return cam / cam.flatten(1).amax(1).clamp_min(1e-12).reshape((-1,) + (1,) * (cam.ndim - 1))
 
 

@@ -1,5 +1,4 @@
 """sweep(): a grid of tiny real runs, reused on a second call; collect/summarize agree with numpy on the records."""
-import importlib
 import json
 import os
 import subprocess
@@ -10,6 +9,7 @@ import numpy as np
 import pytest
 
 from medlib import make_config
+from medlib.engine import training
 from medlib.errors import MedlibError
 from medlib.experiments.sweep import collect, grid_configs, summarize, sweep
 
@@ -34,7 +34,7 @@ def test_sweep_collect_summarize(real_data, tmp_path, monkeypatch):
     assert df[["train_auc", "val_auc", "test_auc", "test_acc", "wall_time_s"]].notna().all().all()
 
     # complete runs are reused, not trained again
-    monkeypatch.setattr(importlib.import_module("medlib.engine.fit"), "train_epoch", lambda *a, **k: pytest.fail("trained again"))
+    monkeypatch.setattr(training, "train_epoch", lambda *a, **k: pytest.fail("trained again"))
     again = sweep(GRID, make_config(**TINY), out=out, verbose=False)
     assert sorted(again["key"]) == sorted(df["key"])
     assert len(collect(out, dataset="breastmnist")) == 2 and len(collect(out, seed=[1])) == 2

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-TASKS = ("binary-class", "multi-class", "ordinal-regression", "multi-label, binary-class")
+from ..tasks import MULTILABEL
 
 
 @dataclass
@@ -25,7 +25,7 @@ class Meta:
 
     @property
     def multilabel(self) -> bool:
-        return self.task == "multi-label, binary-class"
+        return self.task == MULTILABEL
 
 
 @dataclass

@@ -43,13 +43,15 @@ def read_labels(csv_path) -> dict[str, int]:
                           "CSV (UTF-8).") from None
     header = [h.strip().lower() for h in rows[0]] if rows else []
     if header not in (["name", "label"], ["name", "lable"]):
-        raise MedlibError(f"{path} must start with the header 'name,label' (or the course's 'name,lable'), not {rows[:1]}.")
+        raise MedlibError(f"{path} must start with the header 'name,label' (or the course's 'name,lable'), "
+                          f"not {rows[:1]}.")
     labels: dict[str, int] = {}
     for i, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         if len(row) != 2 or row[1].strip() not in ("0", "1"):
-            raise MedlibError(f"{path} line {i}: expected 'name,0' or 'name,1', got {','.join(row)!r}; labels must be 0 or 1.")
+            raise MedlibError(f"{path} line {i}: expected 'name,0' or 'name,1', got {','.join(row)!r}; "
+                              "labels must be 0 or 1.")
         name = row[0].strip()
         if name in labels:
             raise MedlibError(f"{path} line {i}: {name} is listed twice; keep one line per sample.")
@@ -80,10 +82,12 @@ def load_sample(path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path) as f:
             missing = {"voxel", "seg"} - set(f.files)
             if missing:
-                raise MedlibError(f"{path} lacks the key(s) {sorted(missing)} (has {f.files}); an M3DV sample needs 'voxel' and 'seg'.")
+                raise MedlibError(f"{path} lacks the key(s) {sorted(missing)} (has {f.files}); "
+                                  "an M3DV sample needs 'voxel' and 'seg'.")
             voxel, seg = f["voxel"], f["seg"]
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise MedlibError(f"Cannot read {path} ({type(e).__name__}: {e}); the file is damaged or truncated, copy it again.") from None
+        raise MedlibError(f"Cannot read {path} ({type(e).__name__}: {e}); "
+                          "the file is damaged or truncated, copy it again.") from None
     if voxel.dtype != np.uint8:
         raise MedlibError(f"{path}: voxel is {voxel.dtype}, expected uint8 CT intensities.")
     if voxel.shape != seg.shape:
@@ -205,7 +209,8 @@ def _samples(folder: Path, labels, ids):
     names = list(ids) if ids is not None else list(table) if table is not None else list_candidates(folder)
     names = sorted(names, key=_number)
     if not names:
-        raise MedlibError(f"No samples to load from {folder}: it holds no candidateN.npz files; copy the M3DV samples there.")
+        raise MedlibError(f"No samples to load from {folder}: it holds no candidateN.npz files; "
+                          "copy the M3DV samples there.")
     paths = [folder / f"{n}.npz" for n in names]
     absent = [n for n, p in zip(names, paths) if not p.is_file()]
     if absent:
@@ -290,7 +295,8 @@ def kfold_datasets(ds_all: Dataset, k: int = 5, fold: int = 0, val_fraction: flo
     augmented copy of a training nodule can land in validation or test.
     """
     if "all" not in ds_all.splits:
-        raise MedlibError(f"kfold_datasets needs a dataset with one split 'all' (from load_m3dv), not {list(ds_all.splits)}.")
+        raise MedlibError("kfold_datasets needs a dataset with one split 'all' (from load_m3dv), "
+                          f"not {list(ds_all.splits)}.")
     if not 0 <= fold < k:
         raise MedlibError(f"fold={fold} is out of range for k={k}; use 0..{k - 1}.")
     if not 0 <= val_fraction < 1:
@@ -301,7 +307,8 @@ def kfold_datasets(ds_all: Dataset, k: int = 5, fold: int = 0, val_fraction: flo
     rest = np.setdiff1d(np.arange(len(y)), test)
     rng = np.random.default_rng([seed, fold])
     val = np.sort(np.concatenate([
-        rng.permutation(rest[y[rest] == c])[: int(round(val_fraction * (y[rest] == c).sum()))] for c in np.unique(y[rest])
+        rng.permutation(rest[y[rest] == c])[: int(round(val_fraction * (y[rest] == c).sum()))]
+        for c in np.unique(y[rest])
     ])).astype(np.int64)
     train = np.setdiff1d(rest, val)
     return Dataset(ds_all.meta, {"train": split.subset(train), "val": split.subset(val), "test": split.subset(test)})

@@ -97,6 +97,6 @@ def load_medmnist(name: str, size: int = 28, root=None, download: bool = True, v
     for s in SPLITS:
         X = torch.from_numpy(_to_channels_first(arrays[f"{s}_images"], dims))
         lab = arrays[f"{s}_labels"]
-        y = torch.from_numpy(lab.astype(np.float32)) if meta.multilabel else torch.from_numpy(lab.reshape(-1).astype(np.int64))
+        y = torch.from_numpy(lab.astype(np.float32) if meta.multilabel else lab.reshape(-1).astype(np.int64))
         splits[s] = Split(X, y)
     return to_rgb(Dataset(meta, splits)) if as_rgb else Dataset(meta, splits)

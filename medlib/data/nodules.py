@@ -18,7 +18,8 @@ from ..errors import MedlibError
 from ..ops.crop import auto_mask
 from . import registry
 from .base import Dataset, Meta, Split
-from .m3dv import CENTERS, LABEL_NAMES, default_folder, load_m3dv, prepare_sample
+from .cubes import M3DV, NODULE_CUBES
+from .m3dv import CENTERS, LABEL_NAMES, default_folder, load_m3dv, load_sample, prepare_sample, read_labels
 from .medmnist import SPLITS, load_medmnist
 
 FALLBACK = "nodulemnist3d"
@@ -80,3 +81,79 @@ def load_nodules(source: str = "auto", crop: int = 32, mask: bool = True, dilate
     if source == "m3dv" or (source == "auto" and m3dv_present(folder)):
         return load_m3dv(folder, crop=crop, mask=mask, dilate=dilate, center=center, **m3dv_kw)
     return load_nodulemnist3d(size, crop, mask, dilate, center, root=root, download=download)
+
+
+# What the notebooks show of one nodule, from either source: the raw volume, its mask and its label.
+M3DV_EXAMPLES = ("candidate1", "candidate2")  # a benign and a malignant nodule; candidate1 is also in full_size/
+
+
+def source(folder=None) -> str:
+    """'m3dv' when the course data is here, else 'nodulemnist3d' (what `load_nodules()` will read)."""
+    return "m3dv" if m3dv_present(folder) else FALLBACK
+
+
+def training_dataset(folder=None) -> str:
+    """The config `dataset` for Report 2's recipe on whichever nodules are here: 'm3dv' or 'nodulemnist3d-cubes'."""
+    return M3DV if m3dv_present(folder) else NODULE_CUBES
+
+
+def notice(folder=None, size: int = 28) -> str:
+    """One sentence for a notebook: which nodules it shows, and where the other ones come from."""
+    if m3dv_present(folder):
+        return f"Nodules: M3DV, the EE369 course data ({Path(folder or default_folder())})."
+    return (f"M3DV (the EE369 course data, not downloadable) is not under {default_folder()}; this notebook uses "
+            f"NoduleMNIST3D instead (LIDC-IDRI lung nodules, {size}³, benign / malignant, MD5-checked download), "
+            "with masks from `auto_mask`. Put M3DV there (see data/README.md) to see the course's nodules.")
+
+
+def raw_labels(size: int = 28, folder=None) -> dict[str, int]:
+    """{id: 0/1} of every labelled nodule: M3DV's CSV, else NoduleMNIST3D's ids (`train_0`, ...) in load order."""
+    if m3dv_present(folder):
+        folder = Path(folder or default_folder())
+        return read_labels(folder.with_suffix(".csv"))
+    raw = load_medmnist(FALLBACK, size)
+    return {f"{s}_{i}": int(y) for s in SPLITS for i, y in enumerate(raw[s].y.view(-1).tolist())}
+
+
+def examples(name: str = "", other: str = "", size: int = 28, folder=None) -> tuple[str, str]:
+    """Two nodules with different labels to show: the ones asked for on M3DV (default candidate1 / candidate2),
+    else the first benign and the first malignant NoduleMNIST3D training volume (M3DV's names do not exist there)."""
+    if m3dv_present(folder):
+        return name or M3DV_EXAMPLES[0], other or M3DV_EXAMPLES[1]
+    labels = raw_labels(size)
+    first = {c: next((k for k, v in labels.items() if v == c), None) for c in (0, 1)}
+    if None in first.values():
+        raise MedlibError(f"NoduleMNIST3D ({size}³) here holds only one label; its file may be damaged: delete it "
+                          "to download it again.")
+    return first[0], first[1]
+
+
+def raw_sample(name: str, size: int = 28, folder=None) -> tuple[np.ndarray, np.ndarray]:
+    """(voxel uint8, seg bool) of one nodule before cropping: M3DV's file, or a NoduleMNIST3D volume with its
+    `auto_mask` (the bright component nearest the centre)."""
+    if m3dv_present(folder):
+        return load_sample(Path(folder or default_folder()) / f"{name}.npz")
+    split, _, index = name.partition("_")
+    raw = load_medmnist(FALLBACK, size)
+    if split not in SPLITS or not index.isdigit() or int(index) >= len(raw[split]):
+        raise MedlibError(f"{name!r} is not a NoduleMNIST3D id; use <split>_<index>, e.g. train_0 "
+                          f"(train has {len(raw['train'])}).")
+    vol = raw[split].X[int(index), 0].numpy()
+    return vol, auto_mask(vol)
+
+
+def full_size_sample(name: str, folder=None) -> tuple[np.ndarray, np.ndarray] | None:
+    """M3DV's original 100³ cube of `name` from full_size/, or None where it is not (NoduleMNIST3D has none)."""
+    path = Path(folder or default_folder()).parent / "full_size" / f"{name}.npz"
+    return load_sample(path) if m3dv_present(folder) and path.is_file() else None
+
+
+def full_size_folder(folder=None) -> Path | None:
+    """M3DV's full_size/ folder (the cubes a submission scores here), or None where M3DV is not."""
+    path = Path(folder or default_folder()).parent / "full_size"
+    return path if m3dv_present(folder) and path.is_dir() else None
+
+
+def labels_csv(folder=None) -> Path:
+    """M3DV's labels CSV beside its sample folder."""
+    return Path(folder or default_folder()).with_suffix(".csv")

@@ -40,7 +40,7 @@ def canonical(name: str) -> str:
         hint = difflib.get_close_matches(key, list(_info()) + list(ALIASES), n=1)
         extra = f" Did you mean '{hint[0]}'?" if hint else ""
         raise MedlibError(
-            f"Unknown dataset '{name}'.{extra} Known: {', '.join(_info())}, m3dv "
+            f"Unknown dataset '{name}'.{extra} Known: {', '.join(_info())}, m3dv, nodulemnist3d-cubes "
             f"(and v1 names {', '.join(ALIASES)})."
         )
     return key

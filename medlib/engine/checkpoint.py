@@ -7,7 +7,10 @@ from pathlib import Path
 import torch
 
 from .. import atomic
+from ..config import TrainConfig
+from ..data.base import Meta
 from ..errors import MedlibError
+from ..models import build_model
 
 
 def save(path, *, model, optimizer=None, scheduler=None, epoch: int, best_score: float, best_epoch: int,
@@ -55,10 +58,6 @@ def load(path, map_location="cpu", hint: str | None = None) -> dict:
 
 def load_model(path, map_location="cpu"):
     """(net in eval mode, TrainConfig, Meta) rebuilt from a checkpoint alone."""
-    from ..config import TrainConfig
-    from ..data.base import Meta
-    from ..models import build_model
-
     ck = load(path, map_location)
     try:
         cfg, meta = TrainConfig(**ck["config"]), Meta(**ck["meta"])

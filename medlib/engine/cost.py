@@ -12,6 +12,7 @@ from functools import lru_cache
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..data.cubes import is_cube_set
 from ..models import build_model
 from .hardware import sgemm_gflops
 
@@ -42,7 +43,7 @@ def estimate_seconds(
     """Seconds for the whole run on this CPU from counted FLOPs and the measured SGEMM rate; None off CPU."""
     if device.type != "cpu":
         return None
-    shape = (meta.n_channels, *[cfg.crop if cfg.dataset == "m3dv" else meta.size] * meta.dims)
+    shape = (meta.n_channels, *[cfg.crop if is_cube_set(cfg.dataset) else meta.size] * meta.dims)
     f = flops_per_sample(cfg.model, meta.n_channels, meta.n_classes, shape, cfg.stem)
     rate = sgemm_gflops() * 1e9 * CPU_EFFICIENCY * (BF16_SPEEDUP if precision == "bf16" else 1.0)
     return cfg.epochs * (f["train"] * n_train + f["eval"] * n_eval) / rate

@@ -9,6 +9,7 @@ import numpy as np
 import torch
 
 from ..errors import MedlibError
+from ..version import __version__
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -48,8 +49,6 @@ def device_name(device: torch.device) -> str:
 
 def versions() -> dict:
     import sklearn
-
-    from .. import __version__
 
     return {"medlib": __version__, "python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "sklearn": sklearn.__version__, "cuda": torch.version.cuda}

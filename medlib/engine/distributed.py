@@ -8,6 +8,7 @@ import os
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 from ..errors import MedlibError
 
@@ -61,8 +62,6 @@ def wrap(net: torch.nn.Module, device: torch.device) -> torch.nn.Module:
     """
     if not active():
         return net
-    from torch.nn.parallel import DistributedDataParallel
-
     return DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
 
 

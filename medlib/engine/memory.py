@@ -63,7 +63,8 @@ def check_train_batch(net: nn.Module, sample_shape, batch_size: int, device: tor
         need = batch_size * per_sample / GiB
         raise MedlibError(
             f"--batch-size {batch_size} needs about {need:.1f} GiB of activations{what} but "
-            f"{free / GiB:.1f} GiB is free on {device}; the largest batch that fits is about {max(fits, 1)}: pass --batch-size {max(fits, 1)} "
+            f"{free / GiB:.1f} GiB is free on {device}; the largest batch that fits is about {max(fits, 1)}: "
+            f"pass --batch-size {max(fits, 1)} "
             "(scale --lr with it), or free memory."
         )
     return per_sample * batch_size

@@ -18,6 +18,10 @@ import numpy as np
 import pandas as pd
 
 from .. import atomic
+from ..config import TrainConfig
+from ..data import m3dv, registry
+from ..data.cubes import M3DV, NODULE_CUBES, is_cube_set
+from ..data.nodules import FALLBACK
 from ..errors import MedlibError
 
 DEFAULT_OUT = "runs"
@@ -26,14 +30,15 @@ DEFAULT_OUT = "runs"
 def runs_root(out=None) -> Path:
     """`out`, else $MEDLIB_RUNS, else ./runs. An empty `out` is a mistake, not a request for the default."""
     if out is not None and not str(out).strip():
-        raise MedlibError("--out is empty; name a folder for the runs, or leave --out off to use $MEDLIB_RUNS or ./runs.")
+        raise MedlibError("--out is empty; name a folder for the runs, "
+                          "or leave --out off to use $MEDLIB_RUNS or ./runs.")
     return Path(out or os.environ.get("MEDLIB_RUNS") or DEFAULT_OUT)
 
 
 def run_dir(cfg, out=None) -> Path:
     """`<out>/<dataset>[_<size>]-<model>-s<seed>-<config hash>`: readable, and unique per config."""
-    size = "" if cfg.dataset == "m3dv" else f"_{cfg.size}"
-    fold = ("-fall" if cfg.fold == -1 else f"-f{cfg.fold}") if cfg.dataset == "m3dv" else ""
+    size = "" if cfg.dataset == M3DV else f"_{cfg.size}"
+    fold = ("-fall" if cfg.fold == -1 else f"-f{cfg.fold}") if is_cube_set(cfg.dataset) else ""
     return runs_root(out) / f"{cfg.dataset}{size}-{cfg.model}{fold}-s{cfg.seed}-{cfg.key()}"
 
 
@@ -79,8 +84,6 @@ class Run:
 
     @property
     def config(self):
-        from ..config import TrainConfig
-
         return TrainConfig(**self.record["config"])
 
     @property
@@ -161,8 +164,8 @@ def _holder(path: Path) -> str:
 
 
 def _lock_error(folder: Path, lock: Path) -> MedlibError:
-    return MedlibError(f"{folder} is being trained by another process ({_holder(lock)}); wait for it to finish, or stop "
-                       "it and run again to resume.")
+    return MedlibError(f"{folder} is being trained by another process ({_holder(lock)}); "
+                       "wait for it to finish, or stop it and run again to resume.")
 
 
 def _try_lock(lock: Path) -> int | None:
@@ -224,15 +227,11 @@ def current_data_md5(cfg) -> str | None:
     """The identity of the data `cfg` would train on now: MedMNIST files are verified against their official MD5,
     so that MD5 is it; M3DV's is computed from the folder (names, labels, file sizes). None when not found."""
     if cfg.dataset == "m3dv":
-        from ..data import m3dv
-
         try:
             return m3dv.folder_md5()
         except MedlibError:
             return None
-    from ..data import registry
-
-    return registry.md5(cfg.dataset, cfg.size)
+    return registry.md5(FALLBACK if cfg.dataset == NODULE_CUBES else cfg.dataset, cfg.size)
 
 
 def check_reuse(run: Run, cfg) -> bool:
@@ -242,8 +241,6 @@ def check_reuse(run: Run, cfg) -> bool:
     data = run.record.get("data") or {}
     recorded, current = data.get("md5"), current_data_md5(cfg)
     if cfg.dataset == "m3dv" and data.get("content_md5"):
-        from ..data import m3dv
-
         try:
             recorded, current = data["content_md5"], m3dv.folder_content_md5()
         except MedlibError:

@@ -4,26 +4,33 @@ from __future__ import annotations
 
 import pandas as pd
 
-from .. import results
-from ..engine.fit import fit
+from ..engine.training import fit
 from ..flags import add_config_flags, config_from_args
+from .records import aggregate, fmt, frame, pooled
 
 
 def cross_validate(cfg, out=None, folds: int | None = None, only=None, verbose: bool = False, **fit_kw):
     """Train folds 0..k-1 of `cfg` (or those in `only`), reusing finished ones; returns (runs, their records)."""
     k = folds or cfg.folds
     runs = [fit(cfg.replace(folds=k, fold=i), out=out, verbose=verbose, **fit_kw) for i in (only or range(k))]
-    return runs, results.frame(runs).sort_values("fold").reset_index(drop=True)
+    return runs, frame(runs).sort_values("fold").reset_index(drop=True)
+
+
+def best_variant(variants: dict):
+    """The key of `variants` ({variant: its fold runs}) whose folds score the highest mean test AUC (the first on a
+    tie): the cross-validated choice of a recipe, made without the data a submission is scored on."""
+    scores = {k: float(frame(runs)["test_auc"].mean()) for k, runs in variants.items()}
+    return max(scores, key=scores.get)
 
 
 def summary(records: pd.DataFrame) -> dict:
     """Mean ± std over folds of val/test AUC and ACC, and the pooled out-of-fold AUC (when every fold is there)."""
-    agg = results.aggregate(records.assign(all=0), ["all"]).iloc[0]
+    agg = aggregate(records.assign(all=0), ["all"]).iloc[0]
     out = {
-        v: results.fmt(agg[f"{v}_mean"], agg[f"{v}_std"], agg[f"{v}_n"])
+        v: fmt(agg[f"{v}_mean"], agg[f"{v}_std"], agg[f"{v}_n"])
         for v in ("val_auc", "val_acc", "test_auc", "test_acc")
     }
-    out["pooled_test_auc"] = results.fmt(results.pooled(records)["auc"])
+    out["pooled_test_auc"] = fmt(pooled(records)["auc"])
     return out
 
 

@@ -15,15 +15,15 @@ from pathlib import Path
 import torch
 
 from ..engine.cost import CPU_WARN_HOURS, estimate_seconds
-from ..engine.data import load_for_config
 from ..engine.device import resolve_device
-from ..engine.fit import fit
 from ..engine.hardware import resolve_precision
 from ..engine.runs import run_dir, runs_root
+from ..engine.splits import load_for_config
+from ..engine.training import fit
 from ..errors import MedlibError
 from ..progress import tqdm
-from ..results import results_root
 from .plans import PLANS, plan
+from .records import results_root
 
 
 def run_status(folder: Path) -> tuple[str, int]:

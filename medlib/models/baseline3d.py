@@ -13,7 +13,8 @@ class Baseline3D(nn.Module):
         stages, c = [], in_channels
         for w in (width, 2 * width, 4 * width):
             # BN follows, so the conv needs no bias
-            stages += [nn.Conv3d(c, w, 3, padding=1, bias=False), nn.BatchNorm3d(w), nn.ReLU(inplace=True), nn.MaxPool3d(2)]
+            stages += [nn.Conv3d(c, w, 3, padding=1, bias=False), nn.BatchNorm3d(w), nn.ReLU(inplace=True),
+                       nn.MaxPool3d(2)]
             c = w
         self.features = nn.Sequential(*stages, nn.AdaptiveAvgPool3d(1), nn.Flatten())
         self.fc = nn.Linear(c, num_classes)

@@ -1,6 +1,7 @@
 """What the notebooks show, computed from run folders and the reports' own numbers.
 
 reference  Report 1's tables, MedMNIST v2's benchmark, Report 2's figures (DataFrames)
+studies    the reproduction's study tables beside those numbers (`python -m medlib results`, the README tables)
 tables     Report 1's layout from run folders beside those numbers; CV and ensemble tables (styled)
 curves     loss / AUC curves, ResNet-18 vs ResNet-50, diagnosis plots (matplotlib)
 diagnose   Report 2's five train/val-loss cases, decided by a trend test

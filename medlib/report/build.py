@@ -19,9 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from .. import atomic
+from ..config import PROFILES, profile_name
 from ..data.files import data_root
 from ..errors import MedlibError
-from .notebook import EMBED_ENV
+from .notebook import EMBED_ENV, provenance
 from .offline import offline_html
 
 KERNEL = "python3"
@@ -96,11 +97,11 @@ def to_html(nb, title: str = "", index_href: str = "index.html") -> str:
 
 
 def _index(results: list[Result], profile: str, started: str) -> str:
-    from .notebook import provenance
-
+    ok, failed = "<span style=color:#080>ok</span>", "<b style=color:#b00>failed</b>"
     rows = "\n".join(
-        f"<tr><td>{'<span style=color:#080>ok</span>' if r.ok else '<b style=color:#b00>failed</b>'}</td><td><a href='{html.escape(r.html or '')}'>{html.escape(r.title or r.name)}</a>"
-        f"</td><td><a href='{html.escape(r.ipynb or '')}'>{html.escape(r.name)}.ipynb</a></td>"
+        f"<tr><td>{ok if r.ok else failed}</td>"
+        f"<td><a href='{html.escape(r.html or '')}'>{html.escape(r.title or r.name)}</a></td>"
+        f"<td><a href='{html.escape(r.ipynb or '')}'>{html.escape(r.name)}.ipynb</a></td>"
         f"<td style='text-align:right'>{r.seconds:.0f} s</td><td>{html.escape(r.error)}</td></tr>"
         for r in results)
     line = provenance(profile).replace("**", "")
@@ -124,8 +125,6 @@ def build_report(profile: str = "quick", out="reports", notebooks=None, only=Non
                  in_place: bool = False, verbose: bool = True) -> list[Result]:
     """Execute the notebooks with MEDLIB_PROFILE=profile; write executed copies, HTML pages and index.html to `out`."""
     import nbformat
-
-    from ..config import PROFILES
 
     if profile not in PROFILES:
         raise MedlibError(f"--profile {profile!r} is not one of {', '.join(PROFILES)}.")
@@ -157,8 +156,6 @@ def build_report(profile: str = "quick", out="reports", notebooks=None, only=Non
 
 
 def cmd_report(args) -> None:
-    from ..config import profile_name
-
     results = build_report(args.profile or profile_name(), args.out, args.notebooks, args.only, args.timeout,
                            args.in_place)
     failed = [r.name for r in results if not r.ok]
@@ -168,8 +165,6 @@ def cmd_report(args) -> None:
 
 def add_command(sub) -> None:
     """`python -m medlib report [--profile quick|full] [--out reports] [--only 00 03] [--in-place]`."""
-    from ..config import PROFILES
-
     p = sub.add_parser("report", help="execute every notebook and write an offline HTML report with an index")
     p.add_argument("--profile", choices=sorted(PROFILES), default=None,
                    help="quick (CPU, minutes) or full (the reports' settings); default $MEDLIB_PROFILE or quick")

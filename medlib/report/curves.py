@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from . import reference
+from .diagnose import diagnose, tail_window
 from .report1_tables import aggregate, unique
 
 TRAIN, VAL = "-", "--"
@@ -129,7 +130,6 @@ def model_comparison(runs: Iterable, split: str = "test", metric: str = "AUC") -
 def diagnosis_plot(runs: Iterable, label: Iterable[str] = ("model", "mixup_alpha", "fold"), ncols: int = 4,
                    **diagnose_kw) -> Figure:
     """Each run's train/val loss with the tail window shaded, the fitted trend lines, and its diagnosis as title."""
-    from .diagnose import diagnose, tail_window
     runs = unique(runs)
     fig, axes = _grid(len(runs), width=3.6, height=2.8, ncols=ncols)
     for ax, run in zip(axes, runs):

@@ -8,12 +8,26 @@ import numpy as np
 import pandas as pd
 
 from .. import results
+from ..data.base import Dataset
+from ..data.m3dv import kfold_datasets
+from ..ensemble import ensemble_runs
 from ..results import fmt
 from . import reference
 from .report1_tables import aggregate, unique
-from .styled import EMPTY, StyledTable
+from .styled import EMPTY, StyledTable, style
 
 # ---------------------------------------------------------------- cross-validation, ensembles (Report 2)
+
+def fold_table(ds: Dataset, k: int = 5) -> StyledTable:
+    """Samples (positives) per split of each of the k stratified folds `kfold_datasets` cuts from `ds["all"]`."""
+    rows = []
+    for fold in range(k):
+        d = kfold_datasets(ds, k=k, fold=fold)
+        counts = {f"{s} (pos)": f"{len(d[s])} ({int(d[s].y.sum())})" for s in ("train", "val", "test")}
+        rows.append({"fold": fold, **counts})
+    return style(pd.DataFrame(rows).set_index("fold"), f"{ds.meta.name}_folds",
+                 f"{ds.meta.name} folds: samples (positives) per split")
+
 
 def cv_table(runs: Iterable, by: Iterable[str] = ("model", "mixup_alpha"), split: str = "test") -> StyledTable:
     """Mean ± std over folds (and seeds) of `split` AUC and ACC for each combination of `by`; best AUC in bold."""
@@ -26,9 +40,10 @@ def cv_table(runs: Iterable, by: Iterable[str] = ("model", "mixup_alpha"), split
     for key, g in agg.groupby(by, dropna=False, sort=True):
         key = key if isinstance(key, tuple) else (key,)
         m = g.set_index("metric")
-        rows.append({**dict(zip(by, key)), f"{split} AUC": fmt(m.at["AUC", "mean"], m.at["AUC", "std"], int(m.at["AUC", "n"])),
-                     f"{split} ACC": fmt(m.at["ACC", "mean"], m.at["ACC", "std"], int(m.at["ACC", "n"])),
-                     "runs": int(m.at["AUC", "n"]), "s/epoch": round(float(speed.loc[key if len(key) > 1 else key[0]]), 1)})
+        cell = {v: fmt(m.at[v, "mean"], m.at[v, "std"], int(m.at[v, "n"])) for v in ("AUC", "ACC")}
+        seconds = float(speed.loc[key if len(key) > 1 else key[0]])
+        rows.append({**dict(zip(by, key)), f"{split} AUC": cell["AUC"], f"{split} ACC": cell["ACC"],
+                     "runs": int(m.at["AUC", "n"]), "s/epoch": round(seconds, 1)})
         best[len(rows) - 1] = m.at["AUC", "mean"]
     table = pd.DataFrame(rows)
     top = max(best, key=lambda i: -math.inf if math.isnan(best[i]) else best[i])
@@ -47,8 +62,6 @@ def ensemble_table(runs: Iterable, by: Iterable[str] = ("model", "mixup_alpha"),
     Columns are the folds, their mean ± std, and 'pooled': the AUC of all folds' held-out predictions taken
     together (each sample scored by the models that never saw it: an out-of-fold estimate).
     """
-    from ..ensemble import ensemble_runs
-
     runs = unique(runs)
     by = list(by)
     task = runs[0].record["data"]["task"]

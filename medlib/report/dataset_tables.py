@@ -3,7 +3,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ..data.files import find_medmnist
+from ..data import registry
+from ..data.files import ensure_medmnist, find_medmnist
+from ..data.info import info_table
+from ..errors import MedlibError
 from .reference import REPORT1_DATASETS
 from .styled import BAD, GOOD, MUTED, StyledTable
 
@@ -14,8 +17,6 @@ FACT_COLUMNS = ["dataset", "dims", "task", "channels", "classes", "train", "val"
 
 def dataset_facts() -> StyledTable:
     """The 18 MedMNIST sets as the registry knows them (no files needed): task, classes, split sizes, sizes."""
-    from ..data.info import info_table
-
     df = info_table(check_md5=False)
     df = df[df["dataset"] != "m3dv"][FACT_COLUMNS].reset_index(drop=True)
     df.insert(1, "Report 1", ["✓" if d in REPORT1_DATASETS else "" for d in df["dataset"]])
@@ -28,9 +29,6 @@ def dataset_facts() -> StyledTable:
 
 def dataset_status(check_md5: bool = True) -> StyledTable:
     """Which files are present under the data root, their MD5 verdicts, and how to get the others."""
-    from ..data import registry
-    from ..data.info import info_table
-
     df = info_table(check_md5=check_md5)[["dataset", "present", "md5"]]
 
     def how(d: str, p: str) -> str:
@@ -58,3 +56,18 @@ def dataset_status(check_md5: bool = True) -> StyledTable:
 def present(datasets: Iterable[str], size: int = 28) -> list[str]:
     """Those of `datasets` whose file is found (the data root, the flat layouts, ~/.medmnist; no download)."""
     return [d for d in datasets if find_medmnist(d, size).is_file()]
+
+
+def usable(datasets: Iterable[str], download: bool = False, size: int = 28) -> list[str]:
+    """Those of `datasets` found here, after downloading the missing ones when `download` (a failed download is
+    reported in one line and skipped: a notebook goes on with what it has). Prints what it trains on."""
+    datasets = list(datasets)
+    for name in [d for d in datasets if d not in present(datasets, size)] if download else []:
+        try:
+            ensure_medmnist(name, size)
+        except MedlibError as e:
+            print(e)
+    found = present(datasets, size)
+    absent = sorted(set(datasets) - set(found))
+    print("training on:", ", ".join(found) or "nothing", "| absent:", ", ".join(absent) or "none")
+    return found

@@ -37,6 +37,7 @@ from .report1_tables import unique
 
 FALLING, FLAT, RISING = "falling", "flat", "rising"
 
+UNSTABLE = ("train rising: unstable training", "Lower the learning rate; check for a too-strong augmentation.")
 # (train trend, val trend) -> (case, advice). The first six are Report 2's five plus val rising.
 CASES = {
     (FALLING, FALLING): ("both falling: still learning",
@@ -57,8 +58,8 @@ CASES = {
     # not in Report 2
     (FLAT, RISING): ("train flat, val rising: overfitting",
                      "Validation got worse while training stood still: stop at the best-validation epoch."),
-    (RISING, FLAT): ("train rising: unstable training", "Lower the learning rate; check for a too-strong augmentation."),
-    (RISING, FALLING): ("train rising: unstable training", "Lower the learning rate; check for a too-strong augmentation."),
+    (RISING, FLAT): UNSTABLE,
+    (RISING, FALLING): UNSTABLE,
 }
 # Report 2's own five cases (overfitting appears twice: validation flat or rising); the rest are medlib's
 REPORT2_KEYS = ((FALLING, FALLING), (FALLING, FLAT), (FALLING, RISING), (FLAT, FALLING), (FLAT, FLAT), (RISING, RISING))
@@ -143,7 +144,8 @@ def diagnose(history: pd.DataFrame, frac: float = 0.5, min_points: int = 3, tol:
                      confident=min(tr.n, va.n) >= min_test, report2=case in REPORT2_CASES)
 
 
-def diagnose_runs(runs: Iterable, label: Iterable[str] = ("dataset", "model", "mixup_alpha", "batch_size", "fold", "seed"),
+def diagnose_runs(runs: Iterable,
+                  label: Iterable[str] = ("dataset", "model", "mixup_alpha", "batch_size", "fold", "seed"),
                   **kw) -> pd.DataFrame:
     """One row per run (each folder once): its config labels, the tail's relative slopes (% per epoch), trends, case."""
     rows = []

@@ -18,8 +18,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ..data import registry
 from ..models import build_model, count_parameters
-from ..models.resnet import Bottleneck
+from ..models.resnet import BasicBlock, Bottleneck
+from .reference import REPORT1_DATASETS
 from .styled import StyledTable, style
 
 STAGES = ["conv1", "conv2_x", "conv3_x", "conv4_x", "conv5_x", "pool + fc"]
@@ -33,6 +35,17 @@ def build(arch: str, stem: str = "imagenet", in_channels: int = 3, num_classes: 
     with torch.device("meta"):
         net = build_model(arch, in_channels, num_classes, stem=stem)
     return net.eval()
+
+
+def layer_count(arch: str) -> str:
+    """How a ResNet's name counts its layers: the stem conv, every conv on a block's main path, and the fc layer
+    (shortcut projections are not counted)."""
+    net = build(arch)
+    blocks = [m for m in net.modules() if isinstance(m, (BasicBlock, Bottleneck))]
+    main = sum(isinstance(m, nn.Conv2d) for b in blocks for _, m in b.named_children())
+    projections = sum(not isinstance(b.shortcut, nn.Identity) for b in blocks)
+    return (f"{arch}: 1 stem conv + {main} block convs + 1 fc = {1 + main + 1} layers; "
+            f"{len(blocks)} blocks, {projections} with a projection shortcut")
 
 
 def _stage(name: str) -> str:
@@ -173,8 +186,6 @@ def resnet50_stride_variants(size: int = 224):
 def parameter_counts(datasets=None, stem: str = "imagenet"):
     """Parameters of medlib's ResNet-18/50 with torchvision's ImageNet head (vs the published counts) and with the
     input channels and classes of each MedMNIST set (Report 1's networks)."""
-    from ..data import registry
-    from .reference import REPORT1_DATASETS
     rows = []
     for arch in ("resnet18", "resnet50"):
         rows.append({"network": arch, "input": "3 × 224 × 224", "classes": 1000,

@@ -64,11 +64,14 @@ def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float
     traces = {"raw": _mesh(voxel, level, step_size, name=f"volume > {level:g}", color="lightgray", opacity=0.3)}
     if seg is not None:
         seg = np.asarray(seg, dtype=bool)
-        traces["masked"] = _mesh(voxel * seg, level, step_size, name="masked volume", color="lightskyblue", opacity=1.0)
-        traces["mask"] = _mesh(seg.astype(np.float32), 0.5, step_size, name="mask", color="crimson", opacity=mask_opacity)
+        traces["masked"] = _mesh(voxel * seg, level, step_size, name="masked volume", color="lightskyblue",
+                                 opacity=1.0)
+        traces["mask"] = _mesh(seg.astype(np.float32), 0.5, step_size, name="mask", color="crimson",
+                               opacity=mask_opacity)
     kept = {k: t for k, t in traces.items() if t is not None}
     if not kept:
-        raise MedlibError(f"No surface to draw: nothing in the volume crosses level={level:g}; pass a level inside its range.")
+        raise MedlibError(f"No surface to draw: nothing in the volume crosses level={level:g}; "
+                          "pass a level inside its range.")
     if heat is not None and np.shape(heat) != voxel.shape:
         raise MedlibError(f"heat shape {np.shape(heat)} differs from volume shape {voxel.shape}.")
     extra = [heat_trace(heat)] if heat is not None else []

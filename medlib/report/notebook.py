@@ -2,7 +2,14 @@
 from __future__ import annotations
 
 import os
+import warnings
 from datetime import date
+
+import pandas as pd
+import torch
+
+from ..engine.device import device_name, resolve_device
+from ..version import __version__
 
 # Set by `python -m medlib report`: figures then carry plotly.js inside the HTML, so the report works offline.
 EMBED_ENV = "MEDLIB_EMBED_PLOTLYJS"
@@ -18,9 +25,6 @@ def plotly_renderer(embed: bool | None = None) -> str:
 
 def setup(embed_plotlyjs: bool | None = None) -> None:
     """matplotlib inline (also under MPLBACKEND=Agg), the plotly renderer, and roomier pandas tables."""
-    import warnings
-
-    import pandas as pd
     import plotly.io as pio
 
     # tqdm.auto asks for ipywidgets in a notebook; the engine's bars are off under CI anyway
@@ -41,11 +45,6 @@ def setup(embed_plotlyjs: bool | None = None) -> None:
 
 def provenance(profile: str) -> str:
     """One line for the top of a notebook: profile, device, date and versions that made these outputs."""
-    import torch
-
-    from .. import __version__
-    from ..engine.device import device_name, resolve_device
-
     dev = device_name(resolve_device("auto"))
     return (f"Outputs made with the **{profile}** profile on {dev}, {date.today().isoformat()} "
             f"(medlib {__version__}, torch {torch.__version__}).")

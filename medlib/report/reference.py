@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data import registry
+
 REFERENCE_DIR = Path(__file__).with_name("reference")
 
 # Report 1's ten datasets in its column order (1. Pathmnist ... 10. organmnist_axial), today's names.
@@ -45,8 +47,6 @@ def report1_epochs(dataset: str) -> int:
 
     The report names no number per set; we read it as <= 10k training images -> 50, <= 50k -> 25, else 10.
     """
-    from ..data import registry
-
     n = registry.info(dataset)["n_samples"]["train"]
     return 50 if n <= 10_000 else 25 if n <= 50_000 else 10
 

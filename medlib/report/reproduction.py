@@ -8,9 +8,10 @@ command that would make the missing records. Nothing here trains.
 from __future__ import annotations
 
 from IPython.display import Markdown
+from matplotlib.figure import Figure
 
 from .. import results
-from . import tables
+from . import studies, tables
 
 
 class Note(Markdown):
@@ -45,20 +46,20 @@ def r18_vs_r50(rec):
 
 
 def table(rec, name: str, title: str | None = None):
-    """One of the results layer's study tables (see results.STUDIES) by its function name, e.g. 'cv_table'."""
-    for t, fn, studies in results.STUDIES:
+    """One of the study tables (see studies.STUDIES) by its function name, e.g. 'cv_table'."""
+    for t, fn, names in studies.STUDIES:
         if getattr(fn, "__name__", "") == name or (title and t == title):
             df = fn(rec)
             if df.empty:
-                return _missing(studies[-1])
-            used = results.used_rows(rec, fn, studies)
+                return _missing(names[-1])
+            used = studies.used_rows(rec, fn, names)
             st = tables.style(
                 df,
                 f"repro_{name}",
-                f"{t}<br><small>{results.provenance(used, results.study_command(studies[-1]))}</small>",
+                f"{t}<br><small>{results.provenance(used, results.study_command(names[-1]))}</small>",
             )
             return st.hide(axis="index")
-    raise ValueError(f"No results table named {name!r}; see medlib.results.STUDIES.")
+    raise ValueError(f"No results table named {name!r}; see medlib.report.studies.STUDIES.")
 
 
 def batch_table(rec):
@@ -72,8 +73,6 @@ def study_runs(rec, study: str, **where) -> list:
 
 def lr_batch_figure(rec):
     """Test AUC (mean ± std over folds) against the learning rate, one line per batch size (full batch included)."""
-    from matplotlib.figure import Figure
-
     d = results.select(rec, "lr-batch")
     if d.empty:
         return _missing("lr-batch")

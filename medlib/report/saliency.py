@@ -83,7 +83,8 @@ def grad_cam(net: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | No
             logits = net(xin)
             acts = store.get("a")
             if acts is None or acts.ndim != xin.ndim:
-                raise MedlibError(f"Layer {type(layer).__name__} gave no spatial map for Grad-CAM; pick an earlier layer.")
+                raise MedlibError(f"Layer {type(layer).__name__} gave no spatial map for Grad-CAM; "
+                                  "pick an earlier layer.")
             if target is None:
                 idx = logits.argmax(1)
             else:

@@ -25,12 +25,12 @@ from ..models import build_model, count_parameters, model_dims
 from ..progress import tqdm
 from . import checkpoint, distributed
 from .cost import estimate_seconds, too_slow_message
-from .data import load_for_config
 from .device import device_name, resolve_device, seed_everything, versions
 from .hardware import StepSettings, allocator_state, memory_format, step_settings, tune_allocator
 from .loop import predict, train_epoch
 from .memory import check_train_batch, eval_batch_size
 from .runs import Run, check_resume, check_reuse, claim, discard_outputs, run_dir, write_scores
+from .splits import load_for_config
 
 CHECKPOINT_SECONDS = float(os.environ.get("MEDLIB_CHECKPOINT_SECONDS", 30))
 

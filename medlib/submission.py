@@ -7,18 +7,17 @@ import pandas as pd
 
 from . import atomic
 from .config import check_device
+from .data.m3dv import list_candidates, load_m3dv, read_labels
+from .engine.checkpoint import load_model
+from .engine.device import resolve_device
+from .engine.loop import predict
+from .ensemble import average
 from .errors import MedlibError
+from .metrics import evaluate
 
 
 def predict_folder(checkpoints, input_dir, out_csv=None, labels=None, weights=None, device="auto") -> pd.DataFrame:
     """Crop and mask as each checkpoint was trained, average P(class 1), optionally write the CSV."""
-    from .data.m3dv import list_candidates, load_m3dv, read_labels
-    from .engine.checkpoint import load_model
-    from .engine.device import resolve_device
-    from .engine.loop import predict
-    from .ensemble import average
-    from .metrics import evaluate
-
     input_dir = Path(input_dir)
     if not input_dir.is_dir():
         raise MedlibError(f"--input {input_dir} is not a folder of candidateN.npz files.")

@@ -1,10 +1,14 @@
 """Turn a config into train / val / test splits: load, split M3DV folds, take quick-profile subsets."""
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..data import load_medmnist
 from ..data.base import Dataset
+from ..data.cubes import M3DV, is_cube_set
+from ..data.m3dv import kfold_datasets
+from ..data.nodules import FALLBACK, load_nodules
 from ..errors import MedlibError
 from ..metrics import check_classes
 
@@ -22,8 +26,6 @@ ALL_FOLDS = -1  # `--fold all`: the final model, trained on every labelled cube
 
 def final_split(ds_all: Dataset, val_fraction: float = 0.15, seed: int = 0) -> Dataset:
     """train / val over all labelled samples (no test fold): val is a stratified share, only to pick the checkpoint."""
-    import numpy as np
-
     split = ds_all["all"]
     y = split.y.numpy()
     rng = np.random.default_rng(seed)
@@ -38,10 +40,9 @@ def load_for_config(cfg, check: bool = True) -> Dataset:
 
     `check` refuses splits whose AUC would be undefined (see metrics.check_classes): for training, where such a
     split would keep no model and record NaN as a result."""
-    if cfg.dataset.lower() == "m3dv":
-        from ..data.m3dv import kfold_datasets, load_m3dv
-
-        ds = load_m3dv(crop=cfg.crop, mask=cfg.mask, dilate=cfg.dilate)
+    if is_cube_set(cfg.dataset):
+        source = "m3dv" if cfg.dataset == M3DV else FALLBACK
+        ds = load_nodules(source, crop=cfg.crop, mask=cfg.mask, dilate=cfg.dilate, size=cfg.size)
         ds = final_split(ds) if cfg.fold == ALL_FOLDS else kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0)
     else:
         ds = load_medmnist(cfg.dataset, cfg.size)

@@ -1,0 +1,343 @@
+"""The reproduction's study tables as plain DataFrames: each study of the plans beside the reports' numbers.
+
+What `python -m medlib results` prints, what `--markdown` / `--write-readme` put in the README (every table
+with its provenance line), and what `report.reproduction` styles for the notebooks. Records, aggregates and
+provenance come from `medlib.results`; the reports' own numbers from `reference`.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from ..engine.runs import Run
+from ..results import (
+    EMPTY,
+    METRICS,
+    aggregate,
+    ensemble,
+    fmt,
+    fmt_col,
+    mean_std,
+    plan_labels,
+    pooled,
+    provenance,
+    records,
+    results_root,
+    scores_metrics,
+    select,
+    study_command,
+    study_rows,
+    to_markdown,
+    write_readme,
+)
+from . import reference
+from .diagnose import diagnose
+
+
+def report1_table(df: pd.DataFrame, study: str = "report1") -> pd.DataFrame:
+    """Test AUC / ACC per dataset and model (mean ± std over seeds) beside Report 1 and the official benchmark."""
+    d = select(df, study)
+    if d.empty:
+        return pd.DataFrame()
+    agg = aggregate(d, ["dataset", "model"])
+    r1 = reference.report1()
+    rows = []
+    for _, a in agg.iterrows():
+        ref = r1[(r1["dataset"] == a["dataset"]) & (r1["model"] == a["model"]) & (r1["split"] == "test")]
+        refv = ref.set_index("metric")["value"]
+        off = reference.official_scores(a["model"], 28)
+        rows.append(
+            {
+                "dataset": a["dataset"],
+                "model": a["model"],
+                "seeds": int(a["n"]),
+                "test AUC": fmt(a["test_auc_mean"], a["test_auc_std"], a["test_auc_n"]),
+                "test ACC": fmt(a["test_acc_mean"], a["test_acc_std"], a["test_acc_n"]),
+                "val AUC": fmt(a["val_auc_mean"], a["val_auc_std"], a["val_auc_n"]),
+                "Report 1 AUC / ACC": f"{fmt(refv.get('AUC', math.nan))} / {fmt(refv.get('ACC', math.nan))}",
+                "official AUC / ACC": (
+                    f"{fmt(off.at[a['dataset'], 'test_auc'])} / {fmt(off.at[a['dataset'], 'test_acc'])}"
+                    if a["dataset"] in off.index
+                    else EMPTY
+                ),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def loss_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Report 1's BCE-with-logits against cross-entropy, ResNet-18, same recipe and seeds."""
+    ce = select(df, "report1", model="resnet18", dataset=["breastmnist", "pneumoniamnist"])
+    bce = select(df, "loss-bce")
+    d = pd.concat([ce, bce])
+    if bce.empty:
+        return pd.DataFrame()
+    agg = aggregate(d, ["dataset", "loss"])
+    return pd.DataFrame(
+        {
+            "dataset": agg["dataset"],
+            "loss": agg["loss"].map({"auto": "cross-entropy", "ce": "cross-entropy", "bce": "BCE-with-logits"}),
+            "seeds": agg["n"],
+            "test AUC": fmt_col(agg, "test_auc"),
+            "test ACC": fmt_col(agg, "test_acc"),
+        }
+    )
+
+
+GOALS_2D = {"breastmnist": 0.901, "pneumoniamnist": 0.948, "retinamnist": 0.726}
+
+
+def tuned_table(df: pd.DataFrame) -> pd.DataFrame:
+    """medlib's CPU recipe against the goal: the best of Report 1 and the official ResNets at 28 px."""
+    d = select(df, "tuned")
+    if d.empty:
+        return pd.DataFrame()
+    agg = aggregate(d, ["dataset"])
+    return pd.DataFrame(
+        {
+            "dataset": agg["dataset"],
+            "seeds": agg["n"],
+            "test AUC": fmt_col(agg, "test_auc"),
+            "test ACC": fmt_col(agg, "test_acc"),
+            "goal AUC": [GOALS_2D.get(x, math.nan) for x in agg["dataset"]],
+            "met": [
+                "yes" if m >= GOALS_2D.get(x, math.inf) else "no" for m, x in zip(agg["test_auc_mean"], agg["dataset"])
+            ],
+        }
+    )
+
+
+OFFICIAL_3D_BEST = {"adrenalmnist3d": (0.839, "ResNet-50+2.5D"), "vesselmnist3d": (0.930, "ResNet-50+3D")}
+
+
+def medmnist3d_table(df: pd.DataFrame) -> pd.DataFrame:
+    d = select(df, "medmnist3d")
+    if d.empty:
+        return pd.DataFrame()
+    agg = aggregate(d, ["dataset", "size", "model"])
+    return pd.DataFrame(
+        {
+            "dataset": agg["dataset"],
+            "size": agg["size"],
+            "model": agg["model"],
+            "seeds": agg["n"],
+            "test AUC": fmt_col(agg, "test_auc"),
+            "test ACC": fmt_col(agg, "test_acc"),
+            "official best AUC": [
+                f"{OFFICIAL_3D_BEST[x][0]:.3f} ({OFFICIAL_3D_BEST[x][1]})" if x in OFFICIAL_3D_BEST else EMPTY
+                for x in agg["dataset"]
+            ],
+            "s/epoch": [
+                f"{s:.1f}"
+                for s in aggregate(d, ["dataset", "size", "model"], ["seconds_per_epoch"])["seconds_per_epoch_mean"]
+            ],
+        }
+    )
+
+
+def cv_table(df: pd.DataFrame, study: str | None = "report2", by=("model", "mixup_alpha")) -> pd.DataFrame:
+    """Per configuration: test AUC / ACC mean ± std over folds, pooled out-of-fold AUC, seconds per epoch
+    (study None: the rows given)."""
+    d = select(df, study)
+    if d.empty:
+        return pd.DataFrame()
+    by = list(by)
+    agg = aggregate(d, by, [*METRICS, "seconds_per_epoch"])
+    pooled_auc = [pooled(g)["auc"] for _, g in d.groupby(by, dropna=False, sort=True)]
+    out = agg[by].copy()
+    out["folds"] = agg["n"]
+    out["test AUC"] = fmt_col(agg, "test_auc")
+    out["test ACC"] = fmt_col(agg, "test_acc")
+    out["pooled AUC"] = [fmt(p) for p in pooled_auc]
+    out["s/epoch"] = [f"{s:.1f}" for s in agg["seconds_per_epoch_mean"]]
+    return out
+
+
+def ensemble_table(df: pd.DataFrame, study: str = "report2") -> pd.DataFrame:
+    """Per fold, the average of several configurations' probabilities; pooled over folds (out-of-fold AUC)."""
+    d = select(df, study)
+    if d.empty:
+        return pd.DataFrame()
+    groups = {f"{m} mixup {a:g}": g for (m, a), g in d.groupby(["model", "mixup_alpha"], sort=True)}
+    combos = dict(groups)
+    for model, g in d.groupby("model", sort=True):
+        if g["mixup_alpha"].nunique() > 1:
+            combos[f"{model}, with and without mixup"] = g
+    if d["model"].nunique() > 1:
+        combos["all configurations"] = d
+    rows = []
+    for name, g in combos.items():
+        per_fold, frames = [], []
+        task = g["task"].iloc[0]
+        for _, gf in g.groupby("fold"):
+            s = ensemble(gf)
+            per_fold.append(scores_metrics(s, task)["auc"])
+            frames.append(s)
+        ms = mean_std(per_fold)
+        sizes = g.groupby("fold").size()
+        rows.append(
+            {
+                "ensemble": name,
+                "members per fold": f"{sizes.min()}" if sizes.min() == sizes.max() else f"{sizes.min()}–{sizes.max()}",
+                "folds": len(per_fold),
+                "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
+                "pooled AUC": fmt(scores_metrics(pd.concat(frames), task)["auc"]),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def lr_batch_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Learning rate x batch size (full batch included), 5 folds each: test AUC, pooled AUC, best epoch."""
+    d = select(df, "lr-batch")
+    if d.empty:
+        return pd.DataFrame()
+    by = ["batch_size", "lr"]
+    agg = aggregate(d, by, [*METRICS, "best_epoch"])
+    out = pd.DataFrame(
+        {
+            "batch": [("full" if b >= 512 else str(b)) for b in agg["batch_size"]],
+            "lr": [f"{x:g}" for x in agg["lr"]],
+            "folds": agg["n"],
+        }
+    )
+    out["test AUC"] = fmt_col(agg, "test_auc")
+    out["pooled AUC"] = [fmt(pooled(g)["auc"]) for _, g in d.groupby(by, sort=True)]
+    out["best epoch"] = [f"{x:.0f}" for x in agg["best_epoch_mean"]]
+    return out
+
+
+def curve_cases_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Report 2's loss-curve cases, each shown by a real run made to be in it (see experiments.plans.CURVE_CASES)."""
+    d = select(df, "curves")
+    if d.empty:
+        return pd.DataFrame()
+    order = {label: i for i, label in enumerate(plan_labels().values())}
+    d = d.assign(_order=d["label"].map(order)).sort_values("_order")
+    rows = []
+    for _, r in d.iterrows():
+        dg = diagnose(Run(Path(r["dir"])).history)
+        rows.append(
+            {
+                "made to show": r["label"].split("/")[1].replace("-", " "),
+                "data": r["dataset"],
+                "optimizer": r["optimizer"],
+                "lr": f"{r['lr']:g}",
+                "epochs": r["epochs"],
+                "train %/epoch": round(100 * dg.train.rel_slope, 1),
+                "val %/epoch": round(100 * dg.val.rel_slope, 1),
+                "diagnosis": dg.case,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def final_table(df: pd.DataFrame) -> pd.DataFrame:
+    d = select(df, "report2-final")
+    if d.empty:
+        return pd.DataFrame()
+    return pd.DataFrame(
+        {
+            "model": d["model"],
+            "train cubes": "all but val",
+            "best epoch": d["best_epoch"],
+            "val AUC": [fmt(x) for x in d["val_auc"]],
+            "run": [Path(x).name for x in d["dir"]],
+        }
+    )
+
+
+def report2_reference() -> str:
+    figs = reference.report2_figures().set_index("figure")["value"]
+    return (
+        f"Report 2: DenseNet {figs['leaderboard test AUC (DenseNet)']} and 3-conv net about "
+        f"{figs['leaderboard test AUC (3-conv net)']} test AUC on the course's hidden leaderboard (93 + 117 other "
+        "cubes); ours are 5-fold cross-validation on the 372 labelled cubes here, so compare loosely."
+    )
+
+
+def batch_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Report 2's DenseNet (batch 30, in the report2 study) and the same at batch 8, 16, 64."""
+    return pd.concat([select(df, "report2", model="densenet3d", mixup_alpha=0.2), select(df, "report2-batch")])
+
+
+def batch_table(df: pd.DataFrame) -> pd.DataFrame:
+    return cv_table(batch_rows(df), None, ["batch_size"])
+
+
+def used_rows(df: pd.DataFrame, fn, studies) -> pd.DataFrame:
+    """The records a study table is made from, for its provenance line."""
+    return batch_rows(df) if fn is batch_table else study_rows(df, studies)
+
+
+STUDIES = [  # (title, table function, study names whose records it shows)
+    ("Report 1's recipe (ResNet-18/50, SGD lr 1e-3, batch 128, Report 1's epochs)", report1_table, ["report1"]),
+    ("Loss: cross-entropy vs Report 1's BCE-with-logits (ResNet-18)", loss_table, ["report1", "loss-bce"]),
+    ("medlib's CPU recipe (ResNet-18, SGD 0.05 cosine, flips and shifts) against the goal", tuned_table, ["tuned"]),
+    ("MedMNIST 3D", medmnist3d_table, ["medmnist3d"]),
+    ("Report 2 on M3DV: 5-fold cross-validation (test = held-out fold)", cv_table, ["report2"]),
+    ("Report 2: ensembles (probabilities averaged per fold)", ensemble_table, ["report2"]),
+    ("Report 2: batch-size study (DenseNet, 5 folds)", batch_table, ["report2", "report2-batch"]),
+    ("Report 2: learning rate and batch size (3-conv baseline, 5 folds)", lr_batch_table, ["lr-batch"]),
+    ("Report 2's loss-curve cases, each on a real run", curve_cases_table, ["curves"]),
+    ("Report 2: final model on every labelled cube (`--fold all`)", final_table, ["report2-final"]),
+]
+
+
+def markdown(df: pd.DataFrame | None = None) -> str:
+    """Every study's table as Markdown with its provenance line; what `--write-readme` puts in the README."""
+    df = records(results_root()) if df is None else df
+    out = []
+    for title, fn, studies in STUDIES:
+        t = fn(df)
+        if t.empty:
+            continue
+        used = used_rows(df, fn, studies)
+        out += [
+            f"#### {title}",
+            "",
+            to_markdown(t),
+            "",
+            f"<sub>{provenance(used, study_command(studies[-1]))}</sub>",
+            "",
+        ]
+    if not out:
+        return "No reproduction records yet: `python -m medlib reproduce` writes them into results/."
+    return "\n".join(out).rstrip() + "\n"
+
+
+# ---------------------------------------------------------------- `python -m medlib results`
+
+
+def cmd_results(args) -> None:
+    folders = args.dirs or [str(results_root())]
+    df = records(*folders)
+    if args.write_readme:
+        changed = write_readme(args.write_readme, markdown(df))
+        print(f"{args.write_readme}: {'updated' if changed else 'already up to date'} ({len(df)} runs)")
+        return
+    if args.markdown:
+        print(markdown(df), end="")
+        return
+    for title, fn, studies in STUDIES:
+        t = fn(df)
+        if not t.empty:
+            print(f"\n{title}\n{t.to_string(index=False)}\n  {provenance(used_rows(df, fn, studies))}")
+    if df.empty:
+        print(markdown(df))
+
+
+def add_command(sub) -> None:
+    p = sub.add_parser("results", help="the reproduction tables from run records (results/ by default)")
+    p.add_argument("dirs", nargs="*", help="folders of run folders (default: $MEDLIB_RESULTS or ./results)")
+    p.add_argument("--markdown", action="store_true", help="print Markdown tables with provenance lines")
+    p.add_argument(
+        "--write-readme",
+        metavar="README",
+        default=None,
+        help="replace the tables between the results markers of this file",
+    )
+    p.set_defaults(func=cmd_results)
