@@ -100,7 +100,7 @@ def training_dataset(folder=None) -> str:
 def notice(folder=None, size: int = 28) -> str:
     """One sentence for a notebook: which nodules it shows, and where the other ones come from."""
     if m3dv_present(folder):
-        return f"Nodules: M3DV, the EE369 course data ({Path(folder or default_folder())})."
+        return f"Nodules: M3DV, the EE369 course data ({Path(folder or default_folder()).name}/ under the data root)."
     return (f"M3DV (the EE369 course data, not downloadable) is not under {default_folder()}; this notebook uses "
             f"NoduleMNIST3D instead (LIDC-IDRI lung nodules, {size}³, benign / malignant, MD5-checked download), "
             "with masks from `auto_mask`. Put M3DV there (see data/README.md) to see the course's nodules.")
