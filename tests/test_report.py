@@ -261,3 +261,10 @@ def test_best_variant_by_mean_fold_auc(tmp_path):
     cv = {(m, a): [fake_run(tmp_path, dataset="m3dv", model=m, fold=f, mixup=a, auc=auc + 0.01 * f) for f in (0, 1)]
           for (m, a), auc in ((("baseline3d", 0.0), 0.62), (("densenet3d", 0.2), 0.66), (("densenet3d", 0.0), 0.64))}
     assert best_variant(cv) == ("densenet3d", 0.2)
+
+
+def test_notebook_start_is_setup_then_the_banner():
+    from medlib.report import notebook
+
+    md = notebook.start("quick")
+    assert md.data == notebook.provenance("quick") and "quick" in md.data

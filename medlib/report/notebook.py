@@ -50,6 +50,12 @@ def provenance(profile: str) -> str:
             f"(medlib {__version__}, torch {torch.__version__}).")
 
 
+def start(profile: str):
+    """A notebook's one preamble call: `setup()`, then the provenance banner (displayed as the cell's value)."""
+    setup()
+    return banner(profile)
+
+
 def banner(profile: str):
     """`provenance` as rendered Markdown in a notebook."""
     from IPython.display import Markdown
