@@ -19,7 +19,15 @@ from ..ops.crop import auto_mask
 from . import registry
 from .base import Dataset, Meta, Split
 from .cubes import M3DV, NODULE_CUBES
-from .m3dv import CENTERS, LABEL_NAMES, default_folder, load_m3dv, load_sample, prepare_sample, read_labels
+from .m3dv import (
+    LABEL_NAMES,
+    _check_options,
+    default_folder,
+    load_m3dv,
+    load_sample,
+    prepare_sample,
+    read_labels,
+)
 from .medmnist import SPLITS, load_medmnist
 
 FALLBACK = "nodulemnist3d"
@@ -52,19 +60,16 @@ def load_nodulemnist3d(size: int = 28, crop: int = 32, mask: bool = True, dilate
                        verify: bool = True) -> Dataset:
     """NoduleMNIST3D prepared like M3DV. One split "all" (train, then val, then test; ids `train_0`, ...), or
     with `official_splits=True` the official train / val / test."""
-    if center not in CENTERS:
-        raise MedlibError(f"center must be one of {CENTERS}, not {center!r}.")
-    if int(crop) != crop or crop < 1 or int(dilate) != dilate or dilate < 0 or (dilate and not mask):
-        raise MedlibError(f"crop={crop!r}, dilate={dilate!r}: use a positive crop and a dilate >= 0 (only with mask).")
+    crop, dilate = _check_options(crop, dilate, mask, center)
     raw = load_medmnist(FALLBACK, size, root=root, download=download, verify=verify)
     splits = {}
     for s in SPLITS:
-        X = prepare_volumes(raw[s].X[:, 0].numpy(), int(crop), mask, int(dilate), center)
+        X = prepare_volumes(raw[s].X[:, 0].numpy(), crop, mask, dilate, center)
         splits[s] = Split(torch.from_numpy(X), raw[s].y.clone(), [f"{s}_{i}" for i in range(len(X))])
     if not official_splits:
         splits = {"all": Split(torch.cat([splits[s].X for s in SPLITS]), torch.cat([splits[s].y for s in SPLITS]),
                                [i for s in SPLITS for i in splits[s].ids])}
-    meta = Meta(name=FALLBACK, task="binary-class", n_classes=2, n_channels=1, dims=3, size=int(crop),
+    meta = Meta(name=FALLBACK, task="binary-class", n_classes=2, n_channels=1, dims=3, size=crop,
                 label_names=dict(LABEL_NAMES), md5=registry.md5(FALLBACK, size), source=raw.meta.source)
     return Dataset(meta, splits)
 
@@ -109,8 +114,7 @@ def notice(folder=None, size: int = 28) -> str:
 def raw_labels(size: int = 28, folder=None) -> dict[str, int]:
     """{id: 0/1} of every labelled nodule: M3DV's CSV, else NoduleMNIST3D's ids (`train_0`, ...) in load order."""
     if m3dv_present(folder):
-        folder = Path(folder or default_folder())
-        return read_labels(folder.with_suffix(".csv"))
+        return read_labels(labels_csv(folder))
     raw = load_medmnist(FALLBACK, size)
     return {f"{s}_{i}": int(y) for s in SPLITS for i, y in enumerate(raw[s].y.view(-1).tolist())}
 
@@ -144,8 +148,9 @@ def raw_sample(name: str, size: int = 28, folder=None) -> tuple[np.ndarray, np.n
 
 def full_size_sample(name: str, folder=None) -> tuple[np.ndarray, np.ndarray] | None:
     """M3DV's original 100³ cube of `name` from full_size/, or None where it is not (NoduleMNIST3D has none)."""
-    path = Path(folder or default_folder()).parent / "full_size" / f"{name}.npz"
-    return load_sample(path) if m3dv_present(folder) and path.is_file() else None
+    full = full_size_folder(folder)
+    path = full / f"{name}.npz" if full is not None else None
+    return load_sample(path) if path is not None and path.is_file() else None
 
 
 def full_size_folder(folder=None) -> Path | None:

@@ -62,12 +62,14 @@ def usable(datasets: Iterable[str], download: bool = False, size: int = 28) -> l
     """Those of `datasets` found here, after downloading the missing ones when `download` (a failed download is
     reported in one line and skipped: a notebook goes on with what it has). Prints what it trains on."""
     datasets = list(datasets)
-    for name in [d for d in datasets if d not in present(datasets, size)] if download else []:
-        try:
-            ensure_medmnist(name, size)
-        except MedlibError as e:
-            print(e)
     found = present(datasets, size)
+    if download and len(found) < len(datasets):
+        for name in [d for d in datasets if d not in found]:
+            try:
+                ensure_medmnist(name, size)
+            except MedlibError as e:
+                print(e)
+        found = present(datasets, size)
     absent = sorted(set(datasets) - set(found))
     print("training on:", ", ".join(found) or "nothing", "| absent:", ", ".join(absent) or "none")
     return found
