@@ -17,7 +17,8 @@ from .errors import MedlibError
 from .models import MODELS
 
 ENGINEERING = ("device", "eval_batch_size", "amp", "channels_last", "compile")  # not part of a run's identity
-ADDED_LATER = {"loss": "auto"}  # hashed only when changed, so run folders named before they existed stay valid
+# hashed only when changed, so run folders named before they existed stay valid
+ADDED_LATER = {"loss": "auto", "lr_end": 0.0}
 
 
 @dataclass
@@ -45,7 +46,8 @@ class TrainConfig:
     lr: float = 1e-3
     momentum: float = 0.9
     weight_decay: float = 0.0
-    schedule: str = "none"  # none | multistep (x0.1 at 50% and 75%, the official recipe) | cosine
+    schedule: str = "none"  # none | multistep (x0.1 at 50% and 75%, the official recipe) | cosine | range
+    lr_end: float = 0.0  # schedule "range" only: the lr climbs geometrically, epoch by epoch, from lr to lr_end
     # auto: cross-entropy (BCE for multi-label) | ce | bce: BCE-with-logits on one-hot (Report 1, binary)
     loss: str = "auto"
     # augmentation on the fly, on whole batches
@@ -88,6 +90,12 @@ class TrainConfig:
         if self.eval_batch_size < 0:
             raise MedlibError("--eval-batch-size must be 0 (sized from memory) or positive, "
                               f"not {self.eval_batch_size}.")
+        if (self.schedule == "range") != (self.lr_end > 0):
+            raise MedlibError("--schedule range needs --lr-end (the last epoch's learning rate, above --lr), and "
+                              f"--lr-end is used by no other schedule; got --schedule {self.schedule} "
+                              f"--lr-end {self.lr_end:g}.")
+        if self.schedule == "range" and self.lr_end <= self.lr:
+            raise MedlibError(f"--lr-end {self.lr_end:g} must be above --lr {self.lr:g}: the range test climbs.")
         if self.loss not in LOSSES:
             raise MedlibError(f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}.")
         if not (0 <= self.fold < self.folds or self.fold == -1):
@@ -102,7 +110,8 @@ _RANGES = (
     ("epochs", 1, None, ""), ("batch_size", 2, None, "BatchNorm needs at least 2 samples per batch"),
     ("eval_batch_size", 0, None, "0 = sized from memory"), ("size", 1, None, ""), ("crop", 1, None, ""),
     ("dilate", 0, None, ""), ("folds", 2, None, ""), ("shift", 0, None, ""), ("seed", 0, 2**63 - 1, ""),
-    ("lr", 0, None, ""), ("momentum", 0, 1, ""), ("weight_decay", 0, None, ""), ("mixup_alpha", 0, None, "0 = off"),
+    ("lr", 0, None, ""), ("lr_end", 0, None, "0 = off"), ("momentum", 0, 1, ""), ("weight_decay", 0, None, ""),
+    ("mixup_alpha", 0, None, "0 = off"),
     ("max_train", 0, None, "0 = all"), ("max_eval", 0, None, "0 = all"),
 )
 

@@ -16,7 +16,8 @@ _HELP = {
     "amp": " | ".join(PRECISIONS), "channels_last": " | ".join(LAYOUTS),
     "shift": "random shift of up to this many pixels/voxels", "mixup_alpha": "mixup Beta(a, a); 0 = off",
     "crop": "3D: cube side around the nodule", "mask": "3D: keep only the segmented nodule",
-    "dilate": "3D: grow the mask by this many voxels", "fold": "M3DV: which cross-validation fold is the test set",
+    "dilate": "3D: grow the mask by this many voxels", "lr_end": "schedule range: the last epoch's lr (0 = off)",
+    "fold": "M3DV: which cross-validation fold is the test set",
 }
 
 

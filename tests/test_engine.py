@@ -1,6 +1,7 @@
 """fit(): the run folder, best-validation-AUC selection, honest checkpoints, reuse and exact resume."""
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -8,6 +9,7 @@ from synth_medmnist import write_npz
 
 import medlib
 from medlib import metrics
+from medlib.config import TrainConfig
 from medlib.engine import checkpoint, fit, load_run, training
 
 TINY = dict(model="resnet18", stem="imagenet", epochs=3, batch_size=16, optimizer="adam", lr=1e-3)
@@ -148,3 +150,17 @@ def test_a_run_being_trained_elsewhere_is_not_trained_twice(breast, tmp_path):
         other.wait()
     run = fit(cfg, out=tmp_path, verbose=False)  # a killed holder's lock is gone with it
     assert run.complete and not (folder / ".lock").exists()
+
+
+def test_range_schedule_climbs_geometrically_from_lr_to_lr_end():
+    """The learning-rate range test: epoch k trains at lr·(lr_end/lr)^(k/(epochs-1)); geomspace is the oracle."""
+    cfg = TrainConfig(schedule="range", lr=1e-3, lr_end=10.0, epochs=5).validate()
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    sched, lrs = training.make_scheduler(cfg, opt), []
+    for _ in range(cfg.epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx(np.geomspace(1e-3, 10.0, 5).tolist())
+    # a field added later is hashed only when set, so earlier run folders keep their names
+    assert TrainConfig().key() == TrainConfig(lr_end=0.0).key() != TrainConfig(lr_end=1.0).key()

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from medlib.models import build_model
 from medlib.models.baseline3d import Baseline3D
 from medlib.models.densenet3d import DenseNet3D
 from medlib.models.resnet3d import resnet18_3d
@@ -42,3 +43,13 @@ def test_small_and_large_cubes(side):
     for net in (DenseNet3D(), Baseline3D()):
         with torch.no_grad():
             assert net.eval()(torch.zeros(1, 1, side, side, side)).shape == (1, 2)
+
+
+def test_baseline3d_without_batchnorm_has_biases_instead():
+    """Known counts: convs 1→16→32→64 (3³ kernels) and the 64→2 linear; BN adds 2 per channel, or biases 1."""
+    convs, channels, fc = 27 * (1 * 16 + 16 * 32 + 32 * 64), 16 + 32 + 64, 64 * 2 + 2
+    with_bn, plain = Baseline3D(), build_model("baseline3d_plain", 1, 2)
+    assert sum(p.numel() for p in with_bn.parameters()) == convs + 2 * channels + fc == 69_906
+    assert sum(p.numel() for p in plain.parameters()) == convs + channels + fc
+    assert not any(isinstance(m, torch.nn.BatchNorm3d) for m in plain.modules())
+    assert plain(torch.randn(2, 1, 28, 28, 28)).shape == (2, 2)

@@ -103,6 +103,9 @@ def fake_checkpoint(path: Path, *, dataset="breastmnist", model="resnet18", chan
     (["--device", "tpu"], "--device 'tpu' is not a device medlib can use"),
     (["--out", ""], "--out is empty"),
     (["--dataset", "m3dv", "--model", "densenet3d", "--dilate", "2", "--no-mask"], "--dilate 2 grows the nodule mask"),
+    (["--schedule", "range"], "--schedule range needs --lr-end"),
+    (["--lr-end", "1"], "and --lr-end is used by no other schedule"),
+    (["--schedule", "range", "--lr", "0.1", "--lr-end", "0.01"], "--lr-end 0.01 must be above --lr 0.1"),
 ])
 def test_bad_numbers_and_names_are_refused_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # --out "" used to write to ./runs: nothing may appear here

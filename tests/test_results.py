@@ -146,3 +146,31 @@ def test_results_command_and_bad_marker(tmp_path):
     assert (
         r.returncode == 0 and "No reproduction records yet" in readme.read_text() and readme.read_text().endswith("b\n")
     )
+
+
+def test_dry_run_downloads_nothing_and_lists_runs_without_their_data(tmp_path, monkeypatch, capsys):
+    """On an empty data root a dry run still lists the plan: MedMNIST sizes come from INFO, M3DV is 'no data'."""
+    from medlib.data import files
+
+    monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.delenv("MEDMNIST_ROOT", raising=False)
+    monkeypatch.setattr(files, "download", lambda *a, **k: pytest.fail("a dry run downloaded a file"))
+    rows = reproduce.reproduce("gpu", only="medmnist3d/vesselmnist3d_64/*/s0,report2/densenet3d/mixup0.2/f0",
+                               out=tmp_path / "out", dry_run=True, device="cpu")
+    status = {r["label"]: r["status"] for r in rows}
+    assert status["medmnist3d/vesselmnist3d_64/baseline3d/s0"] == "todo"
+    assert status["report2/densenet3d/mixup0.2/f0"] == "no data"
+    out = capsys.readouterr().out
+    assert "m3dv" in out.lower() and "1 without their data" in out
+
+
+def test_sizes_from_info_match_the_loaded_data(real_data):
+    from medlib.config import make_config
+    from medlib.engine.splits import load_for_config
+
+    for cfg in (make_config(dataset="breastmnist"), make_config(dataset="retinamnist", max_train=100, max_eval=50)):
+        meta, n_train, n_eval = reproduce._sizes(cfg)
+        ds = load_for_config(cfg)
+        assert (meta.n_classes, meta.n_channels, meta.dims) == (ds.meta.n_classes, ds.meta.n_channels, ds.meta.dims)
+        assert (n_train, n_eval) == (len(ds["train"]), len(ds["val"]) + len(ds["test"]))

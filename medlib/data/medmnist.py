@@ -76,6 +76,17 @@ def check_labels(lab: np.ndarray, inf: dict, where: str, url: str) -> None:
                           f"damaged or not the official one: download it again from {url}.")
 
 
+def medmnist_meta(name: str, size: int = 28, source: str = "") -> Meta:
+    """A set's Meta from the bundled INFO alone: no file is read or downloaded."""
+    name = registry.canonical(name)
+    inf = registry.info(name)
+    return Meta(
+        name=name, task=inf["task"], n_classes=len(inf["label"]), n_channels=inf["n_channels"],
+        dims=3 if registry.is_3d(name) else 2, size=registry.check_size(name, size), label_names=dict(inf["label"]),
+        md5=registry.md5(name, size), source=source,
+    )
+
+
 def load_medmnist(name: str, size: int = 28, root=None, download: bool = True, verify: bool = True,
                   as_rgb: bool = False) -> Dataset:
     """One MedMNIST set as a `Dataset` (MD5-checked; downloaded first if missing).
@@ -87,15 +98,10 @@ def load_medmnist(name: str, size: int = 28, root=None, download: bool = True, v
     size = registry.check_size(name, size)
     path = files.ensure_medmnist(name, size, root, download_missing=download, verify=verify)
     arrays = read_npz(path, name, size)
-    inf = registry.info(name)
-    dims = 3 if registry.is_3d(name) else 2
-    meta = Meta(
-        name=name, task=inf["task"], n_classes=len(inf["label"]), n_channels=inf["n_channels"], dims=dims,
-        size=size, label_names=dict(inf["label"]), md5=registry.md5(name, size), source=str(path),
-    )
+    meta = medmnist_meta(name, size, str(path))
     splits = {}
     for s in SPLITS:
-        X = torch.from_numpy(_to_channels_first(arrays[f"{s}_images"], dims))
+        X = torch.from_numpy(_to_channels_first(arrays[f"{s}_images"], meta.dims))
         lab = arrays[f"{s}_labels"]
         y = torch.from_numpy(lab.astype(np.float32) if meta.multilabel else lab.reshape(-1).astype(np.int64))
         splits[s] = Split(X, y)

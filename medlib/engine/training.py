@@ -50,6 +50,8 @@ def make_scheduler(cfg, opt):
         return torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.5 * cfg.epochs), int(0.75 * cfg.epochs)], 0.1)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
+    if cfg.schedule == "range":  # a learning-rate range test (Smith 2017): x const each epoch, lr -> lr_end
+        return torch.optim.lr_scheduler.ExponentialLR(opt, (cfg.lr_end / cfg.lr) ** (1 / max(1, cfg.epochs - 1)))
     return None
 
 

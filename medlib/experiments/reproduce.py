@@ -14,6 +14,9 @@ from pathlib import Path
 
 import torch
 
+from ..data import registry
+from ..data.cubes import is_cube_set
+from ..data.medmnist import medmnist_meta
 from ..engine.cost import CPU_WARN_HOURS, estimate_seconds
 from ..engine.device import resolve_device
 from ..engine.hardware import resolve_precision
@@ -42,7 +45,13 @@ _DATA_SIZES: dict = {}
 
 
 def _sizes(cfg) -> tuple:
-    """(meta, n_train, n_eval) for a config, loading each distinct dataset view once."""
+    """(meta, n_train, n_eval) for a config. MedMNIST sizes come from its INFO (nothing is read or downloaded);
+    the cube sets are loaded once per distinct view. A missing cube set raises MedlibError."""
+    if not is_cube_set(cfg.dataset):
+        n = registry.info(cfg.dataset)["n_samples"]
+        cap = lambda k, m: min(n[k], m) if m else n[k]  # noqa: E731
+        return medmnist_meta(cfg.dataset, cfg.size), cap("train", cfg.max_train), sum(
+            cap(k, cfg.max_eval) for k in ("val", "test"))
     key = (cfg.dataset, cfg.size, cfg.crop, cfg.mask, cfg.dilate, cfg.fold, cfg.max_train, cfg.max_eval)
     if key not in _DATA_SIZES:
         ds = load_for_config(cfg)
@@ -58,7 +67,12 @@ def schedule(name: str, only: str | None, out, device: torch.device) -> list[dic
             continue
         folder = run_dir(cfg, out)
         status, done = run_status(folder)
-        meta, n_train, n_eval = _sizes(cfg)
+        try:
+            meta, n_train, n_eval = _sizes(cfg)
+        except MedlibError as e:
+            rows.append({"label": label, "config": cfg, "folder": folder, "status": "no data",
+                         "epochs": f"{done}/{cfg.epochs}", "estimate_s": None, "why": str(e)})
+            continue
         left = 0 if status == "complete" else max(cfg.epochs - done, 0)
         est = estimate_seconds(
             cfg.replace(epochs=max(left, 1)), meta, n_train, n_eval, device, resolve_precision(cfg.amp, device)
@@ -96,11 +110,15 @@ def print_plan(rows: list[dict], name: str, device: torch.device, file=None) -> 
         )
     todo = [r for r in rows if r["status"] in ("todo", "partial", "failed")]
     total = sum(r["estimate_s"] or 0 for r in todo)
+    for r in rows:
+        if r["status"] == "no data":
+            print(f"  {r['label']}: {r['why']}", file=file)
     known = "" if device.type == "cpu" else " (no estimate off CPU: GPU speed is not modelled)"
     print(
         f"{len(todo)} to run, about {_minutes(total)} on this device{known}; "
         f"{sum(r['status'] == 'complete' for r in rows)} complete, "
-        f"{sum(r['status'].startswith('skip') for r in rows)} left out as GPU jobs",
+        f"{sum(r['status'].startswith('skip') for r in rows)} left out as GPU jobs"
+        + (f", {nodata} without their data" if (nodata := sum(r["status"] == "no data" for r in rows)) else ""),
         file=file,
     )
 
@@ -152,6 +170,9 @@ def reproduce(
             tqdm.write(f"{r['label']}: failed: {e}")
         bar.update(round(r["estimate_s"] or 60))
     bar.close()
+    for r in rows:
+        if r["status"] == "no data":
+            tqdm.write(f"{r['label']}: not run: {r['why']}")
     if failures:
         raise MedlibError(
             f"{len(failures)} run(s) failed (their run.json says why); the others are recorded: "

@@ -14,6 +14,7 @@ _MODELS = {
     "resnet50": ("resnet", "resnet50", 2),
     "densenet3d": ("densenet3d", "DenseNet3D", 3),
     "baseline3d": ("baseline3d", "Baseline3D", 3),
+    "baseline3d_plain": ("baseline3d", "baseline3d_plain", 3),  # without BatchNorm (loss-curve lesson)
     "resnet18_3d": ("resnet3d", "resnet18_3d", 3),
 }
 MODELS = tuple(_MODELS)
