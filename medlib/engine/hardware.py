@@ -119,6 +119,23 @@ def available_bytes(device: torch.device) -> int:
         return 4 << 30
 
 
+def total_bytes(device: torch.device) -> int:
+    """All the memory of `device`: MemTotal on CPU, the card's total on CUDA."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[1])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return available_bytes(device)
+
+
 def peak_rss_bytes() -> int:
     """This process's peak resident memory."""
     import resource
