@@ -174,3 +174,15 @@ def test_sizes_from_info_match_the_loaded_data(real_data):
         ds = load_for_config(cfg)
         assert (meta.n_classes, meta.n_channels, meta.dims) == (ds.meta.n_classes, ds.meta.n_channels, ds.meta.dims)
         assert (n_train, n_eval) == (len(ds["train"]), len(ds["val"]) + len(ds["test"]))
+
+
+def test_each_committed_curve_case_lands_in_the_case_it_was_made_for():
+    """Report 2's five loss-curve cases, read by `diagnose` from the committed histories of runs made for them."""
+    t = studies.curve_cases_table(results.records(ROOT / "results"))
+    assert len(t) == len(plans.CURVE_CASES)
+    words = {"still learning": "still learning", "overfitting": "overfitting", "plateau": "plateau",
+             "train flat val falling": "train flat, val falling", "both rising": "both rising"}
+    for made, diagnosis in zip(t["made to show"], t["diagnosis"]):
+        assert words[made] in diagnosis, (made, diagnosis)
+    assert set(t["made to show"]) == set(words)
+    assert "0.001 → 0.04" in set(t["lr"])  # a range test shows where its rate went

@@ -102,14 +102,17 @@ CURVE_CASES = {
     "overfitting": dict(preset="report2", lr=2e-3, epochs=60, mixup_alpha=0.0, shift=0, rot90=False, flip=False),
     "plateau": dict(preset="report2", lr=1e-7, epochs=20, mixup_alpha=0.0),
     "train-flat-val-falling": dict(ADRENAL, optimizer="adam", lr=0.3, epochs=10),
+    # a range test on the baseline without BatchNorm, stopped below the rate (~0.05) where it collapses to the prior
+    "both-rising": dict(ADRENAL, model="baseline3d_plain", optimizer="adam", schedule="range", lr=1e-3, lr_end=0.04,
+                        epochs=24),
 }
 
 
 def curve_cases():
     for name, kw in CURVE_CASES.items():
-        kw = dict(kw)
+        kw = {"model": "baseline3d", **kw}
         preset = kw.pop("preset", "report1")
-        yield f"curves/{name}/baseline3d", make_config(preset, model="baseline3d", **kw)
+        yield f"curves/{name}/{kw['model']}", make_config(preset, **kw)
 
 
 LR_GRID = (2e-4, 2e-3, 2e-2)

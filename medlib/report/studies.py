@@ -224,8 +224,9 @@ def curve_cases_table(df: pd.DataFrame) -> pd.DataFrame:
             {
                 "made to show": r["label"].split("/")[1].replace("-", " "),
                 "data": r["dataset"],
+                "model": r["model"],
                 "optimizer": r["optimizer"],
-                "lr": f"{r['lr']:g}",
+                "lr": f"{r['lr']:g} → {r['lr_end']:g}" if r.get("schedule") == "range" else f"{r['lr']:g}",
                 "epochs": r["epochs"],
                 "train %/epoch": round(100 * dg.train.rel_slope, 1),
                 "val %/epoch": round(100 * dg.val.rel_slope, 1),
