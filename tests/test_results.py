@@ -163,6 +163,9 @@ def test_dry_run_downloads_nothing_and_lists_runs_without_their_data(tmp_path, m
     assert status["report2/densenet3d/mixup0.2/f0"] == "no data"
     out = capsys.readouterr().out
     assert "m3dv" in out.lower() and "1 without their data" in out
+    with pytest.raises(MedlibError, match=r"nothing to run: 1 run\(s\) lack their data. M3DV folder"):
+        reproduce.reproduce("gpu", only="report2/densenet3d/mixup0.2/f0", out=tmp_path / "out", device="cpu")
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
 def test_sizes_from_info_match_the_loaded_data(real_data):

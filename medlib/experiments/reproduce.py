@@ -96,6 +96,15 @@ def schedule(name: str, only: str | None, out, device: torch.device) -> list[dic
     return rows
 
 
+def _no_data(rows: list[dict]) -> dict:
+    """Each distinct reason a run's data is missing, with how many runs it stops (one line each, not one a run)."""
+    reasons: dict = {}
+    for r in rows:
+        if r["status"] == "no data":
+            reasons[r["why"]] = reasons.get(r["why"], 0) + 1
+    return reasons
+
+
 def _minutes(s) -> str:
     return "?" if s is None else f"{s / 60:.0f} min" if s >= 60 else f"{s:.0f} s"
 
@@ -110,9 +119,8 @@ def print_plan(rows: list[dict], name: str, device: torch.device, file=None) -> 
         )
     todo = [r for r in rows if r["status"] in ("todo", "partial", "failed")]
     total = sum(r["estimate_s"] or 0 for r in todo)
-    for r in rows:
-        if r["status"] == "no data":
-            print(f"  {r['label']}: {r['why']}", file=file)
+    for why, n in _no_data(rows).items():
+        print(f"  {n} run(s) without their data: {why}", file=file)
     known = "" if device.type == "cpu" else " (no estimate off CPU: GPU speed is not modelled)"
     print(
         f"{len(todo)} to run, about {_minutes(total)} on this device{known}; "
@@ -145,6 +153,9 @@ def reproduce(
         for r in rows
         if r["status"] in ("todo", "partial", "failed") or (include_slow and r["status"].startswith("skip"))
     ]
+    missing = _no_data(rows)
+    if missing and not todo:
+        raise MedlibError(f"nothing to run: {sum(missing.values())} run(s) lack their data. " + " ".join(missing))
     total = sum(r["estimate_s"] or 60 for r in todo)
     failures = []
     bar = tqdm(
@@ -170,9 +181,8 @@ def reproduce(
             tqdm.write(f"{r['label']}: failed: {e}")
         bar.update(round(r["estimate_s"] or 60))
     bar.close()
-    for r in rows:
-        if r["status"] == "no data":
-            tqdm.write(f"{r['label']}: not run: {r['why']}")
+    for why, n in _no_data(rows).items():
+        tqdm.write(f"{n} run(s) not run: {why}")
     if failures:
         raise MedlibError(
             f"{len(failures)} run(s) failed (their run.json says why); the others are recorded: "
