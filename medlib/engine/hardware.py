@@ -101,39 +101,33 @@ def memory_format(dims: int):
     return torch.channels_last if dims == 2 else torch.channels_last_3d
 
 
-def available_bytes(device: torch.device) -> int:
-    """Free memory for tensors on `device`: MemAvailable on CPU, free device memory on CUDA."""
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+def _host_bytes(meminfo_key: str, sysconf_pages: str, fallback: int) -> int:
+    """A /proc/meminfo figure in bytes, else sysconf's page count (macOS, BSD), else `fallback`."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(meminfo_key + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
     try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        return os.sysconf(sysconf_pages) * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
-        return 4 << 30
+        return fallback
+
+
+def available_bytes(device: torch.device) -> int:
+    """Free memory for tensors on `device`: MemAvailable on CPU, free device memory on CUDA."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    return _host_bytes("MemAvailable", "SC_AVPHYS_PAGES", 4 << 30)
 
 
 def total_bytes(device: torch.device) -> int:
     """All the memory of `device`: MemTotal on CPU, the card's total on CUDA."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[1])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return available_bytes(device)
+    return _host_bytes("MemTotal", "SC_PHYS_PAGES", available_bytes(device))
 
 
 def peak_rss_bytes() -> int:
