@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from ..data import registry
+from ..data import files, registry
 from ..data.cubes import is_cube_set
 from ..data.medmnist import medmnist_meta
 from ..engine.cost import CPU_WARN_HOURS, estimate_seconds
@@ -52,7 +52,8 @@ def _sizes(cfg) -> tuple:
         cap = lambda k, m: min(n[k], m) if m else n[k]  # noqa: E731
         return medmnist_meta(cfg.dataset, cfg.size), cap("train", cfg.max_train), sum(
             cap(k, cfg.max_eval) for k in ("val", "test"))
-    key = (cfg.dataset, cfg.size, cfg.crop, cfg.mask, cfg.dilate, cfg.fold, cfg.max_train, cfg.max_eval)
+    key = (str(files.data_root()), cfg.dataset, cfg.size, cfg.crop, cfg.mask, cfg.dilate, cfg.fold, cfg.max_train,
+           cfg.max_eval)  # the root too: a process may point MEDLIB_DATA elsewhere between two plans
     if key not in _DATA_SIZES:
         ds = load_for_config(cfg)
         _DATA_SIZES[key] = (ds.meta, len(ds["train"]), sum(len(s) for k, s in ds.splits.items() if k != "train"))
