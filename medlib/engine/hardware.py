@@ -101,8 +101,8 @@ def memory_format(dims: int):
     return torch.channels_last if dims == 2 else torch.channels_last_3d
 
 
-def _host_bytes(meminfo_key: str, sysconf_pages: str, fallback: int) -> int:
-    """A /proc/meminfo figure in bytes, else sysconf's page count (macOS, BSD), else `fallback`."""
+def _host_bytes(meminfo_key: str, sysconf_pages: str) -> int:
+    """A /proc/meminfo figure in bytes, else sysconf's page count (macOS, BSD), else 0 (unknown)."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
@@ -113,21 +113,21 @@ def _host_bytes(meminfo_key: str, sysconf_pages: str, fallback: int) -> int:
     try:
         return os.sysconf(sysconf_pages) * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
-        return fallback
+        return 0
 
 
 def available_bytes(device: torch.device) -> int:
-    """Free memory for tensors on `device`: MemAvailable on CPU, free device memory on CUDA."""
+    """Free memory for tensors on `device`: MemAvailable on CPU (4 GiB if unknown), free device memory on CUDA."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    return _host_bytes("MemAvailable", "SC_AVPHYS_PAGES", 4 << 30)
+    return _host_bytes("MemAvailable", "SC_AVPHYS_PAGES") or 4 << 30
 
 
 def total_bytes(device: torch.device) -> int:
-    """All the memory of `device`: MemTotal on CPU, the card's total on CUDA."""
+    """All the memory of `device`: MemTotal on CPU (the free memory if unknown), the card's total on CUDA."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[1])
-    return _host_bytes("MemTotal", "SC_PHYS_PAGES", available_bytes(device))
+    return _host_bytes("MemTotal", "SC_PHYS_PAGES") or available_bytes(device)
 
 
 def peak_rss_bytes() -> int:

@@ -44,14 +44,18 @@ def run_status(folder: Path) -> tuple[str, int]:
 _DATA_SIZES: dict = {}
 
 
+def _capped(n: int, most: int) -> int:
+    """A split's size after `seeded_subset(split, most)` (0 = all)."""
+    return min(n, most) if most else n
+
+
 def _sizes(cfg) -> tuple:
     """(meta, n_train, n_eval) for a config. MedMNIST sizes come from its INFO (nothing is read or downloaded);
     the cube sets are loaded once per distinct view. A missing cube set raises MedlibError."""
     if not is_cube_set(cfg.dataset):
         n = registry.info(cfg.dataset)["n_samples"]
-        cap = lambda k, m: min(n[k], m) if m else n[k]  # noqa: E731
-        return medmnist_meta(cfg.dataset, cfg.size), cap("train", cfg.max_train), sum(
-            cap(k, cfg.max_eval) for k in ("val", "test"))
+        n_eval = sum(_capped(n[k], cfg.max_eval) for k in ("val", "test"))
+        return medmnist_meta(cfg.dataset, cfg.size), _capped(n["train"], cfg.max_train), n_eval
     key = (str(files.data_root()), cfg.dataset, cfg.size, cfg.crop, cfg.mask, cfg.dilate, cfg.fold, cfg.max_train,
            cfg.max_eval)  # the root too: a process may point MEDLIB_DATA elsewhere between two plans
     if key not in _DATA_SIZES:
@@ -120,14 +124,15 @@ def print_plan(rows: list[dict], name: str, device: torch.device, file=None) -> 
         )
     todo = [r for r in rows if r["status"] in ("todo", "partial", "failed")]
     total = sum(r["estimate_s"] or 0 for r in todo)
-    for why, n in _no_data(rows).items():
+    missing = _no_data(rows)
+    for why, n in missing.items():
         print(f"  {n} run(s) without their data: {why}", file=file)
     known = "" if device.type == "cpu" else " (no estimate off CPU: GPU speed is not modelled)"
     print(
         f"{len(todo)} to run, about {_minutes(total)} on this device{known}; "
         f"{sum(r['status'] == 'complete' for r in rows)} complete, "
         f"{sum(r['status'].startswith('skip') for r in rows)} left out as GPU jobs"
-        + (f", {nodata} without their data" if (nodata := sum(r["status"] == "no data" for r in rows)) else ""),
+        + (f", {sum(missing.values())} without their data" if missing else ""),
         file=file,
     )
 
@@ -182,7 +187,7 @@ def reproduce(
             tqdm.write(f"{r['label']}: failed: {e}")
         bar.update(round(r["estimate_s"] or 60))
     bar.close()
-    for why, n in _no_data(rows).items():
+    for why, n in missing.items():
         tqdm.write(f"{n} run(s) not run: {why}")
     if failures:
         raise MedlibError(
