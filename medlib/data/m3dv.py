@@ -189,7 +189,8 @@ def _write_cache(path: Path, X: np.ndarray, names: list[str]) -> None:
         pass  # a read-only cache only costs a slower next load
 
 
-def _check_options(crop, dilate, mask: bool, center: str) -> tuple[int, int]:
+def check_options(crop, dilate, mask: bool, center: str) -> tuple[int, int]:
+    """(crop, dilate) as ints after checking the cube options M3DV and NoduleMNIST3D share; one clear error if bad."""
     if center not in CENTERS:
         raise MedlibError(f"center must be one of {CENTERS}, not {center!r}.")
     if int(crop) != crop or crop < 1:
@@ -251,7 +252,7 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
     names, sizes and mtimes, and the crop options.
     """
     folder = Path(folder) if folder is not None else default_folder()
-    crop, dilate = _check_options(crop, dilate, mask, center)
+    crop, dilate = check_options(crop, dilate, mask, center)
     names, paths, y, labels = _samples(folder, labels, ids)
     stats = [p.stat() for p in paths]
     shape = (len(names), 1, crop, crop, crop)

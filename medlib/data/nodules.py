@@ -21,7 +21,7 @@ from .base import Dataset, Meta, Split
 from .cubes import M3DV, NODULE_CUBES
 from .m3dv import (
     LABEL_NAMES,
-    _check_options,
+    check_options,
     default_folder,
     load_m3dv,
     load_sample,
@@ -60,7 +60,7 @@ def load_nodulemnist3d(size: int = 28, crop: int = 32, mask: bool = True, dilate
                        verify: bool = True) -> Dataset:
     """NoduleMNIST3D prepared like M3DV. One split "all" (train, then val, then test; ids `train_0`, ...), or
     with `official_splits=True` the official train / val / test."""
-    crop, dilate = _check_options(crop, dilate, mask, center)
+    crop, dilate = check_options(crop, dilate, mask, center)
     raw = load_medmnist(FALLBACK, size, root=root, download=download, verify=verify)
     splits = {}
     for s in SPLITS:
