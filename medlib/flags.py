@@ -10,7 +10,7 @@ from .models import MODELS
 
 _HELP = {
     "dataset": "MedMNIST name (v1 organ names accepted) or m3dv", "size": "image side: 28/64/128/224 (3D: 28/64)",
-    "model": " | ".join(MODELS), "stem": "imagenet (7x7/2 + pool) | small (3x3/1)",
+    "model": " | ".join(MODELS), "stem": "ResNets, 2D and 3D: imagenet (7x7/2 + pool) | small (3x3/1)",
     "max_train": "train on a seeded random subset of this many (0 = all)", "max_eval": "same for val and test",
     "optimizer": " | ".join(OPTIMIZERS), "schedule": " | ".join(SCHEDULES), "loss": " | ".join(LOSSES),
     "amp": " | ".join(PRECISIONS), "channels_last": " | ".join(LAYOUTS),

@@ -146,10 +146,12 @@ def test_a_cpu_is_told_what_it_cannot_finish():
     from medlib.data.base import Meta
 
     meta = Meta("adrenalmnist3d", "binary-class", 2, 1, 3, 28)
-    cfg = medlib.make_config(dataset="adrenalmnist3d", model="resnet18_3d", epochs=30)
+    cfg = medlib.make_config(dataset="adrenalmnist3d", model="resnet18_3d", stem="small", epochs=30)
     slow = cost.estimate_seconds(cfg, meta, 1188, 396, torch.device("cpu"))
     fast = cost.estimate_seconds(cfg.replace(model="baseline3d"), meta, 1188, 396, torch.device("cpu"))
     assert slow > 200 * fast
+    cheap = cost.estimate_seconds(cfg.replace(stem="imagenet"), meta, 1188, 396, torch.device("cpu"))
+    assert 40 < slow / cheap < 60  # the ImageNet stem shrinks 28³ to 7³ before the first stage
     assert "GPU job" in cost.too_slow_message(slow, "resnet18_3d") and cost.too_slow_message(fast, "x") is None
     assert cost.estimate_seconds(cfg, meta, 1188, 396, torch.device("meta")) is None  # GPU speed is not modelled
 

@@ -1,4 +1,6 @@
 """3D networks: parameter counts pinned to the measured (and, for DenseNet3D, Keras') values; shapes; backward."""
+from functools import partial
+
 import pytest
 import torch
 
@@ -22,10 +24,13 @@ def test_densenet3d_matches_report2_keras_count():
 def test_other_counts():
     assert n_params(Baseline3D()) == 69_906
     assert n_params(resnet18_3d()) == 33_140_802
+    # the ImageNet stem swaps the 3³x64 stem conv for a 7³x64 one; nothing else changes
+    assert n_params(resnet18_3d(stem="imagenet")) == 33_140_802 - 27 * 64 + 343 * 64
     assert n_params(DenseNet3D(num_classes=1)) == 134_834 - 113
 
 
-@pytest.mark.parametrize("make", [DenseNet3D, Baseline3D, resnet18_3d], ids=lambda f: f.__name__)
+@pytest.mark.parametrize("make", [DenseNet3D, Baseline3D, resnet18_3d, partial(resnet18_3d, stem="imagenet")],
+                         ids=["densenet3d", "baseline3d", "resnet18_3d", "resnet18_3d_imagenet_stem"])
 def test_forward_backward_shapes(make):
     torch.manual_seed(0)
     net = make(in_channels=1, num_classes=3)

@@ -1,5 +1,6 @@
 """The results layer against numpy / sklearn, the reproduce plan (dry run, resume, only), and the README in sync."""
 
+import dataclasses
 import json
 import os
 import shutil
@@ -101,12 +102,15 @@ def test_reproduce_dry_run_resume_and_only(quick_records, capsys, tmp_path, monk
 
 
 def test_cpu_plan_leaves_out_what_a_cpu_cannot_finish(monkeypatch):
-    # ResNet-18-3D is not in the CPU plan at all; the GPU plan has it, and a CPU dry run marks it as a GPU job
-    assert not any("resnet18_3d" in label for label, _ in plans.plan("cpu"))
+    # ResNet-18-3D as benchmarked (3³ stem) is a GPU job; the CPU plan has it with the 48x cheaper ImageNet stem
+    cpu = [(label, cfg) for label, cfg in plans.plan("cpu") if cfg.model == "resnet18_3d"]
+    assert cpu and all(cfg.stem == "imagenet" and "imagenet-stem" in label for label, cfg in cpu)
+    gpu = [label for label, cfg in plans.plan("gpu") if cfg.model == "resnet18_3d" and cfg.stem == "small"]
+    assert "medmnist3d/adrenalmnist3d_28/resnet18_3d-small-stem/s0" in gpu
     rows = (
         reproduce.schedule(
             "gpu",
-            "medmnist3d/adrenalmnist3d_28/resnet18_3d/s0",
+            "medmnist3d/adrenalmnist3d_28/resnet18_3d-small-stem/s0",
             Path("/nonexistent"),
             medlib.engine.device.resolve_device("cpu"),
         )
@@ -189,3 +193,52 @@ def test_each_committed_curve_case_lands_in_the_case_it_was_made_for():
         assert words[made] in diagnosis, (made, diagnosis)
     assert set(t["made to show"]) == set(words)
     assert "0.001 → 0.04" in set(t["lr"])  # a range test shows where its rate went
+
+
+def test_breast_recipe_is_the_search_candidate_with_the_best_validation_auc():
+    """The tuned BreastMNIST recipe is chosen by validation AUC over the committed search records, not by test."""
+    df = results.records(ROOT / "results")
+    t = studies.search_table(df)
+    assert set(t["candidate"]) == set(plans.BREAST_CANDIDATES) and (t["seeds"] == len(plans.SEEDS)).all()
+    assert studies.best_candidate(df) == plans.TUNED_BREAST
+    assert list(t["chosen"]) == ["yes"] + [""] * (len(t) - 1)  # sorted by validation AUC, the winner first
+    val = [float(v.split(" ")[0]) for v in t["val AUC"]]
+    assert val == sorted(val, reverse=True)
+
+
+def test_estimates_rest_on_finished_runs_like_them_on_this_device(tmp_path, monkeypatch):
+    """A finished run on this device times the runs that cost the same per epoch; others fall back to FLOPs."""
+    from medlib.engine.device import device_name, resolve_device
+
+    monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "empty"))  # breast sizes come from INFO
+    cpu = resolve_device("cpu")
+    (label, cfg), = [(lb, c) for lb, c in plans.plan("cpu") if lb == "report1/breastmnist/resnet18/s0"]
+    done = cfg.replace(seed=7, lr=0.1)  # another seed and rate: the same cost per epoch
+    folder = tmp_path / "out" / "finished"
+    folder.mkdir(parents=True)
+    record = {"status": "complete", "config": dataclasses.asdict(done), "device": device_name(cpu),
+              "precision": medlib.engine.hardware.resolve_precision(done.amp, cpu), "seconds_per_epoch": 2.5}
+    (folder / "run.json").write_text(json.dumps(record))
+    rows = {r["label"]: r for r in reproduce.schedule("cpu", "report1/breastmnist/*", tmp_path / "out", cpu)}
+    assert rows[label]["basis"] == "measured" and rows[label]["estimate_s"] == pytest.approx(2.5 * cfg.epochs)
+    r50 = rows["report1/breastmnist/resnet50/s0"]
+    assert r50["basis"] == "counted" and r50["estimate_s"] > 0  # another network: no record to go by
+    (folder / "run.json").write_text(json.dumps({**record, "device": "cpu (elsewhere, 64 threads)"}))
+    rows = {r["label"]: r for r in reproduce.schedule("cpu", "report1/breastmnist/*", tmp_path / "out", cpu)}
+    assert rows[label]["basis"] == "counted"  # a record from another machine says nothing about this one
+
+
+def test_reproduce_amp_sets_every_runs_precision_but_not_its_identity(tmp_path, monkeypatch):
+    """`reproduce --amp fp32` trains in fp32 into the same run folders (precision is not hashed)."""
+    monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "empty"))  # breast sizes come from INFO
+    trained = []
+
+    class Done:
+        metrics = {"test": {"auc": 0.5, "acc": 0.5}}
+
+    monkeypatch.setattr(reproduce, "fit", lambda cfg, out, verbose: trained.append(cfg) or Done)
+    reproduce.reproduce("cpu", only="report1/breastmnist/resnet18/s0", out=tmp_path / "out", device="cpu",
+                        amp="fp32")
+    (planned,) = [c for lb, c in plans.plan("cpu") if lb == "report1/breastmnist/resnet18/s0"]
+    assert [c.amp for c in trained] == ["fp32"] and planned.amp == "auto"
+    assert trained[0].key() == planned.key()

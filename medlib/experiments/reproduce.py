@@ -1,7 +1,8 @@
 """`python -m medlib reproduce`: run a named plan into results/, reusing finished runs and resuming cut ones.
 
 A session that is stopped mid-plan loses at most the epoch in progress: every epoch writes last.pt, and
-the next `reproduce` resumes it. Runs a CPU cannot finish (estimated from counted FLOPs) are left out.
+the next `reproduce` resumes it. Time estimates come from finished runs like each one on this device where
+there are some, else from counted FLOPs; runs a CPU cannot finish are left out.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import torch
 
+from ..choices import PRECISIONS
+from ..config import TrainConfig
 from ..data import files, registry
 from ..data.cubes import is_cube_set
 from ..data.medmnist import medmnist_meta
 from ..engine.cost import CPU_WARN_HOURS, estimate_seconds
-from ..engine.device import resolve_device
+from ..engine.device import device_name, resolve_device
 from ..engine.hardware import resolve_precision
 from ..engine.runs import run_dir, runs_root
 from ..engine.splits import load_for_config
@@ -64,9 +67,37 @@ def _sizes(cfg) -> tuple:
     return _DATA_SIZES[key]
 
 
+# what an epoch's cost depends on: finished runs equal on these took about as long per epoch
+COST_FIELDS = ("dataset", "size", "model", "stem", "batch_size", "crop", "max_train", "max_eval")
+
+
+def _cost_key(cfg, precision: str) -> tuple:
+    return (*(getattr(cfg, f) for f in COST_FIELDS), precision)
+
+
+def measured_epoch_seconds(out, device: torch.device) -> dict:
+    """cost key -> the fastest seconds per epoch of the finished runs in `out` made on a device like this one
+    (same kind, processor and thread count); the fastest, since a run that shared the cores was slowed down."""
+    here, best = device_name(device), {}
+    for path in Path(out).glob("*/run.json"):
+        try:
+            rec = json.loads(path.read_text())
+            cfg = TrainConfig(**rec["config"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        spe = rec.get("seconds_per_epoch")
+        if rec.get("status") != "complete" or rec.get("device") != here or not spe:
+            continue
+        key = _cost_key(cfg, rec.get("precision", "fp32"))
+        best[key] = min(best.get(key, spe), spe)
+    return best
+
+
 def schedule(name: str, only: str | None, out, device: torch.device) -> list[dict]:
-    """The plan as rows: label, config, folder, status, epochs done, estimated seconds left (None off CPU)."""
+    """The plan as rows: label, config, folder, status, epochs done, estimated seconds left and what the estimate
+    rests on ('measured' by finished runs like it on this device, else 'counted' FLOPs; None off CPU)."""
     rows = []
+    measured = measured_epoch_seconds(out, device)
     for label, cfg in plan(name):
         if only and not any(fnmatch.fnmatch(label, p.strip()) for p in only.split(",")):
             continue
@@ -79,9 +110,11 @@ def schedule(name: str, only: str | None, out, device: torch.device) -> list[dic
                          "epochs": f"{done}/{cfg.epochs}", "estimate_s": None, "why": str(e)})
             continue
         left = 0 if status == "complete" else max(cfg.epochs - done, 0)
-        est = estimate_seconds(
-            cfg.replace(epochs=max(left, 1)), meta, n_train, n_eval, device, resolve_precision(cfg.amp, device)
-        )
+        precision = resolve_precision(cfg.amp, device)
+        spe = measured.get(_cost_key(cfg, precision))
+        basis = "measured" if spe else "counted"
+        est = (left * spe if spe else
+               estimate_seconds(cfg.replace(epochs=max(left, 1)), meta, n_train, n_eval, device, precision))
         est = 0.0 if status == "complete" else est
         slow = est is not None and est > CPU_WARN_HOURS * 3600
         rows.append(
@@ -92,6 +125,7 @@ def schedule(name: str, only: str | None, out, device: torch.device) -> list[dic
                 "status": "skip (GPU job)" if slow else status,
                 "epochs": f"{cfg.epochs - left}/{cfg.epochs}",
                 "estimate_s": est,
+                "basis": None if est is None or status == "complete" else basis,
             }
         )
     if not rows:
@@ -119,7 +153,8 @@ def print_plan(rows: list[dict], name: str, device: torch.device, file=None) -> 
     print(f"plan {name!r} on {device}: {len(rows)} runs", file=file)
     for r in rows:
         print(
-            f"  {r['label']:<{width}}  {r['status']:<14} epochs {r['epochs']:<7} {_minutes(r['estimate_s']):>8}",
+            f"  {r['label']:<{width}}  {r['status']:<14} epochs {r['epochs']:<7} {_minutes(r['estimate_s']):>8}"
+            + (f"  ({r['basis']})" if r.get("basis") else ""),
             file=file,
         )
     todo = [r for r in rows if r["status"] in ("todo", "partial", "failed")]
@@ -144,8 +179,10 @@ def reproduce(
     dry_run: bool = False,
     device: str = "auto",
     include_slow: bool = False,
+    amp: str | None = None,
 ) -> list[dict]:
-    """Run (or with dry_run, list) the plan; returns its rows with their final status."""
+    """Run (or with dry_run, list) the plan; returns its rows with their final status. `amp` overrides every
+    run's precision (an engineering choice: run folders and reuse are unchanged; run.json records it)."""
     dev = resolve_device(device)
     name = name or ("gpu" if dev.type == "cuda" else "cpu")
     # the quick plan is a smoke test: its runs never mix with the committed records
@@ -175,7 +212,7 @@ def reproduce(
         bar.set_postfix_str(r["label"])
         t0 = time.perf_counter()
         try:
-            run = fit(r["config"].replace(device=device), out=out, verbose=False)
+            run = fit(r["config"].replace(device=device, **({"amp": amp} if amp else {})), out=out, verbose=False)
             m = run.metrics.get("test") or run.metrics["val"]
             r["status"] = "complete"
             tqdm.write(
@@ -205,4 +242,6 @@ def add_command(sub) -> None:
     p.add_argument("--out", default=None, help="records folder (default $MEDLIB_RESULTS or ./results)")
     p.add_argument("--device", default="auto")
     p.add_argument("--include-slow", action="store_true", help="also start runs estimated as GPU jobs")
-    p.set_defaults(func=lambda a: reproduce(a.plan, a.only, a.out, a.dry_run, a.device, a.include_slow))
+    p.add_argument("--amp", default=None, choices=PRECISIONS,
+                   help="precision of every run (default: each run's own, auto); not part of a run's identity")
+    p.set_defaults(func=lambda a: reproduce(a.plan, a.only, a.out, a.dry_run, a.device, a.include_slow, a.amp))

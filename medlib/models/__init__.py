@@ -27,11 +27,11 @@ def model_dims(name: str) -> int:
 
 
 def build_model(name: str, in_channels: int, num_classes: int, stem: str = "small", **kw) -> nn.Module:
-    """Instantiate a network; `stem` applies to the 2D ResNets only."""
-    dims = model_dims(name)
+    """Instantiate a network; `stem` applies to the ResNets (2D and 3D) only."""
+    model_dims(name)
     module, factory, _ = _MODELS[name]
     fn = getattr(importlib.import_module(f"{__name__}.{module}"), factory)
-    if dims == 2:
+    if module.startswith("resnet"):
         return fn(in_channels=in_channels, num_classes=num_classes, stem=stem, **kw)
     return fn(in_channels=in_channels, num_classes=num_classes, **kw)
 
