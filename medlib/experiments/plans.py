@@ -91,10 +91,7 @@ def official():
                 yield f"official/{ds}/{model}/s{seed}", make_config("official", dataset=ds, model=model, seed=seed)
 
 
-def medmnist3d(
-    models=("baseline3d",), sets=(("adrenalmnist3d", 28), ("vesselmnist3d", 28), ("adrenalmnist3d", 64)), seeds=SEEDS,
-    stem="imagenet",
-):
+def medmnist3d(models=("baseline3d",), sets=ALL_3D[:3], seeds=SEEDS, stem="imagenet"):
     """ResNet-18-3D with stem 'small' is the benchmark's (106 GFLOP per 28³ cube, a GPU job); with 'imagenet'
     (7³/2 conv + pool, 2.2 GFLOP) a CPU trains it in minutes. The label names the stem of ResNet rows."""
     for seed in seeds:
@@ -198,7 +195,7 @@ PLANS = {
         *final_model(),
         *batch_study(),
         *recipe_search(),
-        *medmnist3d(models=("resnet18_3d",), sets=(("adrenalmnist3d", 28), ("vesselmnist3d", 28))),
+        *medmnist3d(models=("resnet18_3d",), sets=ALL_3D[:2]),
     ],
     "gpu": lambda: [
         *report1(),

@@ -13,10 +13,10 @@ import os
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from ..choices import PRECISIONS
-from ..config import TrainConfig
 from ..data import files, registry
 from ..data.cubes import is_cube_set
 from ..data.medmnist import medmnist_meta
@@ -29,7 +29,7 @@ from ..engine.training import fit
 from ..errors import MedlibError
 from ..progress import tqdm
 from .plans import PLANS, plan
-from .records import results_root
+from .records import records, results_root
 
 
 def run_status(folder: Path) -> tuple[str, int]:
@@ -78,19 +78,12 @@ def _cost_key(cfg, precision: str) -> tuple:
 def measured_epoch_seconds(out, device: torch.device) -> dict:
     """cost key -> the fastest seconds per epoch of the finished runs in `out` made on a device like this one
     (same kind, processor and thread count); the fastest, since a run that shared the cores was slowed down."""
-    here, best = device_name(device), {}
-    for path in Path(out).glob("*/run.json"):
-        try:
-            rec = json.loads(path.read_text())
-            cfg = TrainConfig(**rec["config"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        spe = rec.get("seconds_per_epoch")
-        if rec.get("status") != "complete" or rec.get("device") != here or not spe:
-            continue
-        key = _cost_key(cfg, rec.get("precision", "fp32"))
-        best[key] = min(best.get(key, spe), spe)
-    return best
+    df = records(out)
+    if df.empty:
+        return {}
+    spe = pd.to_numeric(df["seconds_per_epoch"], errors="coerce")
+    df = df.assign(seconds_per_epoch=spe)[(df["device_name"] == device_name(device)) & (spe > 0)]
+    return df.groupby([*COST_FIELDS, "precision"])["seconds_per_epoch"].min().to_dict()
 
 
 def schedule(name: str, only: str | None, out, device: torch.device) -> list[dict]:

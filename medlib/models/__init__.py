@@ -28,7 +28,7 @@ def model_dims(name: str) -> int:
 
 def build_model(name: str, in_channels: int, num_classes: int, stem: str = "small", **kw) -> nn.Module:
     """Instantiate a network; `stem` applies to the ResNets (2D and 3D) only."""
-    model_dims(name)
+    model_dims(name)  # one clear error for an unknown name
     module, factory, _ = _MODELS[name]
     fn = getattr(importlib.import_module(f"{__name__}.{module}"), factory)
     if module.startswith("resnet"):

@@ -73,7 +73,6 @@ class ResNet(nn.Module):
         super().__init__()
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, not {stem!r}")
-        self.stem_name = stem
         if stem == "imagenet":
             self.stem = nn.Sequential(
                 nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64),

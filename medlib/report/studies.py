@@ -135,14 +135,22 @@ def search_names() -> dict[str, str]:
     return {cfg.key(): label.split("/")[2] for label, cfg in plans.recipe_search()}
 
 
+def _search(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The search's records with their candidate name, and their aggregate per candidate, best validation first
+    (None without records)."""
+    d = select(df, "search")
+    if d.empty:
+        return None
+    d = d.assign(candidate=d["key"].map(search_names()))
+    return d, aggregate(d, ["candidate"]).sort_values("val_auc_mean", ascending=False, kind="stable")
+
+
 def search_table(df: pd.DataFrame) -> pd.DataFrame:
     """BreastMNIST's recipe search: each candidate's validation AUC (what chooses) beside its test AUC (what
     a reader checks), best validation first; the chosen one is the recipe of the goal table."""
-    d = select(df, "search")
-    if d.empty:
+    if (found := _search(df)) is None:
         return pd.DataFrame()
-    d = d.assign(candidate=d["key"].map(search_names()))
-    agg = aggregate(d, ["candidate"]).sort_values("val_auc_mean", ascending=False, kind="stable")
+    d, agg = found
     chosen = set(select(df, "tuned", dataset="breastmnist")["key"])
     return pd.DataFrame(
         {
@@ -158,13 +166,10 @@ def search_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def best_candidate(df: pd.DataFrame) -> str | None:
     """The search candidate with the highest mean validation AUC over complete seed sets (None if none is)."""
-    d = select(df, "search")
-    if d.empty:
+    if (found := _search(df)) is None:
         return None
-    d = d.assign(candidate=d["key"].map(search_names()))
-    means = d.groupby("candidate")["val_auc"].agg(["mean", "size"])
-    means = means[means["size"] == means["size"].max()]
-    return str(means["mean"].idxmax())
+    _, agg = found
+    return str(agg[agg["n"] == agg["n"].max()]["candidate"].iloc[0])
 
 
 STEM_NAMES = {"imagenet": "7³/2 + pool", "small": "3³/1"}
