@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
+import threading
+import warnings
 
 import pandas as pd
 
@@ -16,7 +20,7 @@ from .engine.distributed import is_main
 from .engine.hardware import memory_format, step_settings
 from .engine.loop import predict
 from .engine.splits import load_for_config
-from .errors import MedlibError
+from .errors import MedlibError, MedlibWarning
 from .experiments import cv, reproduce, sweep
 from .flags import add_config_flags, config_from_args
 from .metrics import evaluate
@@ -40,7 +44,10 @@ def cmd_evaluate(args) -> None:
     net, cfg, meta = load_model(args.checkpoint)
     if args.dataset:
         cfg = cfg.replace(dataset=args.dataset)
-    ds = load_for_config(cfg.replace(max_eval=0, max_train=0), check=False)  # a one-class split prints AUC nan
+    try:  # the data the checkpoint's own config asks for: an error must name the checkpoint it came from
+        ds = load_for_config(cfg.replace(max_eval=0, max_train=0), check=False)  # a one-class split prints AUC nan
+    except MedlibError as e:
+        raise MedlibError(f"Checkpoint {args.checkpoint} (trained on {cfg.dataset}): {e}") from None
     check_compatible(args.checkpoint, meta, ds.meta)
     if args.split not in ds.splits:
         raise MedlibError(f"--split {args.split} does not exist for {cfg.dataset}; "
@@ -88,18 +95,55 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what `timeout`, `docker stop` and SLURM send), handled like Ctrl-C: the run records why it stopped
+    and releases its folder."""
+
+
+def _terminate(signum, _frame):
+    raise Terminated(f"stopped by signal {signal.Signals(signum).name}")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """medlib's own warnings as one line each; any other warning as Python prints it."""
+    if issubclass(category, MedlibWarning):
+        print(f"medlib: warning: {message}", file=sys.stderr)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    with warnings.catch_warnings(), _sigterm_as_interrupt():
+        warnings.simplefilter("default", MedlibWarning)
+        warnings.showwarning = _show_warning  # catch_warnings puts the original back
+        return _run(args)
+
+
+def _run(args) -> int:
     try:
         args.func(args)
     except MedlibError as e:
         print(f"medlib: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:  # a file problem no check foresaw: still one line, not a traceback
-        print(f"medlib: error: {e}; check the paths you passed (and free disk space).", file=sys.stderr)
+        print(f"medlib: error: {e}; check that file (missing, unreadable or on a full disk?).", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("medlib: interrupted; the last completed epoch is in last.pt and `train` resumes from it.",
+    except KeyboardInterrupt as e:
+        why = f"{e}" if isinstance(e, Terminated) else "interrupted"
+        print(f"medlib: {why}; the last completed epoch is in last.pt and `train` resumes from it.",
               file=sys.stderr)
-        return 130
+        return 143 if isinstance(e, Terminated) else 130
     return 0

@@ -12,7 +12,7 @@ import torch
 
 from .choices import LAYOUTS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, STEMS
 from .data import registry
-from .data.cubes import NODULE_CUBES, is_cube_set
+from .data.cubes import M3DV, NODULE_CUBES, is_cube_set
 from .errors import MedlibError
 from .models import MODELS
 
@@ -101,7 +101,35 @@ class TrainConfig:
         if not (0 <= self.fold < self.folds or self.fold == -1):
             raise MedlibError(f"--fold {self.fold} must be in 0..{self.folds - 1} (--folds {self.folds}), or 'all' "
                               "for the final model trained on every labelled sample.")
+        check_applicable(self)
+        check_shift(self)
         return self
+
+
+CUBE_FIELDS = ("crop", "mask", "dilate", "folds", "fold")  # the nodule cubes' recipe: no other dataset reads them
+
+
+def check_applicable(cfg) -> None:
+    """Refuse cube-recipe flags on a dataset that ignores them: the same training would be hashed into a new run
+    folder and could count twice in a table."""
+    if not isinstance(cfg.dataset, str) or is_cube_set(cfg.dataset):
+        return
+    default = TrainConfig.__dataclass_fields__
+    given = [f for f in CUBE_FIELDS if getattr(cfg, f) != default[f].default]
+    if given:
+        flags = " ".join(_flag(f) if f != "mask" else "--no-mask" for f in given)
+        raise MedlibError(f"{flags} only apply to the nodule cubes ({M3DV}, {NODULE_CUBES}); {cfg.dataset} ignores "
+                          "them, so drop them.")
+
+
+def check_shift(cfg) -> None:
+    """Refuse a shift that can move a whole image out of its frame (it fills with zeros): a run on blanks."""
+    side = cfg.crop if isinstance(cfg.dataset, str) and is_cube_set(cfg.dataset) else cfg.size
+    most = max((side - 1) // 2, 0)
+    if cfg.shift > most:
+        what = f"{side}-voxel cubes" if is_cube_set(str(cfg.dataset)) else f"{side}-px images"
+        raise MedlibError(f"--shift {cfg.shift} can move the {what} out of their frame (the gap fills with zeros) "
+                          f"and train on blanks; use at most {most} (a few pixels is usual).")
 
 
 # (field, lowest, highest, why): every number must be finite and in range. BatchNorm needs two samples per

@@ -3,3 +3,15 @@
 
 class MedlibError(Exception):
     """A problem the user can fix (bad name, missing file, wrong option); the message says how."""
+
+
+class MedlibWarning(UserWarning):
+    """Something skipped or changed that the user should know of (a damaged record, a duplicate); the CLI prints it
+    as one `medlib: warning:` line."""
+
+
+def warn(message: str) -> None:
+    """Issue a MedlibWarning pointing at the caller's caller (the code that asked for the skipped thing)."""
+    import warnings
+
+    warnings.warn(message, MedlibWarning, stacklevel=3)

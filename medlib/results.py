@@ -100,13 +100,38 @@ def to_markdown(t: pd.DataFrame) -> str:
     return "\n".join([lines[0], "|" + "---|" * len(t.columns), *lines[1:]])
 
 
+_RUNS_LINE = re.compile(r"(\d+) runs? on ")  # how provenance() starts the line under each table
+
+
+def runs_behind(text: str) -> int:
+    """How many runs the tables in a Markdown text rest on (summed over their provenance lines)."""
+    return sum(int(n) for n in _RUNS_LINE.findall(text))
+
+
+def read_readme(path: Path) -> str:
+    """The README's text, or one MedlibError when it is missing, unreadable or not UTF-8."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MedlibError(f"{path} is not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}); save it as "
+                          "UTF-8, or pass the right file to --write-readme.") from None
+    except OSError as e:
+        raise MedlibError(f"Cannot read {path} ({e.strerror or e}); pass the README to update.") from None
+
+
 def write_readme(path, text: str, begin: str = README_BEGIN, end: str = README_END) -> bool:
-    """Replace the text between two marker lines of a README; True when the file changed."""
+    """Replace the text between two marker lines of a README; True when the file changed. Tables resting on some
+    runs are never replaced by tables resting on none (a mistyped or missing records folder)."""
     path = Path(path)
-    doc = path.read_text(encoding="utf-8")
+    doc = read_readme(path)
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
-    if not pattern.search(doc):
+    found = pattern.search(doc)
+    if not found:
         raise MedlibError(f"{path} has no results markers; add the lines\n{begin}\n{end}\nwhere the tables should go.")
+    old_runs = runs_behind(found.group(0))
+    if old_runs and not runs_behind(text):
+        raise MedlibError(f"{path} keeps its tables: they rest on {old_runs} run record(s) and the new ones on none; "
+                          "pass the folder that holds the run folders (e.g. results/, from the project root).")
     new = pattern.sub(lambda _: f"{begin}\n{text}{end}", doc)
     if new != doc:
         atomic.write_text(path, new)

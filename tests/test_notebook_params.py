@@ -1,6 +1,7 @@
 """Notebooks are papermill-safe: the `parameters` cell holds literal defaults only, and what papermill injects wins."""
 import ast
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -24,11 +25,14 @@ def test_parameters_cell_is_literal_assignments(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_papermill_parameter_overrides_the_environment(path, monkeypatch):
+def test_papermill_parameter_overrides_the_environment(path, monkeypatch, tmp_path):
     parameterize = pytest.importorskip("papermill.parameterize")
     from papermill.iorw import load_notebook_node
 
     monkeypatch.setenv("MEDLIB_PROFILE", "quick")
+    if not os.environ.get("MEDLIB_DATA"):  # a data root the derived-values cell accepts (00 checks it first)
+        (tmp_path / "medmnist").mkdir()
+        monkeypatch.setenv("MEDLIB_DATA", str(tmp_path))
     nb = parameterize.parameterize_notebook(load_notebook_node(str(path)), {"PROFILE": "full"})
     tags = [c.metadata.get("tags", []) for c in nb.cells]
     i = next(k for k, t in enumerate(tags) if "injected-parameters" in t)

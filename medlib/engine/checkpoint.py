@@ -1,6 +1,7 @@
 """Checkpoints as plain dicts of tensors and primitives: atomic to write, `weights_only=True` to read."""
 from __future__ import annotations
 
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 
@@ -43,7 +44,14 @@ def load(path, map_location="cpu", hint: str | None = None) -> dict:
         raise MedlibError(f"Checkpoint {path} {what}; {hint}.")
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
+    except PermissionError:
+        raise MedlibError(f"Checkpoint {path} cannot be opened (permission denied); make it readable "
+                          "(chmod u+r), or pass another.") from None
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
+        if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
+            raise MedlibError(f"Checkpoint {path} holds Python objects other than tensors and numbers (a pickle that "
+                              "can run code as it loads); medlib reads only tensors, and such a file must not be "
+                              f"loaded any other way; {hint}.") from None
         reason = str(e).splitlines()[0] if str(e) else ""
         raise MedlibError(f"Checkpoint {path} cannot be read ({type(e).__name__}: {reason}); it is damaged or not a "
                           f"medlib checkpoint; {hint}.") from None

@@ -15,7 +15,10 @@ from ..errors import MedlibError
 
 def requested() -> bool:
     """True when launched by torchrun (or any launcher) with more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    try:
+        return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    except ValueError:
+        return False  # check_launch names the bad value
 
 
 def active() -> bool:
@@ -36,6 +39,24 @@ def rank() -> int:
 def is_main() -> bool:
     """Only rank 0 writes the run folder and prints."""
     return rank() == 0
+
+
+LAUNCH_VARIABLES = ("RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+def check_launch() -> None:
+    """Refuse WORLD_SIZE > 1 without the rest of what torchrun sets (RANK, MASTER_ADDR, ...): before any folder is
+    made, one line saying how to launch, instead of torch's ValueError."""
+    text = os.environ.get("WORLD_SIZE", "1")
+    try:
+        n = int(text)
+    except ValueError:
+        raise MedlibError(f"WORLD_SIZE={text!r} is not a number of processes; unset it, or launch with torchrun "
+                          "--nproc-per-node N python -m medlib train ...") from None
+    missing = [v for v in LAUNCH_VARIABLES if not os.environ.get(v)]
+    if n > 1 and missing:
+        raise MedlibError(f"WORLD_SIZE={n} is set but {', '.join(missing)} are not: launch with `torchrun "
+                          f"--nproc-per-node {n} -m medlib train ...`, or unset WORLD_SIZE for one process.")
 
 
 def setup(device: torch.device, batch_size: int) -> tuple[torch.device, bool]:

@@ -116,18 +116,85 @@ def _host_bytes(meminfo_key: str, sysconf_pages: str) -> int:
         return 0
 
 
+CGROUP_ROOT = "/sys/fs/cgroup"
+_UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a number near 2**63
+
+
+def _read_int(path) -> int | None:
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None  # cgroup v2 writes "max" for no limit
+
+
+def _self_vm_bytes() -> int:
+    """This process's address space now (VmSize), what RLIMIT_AS counts; 0 if unknown."""
+    try:
+        with open("/proc/self/status") as f:
+            return next((int(line.split()[1]) * 1024 for line in f if line.startswith("VmSize:")), 0)
+    except OSError:
+        return 0
+
+
+def address_limit() -> tuple[int, int] | None:
+    """(limit, used) of RLIMIT_AS (`ulimit -v`, SLURM's --mem on some sites), or None when unlimited."""
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+    except (ImportError, OSError, ValueError, AttributeError):
+        return None
+    if soft in (resource.RLIM_INFINITY, -1) or soft <= 0:
+        return None
+    return soft, _self_vm_bytes()
+
+
+def cgroup_limit(root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> tuple[int, int] | None:
+    """(limit, used) of this process's memory cgroup (docker --memory, Kubernetes, SLURM), v2 or v1; None if none."""
+    v2 = v1 = ""  # this process's cgroup paths ("0::/path" in v2, "N:memory:/path" in v1)
+    try:
+        with open(proc_cgroup) as f:
+            for line in f:
+                _, controllers, path = line.strip().split(":", 2)
+                v2 = path if controllers == "" else v2
+                v1 = path if "memory" in controllers.split(",") else v1
+    except (OSError, ValueError):
+        pass
+    v1_root = os.path.join(root, "memory")
+    candidates = [(os.path.join(root, v2.lstrip("/")), "memory.max", "memory.current"),
+                  (root, "memory.max", "memory.current"),
+                  (os.path.join(v1_root, v1.lstrip("/")), "memory.limit_in_bytes", "memory.usage_in_bytes"),
+                  (v1_root, "memory.limit_in_bytes", "memory.usage_in_bytes")]
+    for folder, limit_name, used_name in candidates:
+        limit = _read_int(os.path.join(folder, limit_name))
+        if limit is not None and 0 < limit < _UNLIMITED:
+            return limit, _read_int(os.path.join(folder, used_name)) or 0
+    return None
+
+
+def process_limits() -> list[tuple[int, int]]:
+    """Every (limit, used) that caps this process's memory below the machine's: RLIMIT_AS and the cgroup."""
+    return [lim for lim in (address_limit(), cgroup_limit()) if lim is not None]
+
+
 def available_bytes(device: torch.device) -> int:
-    """Free memory for tensors on `device`: MemAvailable on CPU (4 GiB if unknown), free device memory on CUDA."""
+    """Free memory for tensors on `device`: on CPU MemAvailable (4 GiB if unknown), lowered to what RLIMIT_AS and
+    the memory cgroup still allow; free device memory on CUDA."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[0])
-    return _host_bytes("MemAvailable", "SC_AVPHYS_PAGES") or 4 << 30
+    free = _host_bytes("MemAvailable", "SC_AVPHYS_PAGES") or 4 << 30
+    return min([free, *(max(limit - used, 0) for limit, used in process_limits())])
 
 
 def total_bytes(device: torch.device) -> int:
-    """All the memory of `device`: MemTotal on CPU (the free memory if unknown), the card's total on CUDA."""
+    """All the memory of `device`: on CPU MemTotal (the free memory if unknown), lowered to the RLIMIT_AS and cgroup
+    limits (a container's or a SLURM job's memory, not the host's); the card's total on CUDA."""
     if device.type == "cuda":
         return int(torch.cuda.mem_get_info(device)[1])
-    return _host_bytes("MemTotal", "SC_PHYS_PAGES") or available_bytes(device)
+    total = _host_bytes("MemTotal", "SC_PHYS_PAGES") or available_bytes(device)
+    return min([total, *(limit for limit, _ in process_limits())])
 
 
 def peak_rss_bytes() -> int:

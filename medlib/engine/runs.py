@@ -56,6 +56,56 @@ def write_scores(path: Path, probs: np.ndarray, labels: np.ndarray, ids=None) ->
     atomic.write_text(path, df.to_csv(index=False))
 
 
+REDO = "train again with --fresh to redo the run, or delete its folder"
+
+
+def read_record(path: Path) -> dict:
+    """A run.json as a dict. Atomic writes never leave one half-written, so anything unreadable (truncated, not
+    UTF-8, a folder, a symlink loop, not a JSON object) is damage: one MedlibError naming the file."""
+    try:
+        rec = json.loads(Path(path).read_bytes().decode("utf-8"))
+    except PermissionError:
+        raise MedlibError(f"{path} cannot be opened (permission denied); make it readable (chmod u+r).") from None
+    except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:120]
+        raise MedlibError(f"{path} cannot be read ({type(e).__name__}: {reason}); {REDO}.") from None
+    if not isinstance(rec, dict):
+        raise MedlibError(f"{path} holds a JSON {type(rec).__name__}, not a run record; {REDO}.")
+    return rec
+
+
+SCORE_PREFIX, LABEL_PREFIX = "score_", "label"
+HISTORY_COLUMNS = ("epoch", "train_loss", "val_loss", "val_auc")
+
+
+def scores_problem(columns) -> str | None:
+    """What is wrong with a scores file's header (None if nothing): [id,] label or label_0.., then score_0..k-1."""
+    cols = [str(c) for c in columns]
+    rest = cols[1:] if cols[:1] == ["id"] else cols
+    labels = [c for c in rest if c.startswith(LABEL_PREFIX)]
+    scores = [c for c in rest if c.startswith(SCORE_PREFIX)]
+    if labels not in (["label"], [f"label_{i}" for i in range(len(labels))]) or not labels:
+        return f"its label column(s) are {labels or 'missing'}, not label (or label_0, label_1, ...)"
+    if len(scores) < 2 or scores != [f"score_{i}" for i in range(len(scores))]:
+        return f"its score columns are {scores or 'missing'}, not score_0, score_1, ..."
+    if rest != labels + scores:
+        return f"it has unexpected columns {[c for c in rest if c not in labels + scores]}"
+    return None
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    """A run folder's CSV, or one MedlibError saying it is missing, unreadable or empty."""
+    if not path.is_file():
+        why = "is a folder" if path.is_dir() else "is missing"
+        raise MedlibError(f"{path} {why}: the run folder lacks its {what}; {REDO}.")
+    try:
+        return pd.read_csv(path)
+    except PermissionError:
+        raise MedlibError(f"{path} cannot be opened (permission denied); make it readable (chmod u+r).") from None
+    except (OSError, ValueError, pd.errors.ParserError) as e:  # EmptyDataError is a ValueError
+        raise MedlibError(f"{path} cannot be read as a CSV ({type(e).__name__}: {str(e)[:120]}); {REDO}.") from None
+
+
 @dataclass
 class Run:
     """A finished (or interrupted) run read back from its folder."""
@@ -64,15 +114,7 @@ class Run:
 
     @property
     def record(self) -> dict:
-        path = self.dir / "run.json"
-        try:
-            rec = json.loads(path.read_text())
-        except (OSError, ValueError) as e:
-            raise MedlibError(f"{path} cannot be read ({type(e).__name__}: {e}); train again with --fresh to redo the "
-                              "run, or delete its folder.") from None
-        if not isinstance(rec, dict):
-            raise MedlibError(f"{path} does not hold a run record; train again with --fresh, or delete its folder.")
-        return rec
+        return read_record(self.dir / "run.json")
 
     @property
     def complete(self) -> bool:
@@ -92,10 +134,33 @@ class Run:
 
     @property
     def history(self) -> pd.DataFrame:
-        return pd.read_csv(self.dir / "history.csv")
+        """history.csv, checked to hold one row per epoch with numeric losses and AUCs."""
+        path = self.dir / "history.csv"
+        h = _read_csv(path, "training history")
+        missing = [c for c in HISTORY_COLUMNS if c not in h.columns]
+        if missing or h.empty:
+            raise MedlibError(f"{path} {'lacks the column(s) ' + ', '.join(missing) if missing else 'has no rows'}; "
+                              f"it is not a medlib history; {REDO}.")
+        if not all(pd.api.types.is_numeric_dtype(h[c]) for c in HISTORY_COLUMNS):
+            raise MedlibError(f"{path} holds non-numbers in {', '.join(HISTORY_COLUMNS)}; {REDO}.")
+        return h
 
     def scores(self, split: str) -> pd.DataFrame:
-        return pd.read_csv(self.dir / f"{split}_scores.csv")
+        """Per-sample scores of a split, checked against the record: the header, and one row per sample it counted."""
+        path = self.dir / f"{split}_scores.csv"
+        df = _read_csv(path, f"{split} scores")
+        problem = scores_problem(df.columns)
+        n = (self.record.get("data") or {}).get(f"n_{split}")
+        if problem is None and isinstance(n, int) and len(df) != n:
+            problem = f"it has {len(df)} rows but the run scored {n} {split} samples (run.json)"
+        values = df[[c for c in df.columns if c != "id"]]
+        if problem is None and not all(pd.api.types.is_numeric_dtype(values[c]) for c in values.columns):
+            problem = "it holds non-numbers"
+        if problem is None and not np.isfinite(values.to_numpy(dtype=float)).all():
+            problem = "it holds NaN or infinite values"
+        if problem:
+            raise MedlibError(f"{path}: {problem}; the file was cut or edited; {REDO}.")
+        return df
 
     @property
     def best_checkpoint(self) -> Path:
@@ -123,8 +188,8 @@ class RunLock:
     dies, so a crash or a PID reused by another program can never block the run. The file names the holder
     (host, pid, start time) for the message another process gets."""
 
-    def __init__(self, path: Path, fd: int):
-        self.path, self._fd = path, fd
+    def __init__(self, path: Path, fd: int, created: bool = False):
+        self.path, self._fd, self.created = path, fd, created  # created: claim() made the folder
 
     def release(self) -> None:
         """Drop the lock and remove `.lock` (only if it is still ours); safe to call twice."""
@@ -163,9 +228,24 @@ def _holder(path: Path) -> str:
         return "another process"
 
 
+class RunLocked(MedlibError):
+    """Another live process holds the run folder's lock (it is training that run now)."""
+
+
 def _lock_error(folder: Path, lock: Path) -> MedlibError:
-    return MedlibError(f"{folder} is being trained by another process ({_holder(lock)}); "
+    return RunLocked(f"{folder} is being trained by another process ({_holder(lock)}); "
                        "wait for it to finish, or stop it and run again to resume.")
+
+
+# never through a symlink: a `.lock` linked to another file would have that file truncated and overwritten
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def _open_lock(lock: Path, flags: int) -> int:
+    if lock.is_symlink():
+        raise MedlibError(f"{lock} is a symbolic link; medlib writes its lock file only itself and never through a "
+                          "link. Delete the link (rm) and run again.")
+    return os.open(lock, flags | _NOFOLLOW, 0o644)
 
 
 def _try_lock(lock: Path) -> int | None:
@@ -173,10 +253,10 @@ def _try_lock(lock: Path) -> int | None:
     for _ in range(100):
         if fcntl is None:
             try:
-                return os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+                return _open_lock(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL)
             except FileExistsError:
                 return None
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_lock(lock, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -196,6 +276,7 @@ def claim(folder: Path) -> RunLock:
     """Lock a run folder for this process (refused while another live process holds it), then clear the temp files
     that a killed writer may have left in it. Release with `.release()` (or use it as a context manager)."""
     folder = Path(folder)
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         lock = folder / LOCK_NAME
@@ -209,7 +290,13 @@ def claim(folder: Path) -> RunLock:
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps(holder).encode())
     clean_stale_temp(folder)
-    return RunLock(lock, fd)
+    return RunLock(lock, fd, created)
+
+
+def remove_if_empty(folder: Path) -> None:
+    """Remove a run folder a refused run created and left empty (after its lock is released)."""
+    with contextlib.suppress(OSError):
+        Path(folder).rmdir()
 
 
 def clean_stale_temp(folder: Path) -> list[Path]:
@@ -252,8 +339,19 @@ def check_reuse(run: Run, cfg) -> bool:
                       "results), or --out another folder to keep both.")
 
 
-def check_resume(ck: dict, meta, path: Path) -> None:
-    """Refuse to resume a checkpoint that was trained on other data than `meta` describes."""
+def check_resume(ck: dict, meta, path: Path, cfg=None) -> None:
+    """Refuse to resume a checkpoint made by another config (another network, recipe or seed: a last.pt copied or
+    left over from elsewhere), or trained on other data than `meta` describes."""
+    if cfg is not None:
+        try:
+            key = TrainConfig(**ck["config"]).key()
+        except (TypeError, ValueError, KeyError, MedlibError):
+            key = None
+        if key != cfg.key():
+            theirs = (ck.get("config") or {}).get("model") if isinstance(ck.get("config"), dict) else None
+            raise MedlibError(f"{path} belongs to another config ({theirs or 'unknown'} network, config key {key}), "
+                              f"not this run's ({cfg.model}, key {cfg.key()}); pass --fresh to discard it and start "
+                              "this run again.")
     old = (ck.get("meta") or {}).get("md5")
     if old is not None and meta.md5 is not None and old != meta.md5:
         raise MedlibError(f"{path} was trained on data with MD5 {old}, but the data found now has MD5 {meta.md5}; "

@@ -6,6 +6,7 @@ A run that fails or is interrupted leaves an honest record: status, epochs done,
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -26,13 +27,36 @@ from ..progress import tqdm
 from . import checkpoint, distributed
 from .cost import estimate_seconds, too_slow_message
 from .device import device_name, resolve_device, seed_everything, versions
-from .hardware import StepSettings, allocator_state, memory_format, step_settings, tune_allocator
+from .hardware import (
+    StepSettings,
+    allocator_state,
+    available_bytes,
+    memory_format,
+    step_settings,
+    tune_allocator,
+)
 from .loop import predict, train_epoch
-from .memory import check_train_batch, eval_batch_size
-from .runs import Run, check_resume, check_reuse, claim, discard_outputs, run_dir, write_scores
+from .memory import TRAIN_FRACTION, activation_bytes, check_train_batch, eval_batch_size
+from .runs import Run, check_resume, check_reuse, claim, discard_outputs, remove_if_empty, run_dir, write_scores
 from .splits import load_for_config
 
-CHECKPOINT_SECONDS = float(os.environ.get("MEDLIB_CHECKPOINT_SECONDS", 30))
+CHECKPOINT_SECONDS = None  # seconds between checkpoints; None reads $MEDLIB_CHECKPOINT_SECONDS (default 30)
+
+
+def checkpoint_seconds() -> float:
+    """CHECKPOINT_SECONDS, else $MEDLIB_CHECKPOINT_SECONDS, read when a run starts (a bad value must not break
+    `import medlib`, nor every command that never trains)."""
+    if CHECKPOINT_SECONDS is not None:
+        return float(CHECKPOINT_SECONDS)
+    text = os.environ.get("MEDLIB_CHECKPOINT_SECONDS", "30")
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise MedlibError(f"MEDLIB_CHECKPOINT_SECONDS={text!r} is not a number of seconds >= 0; set it to e.g. 30 "
+                          "(0 = after every epoch), or unset it.")
+    return value
 
 
 OPTIMIZER_CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
@@ -125,27 +149,56 @@ def set_up(cfg, ds, folder, resume: bool, verbose: bool) -> Training:
     if how.channels_last:
         net = net.to(memory_format=memory_format(meta.dims))
     sample_shape = tuple(ds["train"].X.shape[1:])
-    check_train_batch(net, sample_shape, cfg.batch_size // distributed.world_size(), device,
-                      f" for {cfg.model} on {meta.name} at {meta.size}")
+    # the batch a step really holds: a --batch-size above the training set trains on the whole set at once
+    batch = min(cfg.batch_size, len(ds["train"])) // distributed.world_size()
+    check_train_batch(net, sample_shape, max(batch, 1), device, f" for {cfg.model} on {meta.name} at {meta.size}")
     opt = make_optimizer(cfg, net.parameters())
+    largest = max(len(s) for s in ds.splits.values())
     t = Training(cfg, ds, folder, device, how, net, opt, make_scheduler(cfg, opt), generator, owned_group,
-                 eval_batch=eval_batch_size(net, sample_shape, device, cfg.eval_batch_size))
+                 eval_batch=fitting_eval_batch(net, sample_shape, device, cfg.eval_batch_size, largest))
     last = folder / "last.pt"
     if resume and last.exists():
-        ck = checkpoint.load(last, map_location=device)
-        check_resume(ck, meta, last)
-        net.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["optimizer"])
-        if t.sched is not None and ck["scheduler"] is not None:
-            t.sched.load_state_dict(ck["scheduler"])
-        t.start_epoch, t.best_score, t.best_epoch, t.history = (ck["epoch"] + 1, ck["best_score"], ck["best_epoch"],
-                                                                 ck["history"])
-        t.saved_epochs = t.start_epoch
-        if ck["rng"] is not None:
-            generator.set_state(ck["rng"])
+        resume_from(t, checkpoint.load(last, map_location=device), last)
         if verbose:
             print(f"resuming {folder} at epoch {t.start_epoch}")
     return t
+
+
+def resume_from(t: Training, ck: dict, last) -> None:
+    """Load a last.pt into the session: only this config's own (checked by config key and data), whole and fitting."""
+    check_resume(ck, t.meta, last, t.cfg)
+    try:
+        t.net.load_state_dict(ck["model"])
+        t.opt.load_state_dict(ck["optimizer"])
+        if t.sched is not None and ck["scheduler"] is not None:
+            t.sched.load_state_dict(ck["scheduler"])
+        t.start_epoch, t.best_score, t.best_epoch, t.history = (int(ck["epoch"]) + 1, float(ck["best_score"]),
+                                                                 int(ck["best_epoch"]), list(ck["history"]))
+        if ck["rng"] is not None:
+            t.generator.set_state(ck["rng"])
+    except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as e:
+        first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise MedlibError(f"{last} does not fit this run's {t.cfg.model} ({first[:160]}); the file was altered or "
+                          "comes from another run. Pass --fresh to discard it and start the run again.") from None
+    if not 0 < t.start_epoch <= t.cfg.epochs:
+        raise MedlibError(f"{last} says epoch {t.start_epoch} of this {t.cfg.epochs}-epoch run was done; "
+                          "pass --fresh to discard it and start the run again.")
+    t.saved_epochs = t.start_epoch
+
+
+def fitting_eval_batch(net, sample_shape, device, requested: int, largest: int) -> int:
+    """The evaluation batch: sized from memory (0), or `requested` capped at the largest split and at what can fit in
+    memory at all (an explicit --eval-batch-size 100000000 must not end in an allocator error)."""
+    if requested <= 0:
+        return eval_batch_size(net, sample_shape, device)
+    batch = min(requested, max(largest, 1))
+    per_sample = 2 * activation_bytes(net, sample_shape)["max"]
+    fits = max(1, int(TRAIN_FRACTION * available_bytes(device)) // max(per_sample, 1))
+    if batch > fits:
+        print(f"medlib: warning: --eval-batch-size {requested} needs about {batch * per_sample / 2**30:.1f} GiB but "
+              f"{device} has {available_bytes(device) / 2**30:.1f} GiB free; evaluating {fits} at a time instead.")
+        batch = fits
+    return batch
 
 
 def announce(t: Training) -> None:
@@ -174,7 +227,7 @@ def write_progress(t: Training, status: str = "running", **extra) -> None:
 def train_epochs(t: Training, main: bool, show: bool) -> None:
     """The epoch loop: train, validate, track the best validation AUC (strictly better), save checkpoints.
 
-    Checkpoints are written every CHECKPOINT_SECONDS and after the last epoch, not every epoch: on small sets
+    Checkpoints are written every checkpoint_seconds() and after the last epoch, not every epoch: on small sets
     two ~90 MB files per sub-second epoch cost more than the training. An interrupted run loses at most that
     much time, and resumes exactly (last.pt holds the RNG state).
     """
@@ -184,6 +237,7 @@ def train_epochs(t: Training, main: bool, show: bool) -> None:
     train_net = torch.compile(train_net) if cfg.compile else train_net
     unit = "cube" if meta.dims == 3 else "img"
     bar = tqdm(range(t.start_epoch, cfg.epochs), desc=f"{meta.name}/{cfg.model}", disable=not show, leave=False)
+    every = checkpoint_seconds()
     t0 = flushed = time.perf_counter()
     best_weights = None
     for epoch in bar:
@@ -207,7 +261,7 @@ def train_epochs(t: Training, main: bool, show: bool) -> None:
         if score > t.best_score:  # strictly better: ties keep the earlier, simpler model
             t.best_score, t.best_epoch = score, epoch + 1
             best_weights = {k: v.detach().clone() for k, v in t.net.state_dict().items()}
-        if epoch + 1 == cfg.epochs or time.perf_counter() - flushed >= CHECKPOINT_SECONDS:
+        if epoch + 1 == cfg.epochs or time.perf_counter() - flushed >= every:
             save_checkpoints(t, epoch, best_weights)
             best_weights, flushed = None, time.perf_counter()
         bar.set_postfix(loss=f"{row['train_loss']:.3f}", val_auc=f"{row['val_auc']:.3f}")
@@ -289,6 +343,7 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
             print(f"reusing {folder}")
         return Run(folder)
     resume = resume and not done  # a complete run's last.pt is its final epoch: resuming would train nothing
+    distributed.check_launch()
     ds = dataset if dataset is not None else load_for_config(cfg)
     check_model_fits_data(cfg, ds.meta)
     lock = claim(folder) if main else None
@@ -301,13 +356,14 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
             write_progress(t)
         if verbose:
             announce(t)
-        train_epochs(t, main, show=main and ((not quiet()) if progress is None else progress))
-        if main:
-            atomic.write_text(folder / "history.csv", pd.DataFrame(t.history).to_csv(index=False))
-            record = final_record(t, evaluate_best(t))
-            atomic.write_json(folder / "run.json", record)
-            if verbose:
-                print(format_metrics(record))
+        with out_of_memory_as_error(t):
+            train_epochs(t, main, show=main and ((not quiet()) if progress is None else progress))
+            if main:
+                atomic.write_text(folder / "history.csv", pd.DataFrame(t.history).to_csv(index=False))
+                record = final_record(t, evaluate_best(t))
+                atomic.write_json(folder / "run.json", record)
+                if verbose:
+                    print(format_metrics(record))
         distributed.barrier(t.device)  # ranks > 0 wait for rank 0 to finish the run folder
     except BaseException as e:
         if main and t is not None:
@@ -320,9 +376,28 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
     finally:
         if lock is not None:
             lock.unlink(missing_ok=True)
+            if lock.created and t is None:
+                remove_if_empty(folder)  # a run refused before it began leaves no empty folder behind
         if t is not None:
             distributed.cleanup(t.owned_group)
     return Run(folder)
+
+
+OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
+
+
+@contextlib.contextmanager
+def out_of_memory_as_error(t: Training):
+    """An allocator failure mid-run becomes one MedlibError naming the batch sizes to lower (last.pt keeps the
+    epochs done, so the run resumes with the smaller batch)."""
+    try:
+        yield
+    except (RuntimeError, MemoryError) as e:
+        if not (isinstance(e, MemoryError) or any(m in str(e).lower() for m in OOM_MARKERS)):
+            raise
+        raise MedlibError(f"{t.meta.name} {t.cfg.model} ran out of memory on {t.device} (--batch-size "
+                          f"{t.cfg.batch_size}, evaluation batch {t.eval_batch}); pass a smaller --batch-size (and "
+                          "--lr with it) or --eval-batch-size, or free memory; `train` resumes from last.pt.") from None
 
 
 def format_metrics(record: dict) -> str:

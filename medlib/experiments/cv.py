@@ -5,6 +5,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..engine.training import fit
+from ..errors import MedlibError
 from ..flags import add_config_flags, config_from_args
 from .records import aggregate, fmt, frame, pooled
 
@@ -12,8 +13,24 @@ from .records import aggregate, fmt, frame, pooled
 def cross_validate(cfg, out=None, folds: int | None = None, only=None, verbose: bool = False, **fit_kw):
     """Train folds 0..k-1 of `cfg` (or those in `only`), reusing finished ones; returns (runs, their records)."""
     k = folds or cfg.folds
-    runs = [fit(cfg.replace(folds=k, fold=i), out=out, verbose=verbose, **fit_kw) for i in (only or range(k))]
+    picked = list(range(k)) if only is None else list(only)
+    bad = [str(i) for i in picked if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < k]
+    if bad or not picked:
+        raise MedlibError(f"--only {','.join(bad) or '(none)'}: the folds are 0..{k - 1} (--folds {k}); name some of "
+                          "them, e.g. --only 0,1, or leave --only off for all.")
+    configs = [cfg.replace(folds=k, fold=i).validate() for i in picked]  # every fold checked before any trains
+    runs = [fit(c, out=out, verbose=verbose, **fit_kw) for c in configs]
     return runs, frame(runs).sort_values("fold").reset_index(drop=True)
+
+
+def parse_folds(text: str | None) -> list[int] | None:
+    """--only '0,2' as [0, 2] (None: every fold); anything but whole numbers is one clear error."""
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise MedlibError(f"--only {text!r} must be comma-separated fold numbers, e.g. --only 0,1.") from None
 
 
 def best_variant(variants: dict):
@@ -36,8 +53,7 @@ def summary(records: pd.DataFrame) -> dict:
 
 def cmd_cv(args) -> None:
     cfg = config_from_args(args)
-    only = [int(x) for x in args.only.split(",")] if args.only else None
-    _, recs = cross_validate(cfg, out=args.out, only=only, verbose=False)
+    _, recs = cross_validate(cfg, out=args.out, only=parse_folds(args.only), verbose=False)
     cols = ["fold", "val_auc", "val_acc", "test_auc", "test_acc", "best_epoch", "seconds_per_epoch"]
     print(recs[cols].to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     for k, v in summary(recs).items():

@@ -8,7 +8,6 @@ re-exports it with ensembles, provenance lines and the README markers, and the r
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable
@@ -20,9 +19,10 @@ import numpy as np
 import pandas as pd
 
 from ..config import TrainConfig
-from ..engine.runs import Run, runs_root
-from ..errors import MedlibError
+from ..engine.runs import HISTORY_COLUMNS, Run, read_record, run_dir, runs_root, scores_problem
+from ..errors import MedlibError, warn
 from ..metrics import evaluate
+from ..tasks import TASKS
 from .plans import PLANS
 
 CONFIG_COLUMNS = [f.name for f in fields(TrainConfig)]
@@ -89,24 +89,147 @@ def _row(run: Run, rec: dict) -> dict:
     }
 
 
+def _finite_unit(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+
+
+def _count_rows(path: Path) -> tuple[list[str], int]:
+    """(header columns, data rows) of a CSV without parsing it all: cheap enough for every record of a table."""
+    with open(path, "rb") as f:
+        header = f.readline().decode("utf-8").strip().split(",")
+        return header, sum(1 for line in f if line.strip())
+
+
+def _check_files(folder: Path, rec: dict) -> None:
+    """history.csv and the val / test scores exist, with the right header and one row per sample recorded."""
+    for name, n in [("history.csv", None)] + [(f"{s}_scores.csv", rec["data"].get(f"n_{s}"))
+                                              for s in ("val", "test") if s in rec["metrics"]]:
+        path = folder / name
+        if not path.is_file():
+            raise MedlibError(f"{path} is missing")
+        try:
+            header, rows = _count_rows(path)
+        except (OSError, UnicodeDecodeError) as e:
+            raise MedlibError(f"{path} cannot be read ({type(e).__name__})") from None
+        if name == "history.csv":
+            missing = [c for c in HISTORY_COLUMNS if c not in header]
+            problem = f"lacks the column(s) {', '.join(missing)}" if missing else "has no rows" if not rows else None
+        else:
+            problem = scores_problem(header)
+            if problem is None and isinstance(n, int) and rows != n:
+                problem = f"has {rows} rows but the run scored {n} samples"
+        if problem:
+            raise MedlibError(f"{path} {problem}")
+
+
+def check_record(folder: Path, rec: dict) -> TrainConfig:
+    """The config of a complete record, after checking everything a table reads from it: config, task, metrics in
+    [0, 1], counts, and the history and score files beside it. MedlibError says what is wrong."""
+    config = rec.get("config")
+    if not isinstance(config, dict):
+        raise MedlibError("it has no config")
+    if not isinstance(config.get("dataset"), str) or not config["dataset"]:
+        raise MedlibError(f"its config names no dataset ({config.get('dataset')!r})")
+    try:
+        cfg = TrainConfig(**config).validate()
+    except TypeError as e:
+        raise MedlibError(f"its config does not fit this medlib ({e})") from None
+    except MedlibError as e:
+        raise MedlibError(f"its config is invalid ({e})") from None
+    data, metrics = rec.get("data"), rec.get("metrics")
+    if not isinstance(data, dict) or data.get("task") not in TASKS:
+        raise MedlibError(f"its data.task is {(data or {}).get('task') if isinstance(data, dict) else data!r}, not "
+                          f"one of {', '.join(TASKS)}")
+    if not isinstance(metrics, dict) or not metrics or not all(isinstance(m, dict) for m in metrics.values()):
+        raise MedlibError("it has no metrics per split")
+    for split, m in metrics.items():
+        for k in ("auc", "acc"):
+            if not _finite_unit(m.get(k)):
+                raise MedlibError(f"its {split} {k.upper()} is {m.get(k)!r}, not a number in [0, 1]")
+    for k in ("best_epoch", "epochs_done", "epochs_saved"):
+        v = rec.get(k)
+        if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= cfg.epochs):
+            raise MedlibError(f"its {k} is {v!r}, not a whole number in 0..{cfg.epochs} (its epochs)")
+    if rec.get("key") != cfg.key():
+        raise MedlibError(f"its key {rec.get('key')!r} is not its config's ({cfg.key()}): the config was edited")
+    _check_files(folder, rec)
+    return cfg
+
+
+def _skip(path: Path, why: str) -> None:
+    warn(f"{path} is skipped: {why}. Retrain that run (`train --fresh` or `reproduce`) or delete its folder.")
+
+
+def _canonical(folder: Path, cfg: TrainConfig) -> bool:
+    """True when a folder has the name medlib gives its config's run (a copy such as R.bak does not)."""
+    return folder.name == run_dir(cfg, folder.parent).name
+
+
+def _read_root(root: Path, complete_only: bool) -> list[tuple[Path, dict, TrainConfig | None]]:
+    """(folder, record, config) of the readable, valid records directly under `root`; a warning for each bad one."""
+    found = []
+    for path in sorted(root.glob("*/run.json")):
+        try:
+            rec = read_record(path)
+        except MedlibError as e:
+            _skip(path, str(e).split(";")[0].removeprefix(f"{path} "))
+            continue
+        if rec.get("status") != "complete":
+            if not complete_only:
+                found.append((path.parent, rec, None))
+            continue
+        try:
+            found.append((path.parent, rec, check_record(path.parent, rec)))
+        except MedlibError as e:
+            _skip(path, str(e))
+    return found
+
+
+def _deduplicate(found: list) -> list:
+    """One record per config key (which holds the seed and fold): a backup copy of a run folder (cp -r R R.bak) must
+    not count as another seed. The folder with the run's own name wins, else the first found; a warning names both."""
+    by_key: dict = {}
+    for item in found:
+        folder, rec, cfg = item
+        if cfg is None:
+            by_key[id(item)] = [item]
+            continue
+        by_key.setdefault(rec["key"], []).append(item)
+    kept = []
+    for items in by_key.values():
+        items = sorted(items, key=lambda it: not (it[2] is not None and _canonical(it[0], it[2])))
+        kept.append(items[0])
+        for folder, rec, cfg in items[1:]:
+            warn(f"{folder} repeats the run in {items[0][0]} (same config {rec['key']}, seed {cfg.seed}); it is "
+                 "counted once. Delete or move the copy.")
+    return kept
+
+
+def check_folder(root: Path) -> None:
+    """A records folder that was named must exist: a typo must not read as 'no records yet'."""
+    if not root.is_dir():
+        what = "is a file" if root.exists() else "does not exist"
+        raise MedlibError(f"Records folder {root} {what}; pass the folder that holds the run folders (e.g. results/, "
+                          "from the project root).")
+
+
 def records(*folders, complete_only: bool = True) -> pd.DataFrame:
     """One row per run folder found directly under `folders` (default: results/ and runs/): config, metrics, provenance.
 
-    `study` and `label` name the plan entry a run belongs to (empty for runs outside every plan).
+    `study` and `label` name the plan entry a run belongs to (empty for runs outside every plan). Each record is
+    checked once here (see check_record): a damaged one is skipped with a warning naming it, and a copy of a run
+    folder counts once. A folder that is named but missing is an error.
     """
-    roots = [Path(f) for f in folders] or [results_root(), runs_root()]
-    rows, seen = [], set()
+    for f in folders:
+        check_folder(Path(f))
+    roots = [Path(f) for f in folders] or [r for r in (results_root(), runs_root()) if r.is_dir()]
+    found, seen = [], set()
     for root in roots:
-        for path in sorted(root.glob("*/run.json")):
-            run = Run(path.parent)
-            try:
-                rec = json.loads(path.read_text())
-            except (OSError, ValueError):
-                continue  # being written by a live run
-            if (complete_only and rec.get("status") != "complete") or path.parent.resolve() in seen:
-                continue
-            seen.add(path.parent.resolve())
-            rows.append(_row(run, rec))
+        for item in _read_root(root, complete_only):
+            if item[0].resolve() not in seen:
+                seen.add(item[0].resolve())
+                found.append(item)
+    rows = [_row(Run(folder), rec) for folder, rec, _ in _deduplicate(found)]
     cols = ["dir", "study", "label", *CONFIG_COLUMNS, *METRICS]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
 
@@ -187,8 +310,14 @@ def scores_metrics(df: pd.DataFrame, task: str) -> dict:
 
 def pooled(items, split: str = "test") -> dict:
     """AUC / ACC of all folds' held-out predictions taken together (each sample scored once): out-of-fold."""
-    rs = runs(frame(items))
-    if not rs:
+    parts, task = [], None
+    for r in runs(frame(items)):
+        try:
+            parts.append(r.scores(split))
+            task = r.record["data"]["task"]
+        except MedlibError as e:  # a damaged scores file: left out, and said so, never pooled as it is
+            warn(f"{str(e).split(';')[0]}; that fold is left out of the pooled AUC")
+    if not parts:
         return {"auc": math.nan, "acc": math.nan, "n": 0}
-    scores = pd.concat([r.scores(split) for r in rs], ignore_index=True)
-    return {**scores_metrics(scores, rs[0].record["data"]["task"]), "n": len(scores)}
+    scores = pd.concat(parts, ignore_index=True)
+    return {**scores_metrics(scores, task), "n": len(scores)}

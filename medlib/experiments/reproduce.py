@@ -8,7 +8,6 @@ there are some, else from counted FLOPs; runs a CPU cannot finish are left out.
 from __future__ import annotations
 
 import fnmatch
-import json
 import os
 import time
 from pathlib import Path
@@ -17,31 +16,41 @@ import pandas as pd
 import torch
 
 from ..choices import PRECISIONS
+from ..config import TrainConfig
 from ..data import files, registry
 from ..data.cubes import is_cube_set
 from ..data.medmnist import medmnist_meta
 from ..engine.cost import CPU_WARN_HOURS, estimate_seconds
 from ..engine.device import device_name, resolve_device
 from ..engine.hardware import resolve_precision
-from ..engine.runs import run_dir, runs_root
+from ..engine.runs import RunLocked, read_record, run_dir, runs_root
 from ..engine.splits import load_for_config
 from ..engine.training import fit
 from ..errors import MedlibError
 from ..progress import tqdm
 from .plans import PLANS, plan
-from .records import records, results_root
+from .records import check_record, records, results_root
+
+TO_RUN = ("todo", "partial", "failed", "damaged")
 
 
 def run_status(folder: Path) -> tuple[str, int]:
-    """('complete' | 'partial' | 'failed' | 'todo', epochs done) from a run folder."""
-    try:
-        rec = json.loads((folder / "run.json").read_text())
-    except (OSError, ValueError):
+    """('complete' | 'partial' | 'failed' | 'damaged' | 'todo', epochs done) from a run folder. 'damaged': its run.json
+    cannot be read or fails the reader's checks (the tables skip it, with a warning naming it), so it is run again."""
+    path = folder / "run.json"
+    if not (path.exists() or path.is_symlink()):
         return ("partial", 0) if (folder / "last.pt").exists() else ("todo", 0)
-    status = rec.get("status")
-    if status == "complete":
-        return "complete", len(rec.get("metrics", {})) and rec["config"]["epochs"]
-    return ("failed" if status == "failed" else "partial"), int(rec.get("epochs_saved", rec.get("epochs_done", 0)))
+    try:
+        rec = read_record(path)
+        if rec.get("status") == "complete":
+            return "complete", check_record(folder, rec).epochs
+        done = rec.get("epochs_saved", rec.get("epochs_done", 0))
+        epochs = TrainConfig(**rec["config"]).epochs
+    except (MedlibError, TypeError, KeyError, ValueError):
+        return "damaged", 0
+    if not isinstance(done, int) or isinstance(done, bool) or not 0 <= done <= epochs:
+        return "damaged", 0
+    return ("failed" if rec.get("status") == "failed" else "partial"), done
 
 
 _DATA_SIZES: dict = {}
@@ -78,8 +87,8 @@ def _cost_key(cfg, precision: str) -> tuple:
 def measured_epoch_seconds(out, device: torch.device) -> dict:
     """cost key -> the fastest seconds per epoch of the finished runs in `out` made on a device like this one
     (same kind, processor and thread count); the fastest, since a run that shared the cores was slowed down."""
-    df = records(out)
-    if df.empty:
+    df = records(out) if Path(out).is_dir() else None  # a fresh --out has no records yet
+    if df is None or df.empty:
         return {}
     spe = pd.to_numeric(df["seconds_per_epoch"], errors="coerce")
     df = df.assign(seconds_per_epoch=spe)[(df["device_name"] == device_name(device)) & (spe > 0)]
@@ -90,9 +99,10 @@ def schedule(name: str, only: str | None, out, device: torch.device) -> list[dic
     """The plan as rows: label, config, folder, status, epochs done, estimated seconds left and what the estimate
     rests on ('measured' by finished runs like it on this device, else 'counted' FLOPs; None off CPU)."""
     rows = []
+    patterns = only_patterns(only)
     measured = measured_epoch_seconds(out, device)
     for label, cfg in plan(name):
-        if only and not any(fnmatch.fnmatch(label, p.strip()) for p in only.split(",")):
+        if patterns and not any(fnmatch.fnmatch(label, p) for p in patterns):
             continue
         folder = run_dir(cfg, out)
         status, done = run_status(folder)
@@ -128,6 +138,17 @@ def schedule(name: str, only: str | None, out, device: torch.device) -> list[dic
     return rows
 
 
+def only_patterns(only: str | None) -> list[str]:
+    """--only's comma-separated label patterns; an empty one is refused (it would select the whole plan)."""
+    if only is None:
+        return []
+    patterns = [p.strip() for p in only.split(",")]
+    if not all(patterns):
+        raise MedlibError(f"--only {only!r} holds an empty pattern, which would select the whole plan; name the runs, "
+                          "e.g. --only 'report1/breastmnist/*', or leave --only off to run every run of the plan.")
+    return patterns
+
+
 def _no_data(rows: list[dict]) -> dict:
     """Each distinct reason a run's data is missing, with how many runs it stops (one line each, not one a run)."""
     reasons: dict = {}
@@ -150,7 +171,7 @@ def print_plan(rows: list[dict], name: str, device: torch.device, file=None) -> 
             + (f"  ({r['basis']})" if r.get("basis") else ""),
             file=file,
         )
-    todo = [r for r in rows if r["status"] in ("todo", "partial", "failed")]
+    todo = [r for r in rows if r["status"] in TO_RUN]
     total = sum(r["estimate_s"] or 0 for r in todo)
     missing = _no_data(rows)
     for why, n in missing.items():
@@ -187,13 +208,13 @@ def reproduce(
     todo = [
         r
         for r in rows
-        if r["status"] in ("todo", "partial", "failed") or (include_slow and r["status"].startswith("skip"))
+        if r["status"] in TO_RUN or (include_slow and r["status"].startswith("skip"))
     ]
     missing = _no_data(rows)
     if missing and not todo:
         raise MedlibError(f"nothing to run: {sum(missing.values())} run(s) lack their data. " + " ".join(missing))
     total = sum(r["estimate_s"] or 60 for r in todo)
-    failures = []
+    failures, elsewhere = [], []
     bar = tqdm(
         total=round(total),
         desc=f"reproduce {name}",
@@ -205,12 +226,17 @@ def reproduce(
         bar.set_postfix_str(r["label"])
         t0 = time.perf_counter()
         try:
-            run = fit(r["config"].replace(device=device, **({"amp": amp} if amp else {})), out=out, verbose=False)
+            cfg = r["config"].replace(device=device, **({"amp": amp} if amp else {}))
+            # a damaged complete record is trained again, not reused
+            run = fit(cfg, out=out, verbose=False, reuse=r["status"] != "damaged")
             m = run.metrics.get("test") or run.metrics["val"]
             r["status"] = "complete"
             tqdm.write(
                 f"{r['label']}: test AUC {m['auc']:.3f} ACC {m['acc']:.3f} ({_minutes(time.perf_counter() - t0)})"
             )
+        except RunLocked:  # another `reproduce` (or `train`) has it: not a failure of this one
+            r["status"] = "elsewhere"
+            elsewhere.append(r["label"])
         except MedlibError as e:
             r["status"] = "failed"
             failures.append(f"{r['label']}: {e}")
@@ -219,6 +245,10 @@ def reproduce(
     bar.close()
     for why, n in missing.items():
         tqdm.write(f"{n} run(s) not run: {why}")
+    if elsewhere:
+        tqdm.write(f"{len(elsewhere)} run(s) trained by another process at the same time, so not here: "
+                   f"{', '.join(elsewhere[:5])}{' ...' if len(elsewhere) > 5 else ''}; their records count once "
+                   "that process finishes (run reproduce again then to check)")
     if failures:
         raise MedlibError(
             f"{len(failures)} run(s) failed (their run.json says why); the others are recorded: "

@@ -7,7 +7,8 @@ HTML page (plotly.js embedded once per page, so 3D figures work offline) land in
 partial HTML (with the error), is marked failed in the index, and the build goes on with the next one.
 
 `in_place=True` instead re-executes the notebooks where they are (their outputs are what git keeps):
-then plotly figures stay as JSON (no 5 MB of plotly.js in git) and no HTML is written.
+then plotly figures stay as JSON (no 5 MB of plotly.js in git), no HTML is written, and a notebook whose
+execution fails is left as it was.
 """
 from __future__ import annotations
 
@@ -138,8 +139,9 @@ def build_report(profile: str = "quick", out="reports", notebooks=None, only=Non
             print(f"{path.name} ...", end=" ", flush=True)
         nb, error = execute(path, profile, timeout, embed_plotlyjs=not in_place)
         r = Result(path.stem, title_of(nb), not error, time.perf_counter() - t0, error)
-        if in_place:
-            atomic.write_text(path, nbformat.writes(nb) + "\n")
+        if in_place:  # a failed execution is never written over the notebook git keeps
+            if not error:
+                atomic.write_text(path, nbformat.writes(nb) + "\n")
             r.ipynb = str(path)
         else:
             atomic.write_text(out / f"{path.stem}.ipynb", nbformat.writes(nb) + "\n")
@@ -158,9 +160,13 @@ def build_report(profile: str = "quick", out="reports", notebooks=None, only=Non
 def cmd_report(args) -> None:
     results = build_report(args.profile or profile_name(), args.out, args.notebooks, args.only, args.timeout,
                            args.in_place)
-    failed = [r.name for r in results if not r.ok]
+    failed = [r for r in results if not r.ok]
+    if failed and args.in_place:
+        raise MedlibError(f"{len(failed)} notebook(s) failed and were left as they were: "
+                          + "; ".join(f"{r.name} ({r.error})" for r in failed))
     if failed:
-        raise MedlibError(f"{len(failed)} notebook(s) failed: {', '.join(failed)}; see their pages for the error.")
+        raise MedlibError(f"{len(failed)} notebook(s) failed: {', '.join(r.name for r in failed)}; see their pages "
+                          f"in {args.out} for the error.")
 
 
 def add_command(sub) -> None:

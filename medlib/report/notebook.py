@@ -4,11 +4,14 @@ from __future__ import annotations
 import os
 import warnings
 from datetime import date
+from pathlib import Path
 
 import pandas as pd
 import torch
 
+from ..data.files import ENV_ROOT, data_root
 from ..engine.device import device_name, resolve_device
+from ..errors import MedlibError
 from ..version import __version__
 
 # Set by `python -m medlib report`: figures then carry plotly.js inside the HTML, so the report works offline.
@@ -61,3 +64,23 @@ def banner(profile: str):
     from IPython.display import Markdown
 
     return Markdown(provenance(profile))
+
+
+DATA_FOLDERS = ("medmnist", "m3dv")  # what a data root holds (either is enough)
+
+
+def check_data_root(data: str = "") -> Path:
+    """The data root a notebook reads (`data`, a notebook parameter, else $MEDLIB_DATA, else the project's data/),
+    checked in its first cells: a wrong root is one line saying what to set, not a traceback at the last cell."""
+    if data:
+        os.environ[ENV_ROOT] = str(data)  # the parameter wins, for every cell after this one
+    root = data_root()
+    source = "the DATA parameter" if data else f"${ENV_ROOT}" if os.environ.get(ENV_ROOT) else "the default"
+    if not root.is_dir():
+        problem = "does not exist"
+    elif not any((root / d).is_dir() for d in DATA_FOLDERS):
+        problem = f"holds neither {' nor '.join(f'{d}/' for d in DATA_FOLDERS)}"
+    else:
+        return root
+    raise MedlibError(f"The data root {root} ({source}) {problem}; set {ENV_ROOT} (or DATA in the parameters cell) "
+                      "to the folder that holds medmnist/ and m3dv/, then run the notebook again.")
