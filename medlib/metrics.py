@@ -98,3 +98,13 @@ def scores_from_logits(logits, task: str):
     """Probabilities as Evaluator expects them: sigmoid for multi-label, softmax otherwise."""
     logits = logits.float()
     return torch.sigmoid(logits) if task == MULTILABEL else torch.softmax(logits, dim=-1)
+
+
+def confusion_matrix(y_true: np.ndarray, y_score: np.ndarray, n_classes: int | None = None) -> np.ndarray:
+    """Counts [true class, predicted class] for a single-label task, the prediction being the argmax score
+    (for a binary task with two score columns, the same as thresholding the positive one at 0.5)."""
+    y_true = np.asarray(y_true).reshape(-1).astype(int)
+    y_score = check_scores(y_score)
+    pred = y_score.argmax(axis=1) if y_score.ndim == 2 else (y_score.reshape(-1) > 0.5).astype(int)
+    k = n_classes or max(int(y_true.max()) + 1, y_score.shape[1] if y_score.ndim == 2 else 2)
+    return np.bincount(y_true * k + pred, minlength=k * k).reshape(k, k)

@@ -38,10 +38,6 @@ def test_report2_figures_are_as_written():
     assert reference.report2_auc() == 0.66217
 
 
-def test_report1_epochs_rule():
-    assert reference.report1_epochs("breastmnist") == 50
-    assert reference.report1_epochs("organamnist") == 25
-    assert reference.report1_epochs("pathmnist") == 10
 
 
 # ---------------------------------------------------------------- Report 2's loss-curve cases

@@ -58,6 +58,13 @@ def present(datasets: Iterable[str], size: int = 28) -> list[str]:
     return [d for d in datasets if find_medmnist(d, size).is_file()]
 
 
+def missing_note(dataset: str, study: str = "report1") -> str:
+    """Why a set has no medlib records in a table, and the one command that fills it (the same words on every
+    machine, so a committed table does not depend on which data the machine that rendered it had)."""
+    return (f"no records in results/ yet: `python -m medlib reproduce --only '{study}/{dataset}/*'` "
+            f"(downloads {registry.file_name(dataset)} if it is missing)")
+
+
 def usable(datasets: Iterable[str], download: bool = False, size: int = 28) -> list[str]:
     """Those of `datasets` found here, after downloading the missing ones when `download` (a failed download is
     reported in one line and skipped: a notebook goes on with what it has). Prints what it trains on."""

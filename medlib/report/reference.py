@@ -11,8 +11,6 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..data import registry
-
 REFERENCE_DIR = Path(__file__).with_name("reference")
 
 # Report 1's ten datasets in its column order (1. Pathmnist ... 10. organmnist_axial), today's names.
@@ -32,6 +30,12 @@ def report1() -> pd.DataFrame:
     return _csv("report1_resnet_tables.csv").copy()
 
 
+def report1_name(dataset: str) -> str:
+    """A set as Report 1 named it where that differs: 'organamnist (organmnist_axial)'."""
+    v1 = dict(zip(report1()["dataset"], report1()["dataset_v1"])).get(dataset, dataset)
+    return dataset if v1 == dataset else f"{dataset} ({v1})"
+
+
 def report1_table(model: str = "resnet18") -> pd.DataFrame:
     """One of Report 1's two tables as printed: rows trainAUC..testACC, one column per dataset."""
     df = report1()
@@ -40,15 +44,6 @@ def report1_table(model: str = "resnet18") -> pd.DataFrame:
         raise ValueError(f"Report 1 has tables for resnet18 and resnet50, not {model!r}.")
     df = df.assign(row=df["split"] + df["metric"])
     return df.pivot(index="row", columns="dataset", values="value").loc[ROWS, REPORT1_DATASETS].rename_axis(None)
-
-
-def report1_epochs(dataset: str) -> int:
-    """The epochs Report 1 trained for: "50 for small sets such as breast and retina, 25 or 10 for bigger ones".
-
-    The report names no number per set; we read it as <= 10k training images -> 50, <= 50k -> 25, else 10.
-    """
-    n = registry.info(dataset)["n_samples"]["train"]
-    return 50 if n <= 10_000 else 25 if n <= 50_000 else 10
 
 
 def official() -> pd.DataFrame:
@@ -61,6 +56,34 @@ def official_scores(model: str, size: int = 28) -> pd.DataFrame:
     df = official()
     df = df[df["method"] == f"{model}_{size}"]
     return df.set_index("dataset")[["test_auc", "test_acc"]]
+
+
+def method_name(method: str) -> str:
+    """The benchmark's method id as a reader writes it: 'resnet18_acs' -> 'ResNet-18+ACS', 'resnet50_28' ->
+    'ResNet-50'."""
+    m = re.fullmatch(r"resnet(\d+)_([\w.]+)", method)
+    if not m:
+        return method
+    kind = m.group(2)
+    return f"ResNet-{m.group(1)}" + ("" if kind == "28" else f" ({kind} px)" if kind.isdigit() else f"+{kind.upper()}")
+
+
+def official_best(dataset: str) -> tuple[float, str]:
+    """The best official ResNet test AUC on 28-px (28³) data for a set, and the method that reached it (the
+    benchmark's 224-px rows are 28-px images upsampled: another input size, left out)."""
+    df = official()
+    df = df[(df["dataset"] == dataset) & df["method"].str.startswith("resnet") & ~df["method"].str.endswith("_224")]
+    if df.empty:
+        raise KeyError(f"The MedMNIST v2 benchmark has no ResNet row for {dataset!r}.")
+    best = df.loc[df["test_auc"].idxmax()]
+    return float(best["test_auc"]), method_name(best["method"])
+
+
+def report1_best(dataset: str) -> float:
+    """The better of Report 1's two test AUCs on a set (NaN for a set Report 1 did not train)."""
+    r1 = report1()
+    r1 = r1[(r1["dataset"] == dataset) & (r1["split"] == "test") & (r1["metric"] == "AUC")]
+    return float(r1["value"].max()) if len(r1) else float("nan")
 
 
 def report2_text() -> str:

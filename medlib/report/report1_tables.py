@@ -12,6 +12,7 @@ import pandas as pd
 from .. import results
 from ..results import fmt
 from . import reference
+from .dataset_tables import missing_note
 from .reference import REPORT1_DATASETS, ROWS
 from .styled import BAD, EMPTY, GOOD, MARGIN, MUTED, StyledTable
 
@@ -75,14 +76,14 @@ def compare(runs: Iterable, model: str = "resnet18", official_size: int | None =
     'official' is MedMNIST v2's benchmark for the same ResNet at 28 (or 224) px; it reports test numbers only.
     """
     runs = list(runs)
-    mean, std, n = report_layout(runs, model)
+    mean, std, n = (t.reindex(columns=_order([*REPORT1_DATASETS, *t.columns])) for t in report_layout(runs, model))
     size = official_size or int(pd.Series([r.record["config"]["size"] for r in runs]).mode()[0])
     size = 224 if size >= 224 else 28
     r1 = reference.report1_table(model)
     off = reference.official_scores(model, size)
     cols, shown, medlib_css = [], {}, {}
     for d in mean.columns:
-        ours = [fmt(mean.at[r, d], std.at[r, d], int(n.at[r, d]) if not pd.isna(n.at[r, d]) else 0) for r in ROWS]
+        ours = [fmt(mean.at[r, d], std.at[r, d], int(n.at[r, d])) if not pd.isna(n.at[r, d]) else EMPTY for r in ROWS]
         theirs = r1[d] if d in r1.columns else pd.Series(math.nan, index=ROWS)
         official = [off.at[d, f"test_{r[4:].lower()}"] if r.startswith("test") and d in off.index else math.nan
                     for r in ROWS]
@@ -102,9 +103,17 @@ def compare(runs: Iterable, model: str = "resnet18", official_size: int | None =
             css[key] = MUTED
     st = StyledTable(table, name=f"compare_{model}")
     st.apply(lambda _: css, axis=None)
+    absent = [d for d in mean.columns if mean[d].isna().all()]
     st.set_caption(f"{model}: medlib ({_describe([r for r in runs if r.record['config']['model'] == model])}) "
-                   f"beside Report 1 and the official MedMNIST v2 benchmark")
+                   f"beside Report 1 and the official MedMNIST v2 benchmark" + _absent_note(absent))
     return st
+
+
+def _absent_note(absent: list[str]) -> str:
+    """The caption's line for the sets with dashes: why, and the command that fills each."""
+    if not absent:
+        return ""
+    return "<br><small>– no medlib runs: " + "; ".join(f"{d}: {missing_note(d)}" for d in absent) + "</small>"
 
 
 def r18_vs_r50(runs: Iterable, split: str = "test", metric: str = "AUC") -> StyledTable:
@@ -113,7 +122,7 @@ def r18_vs_r50(runs: Iterable, split: str = "test", metric: str = "AUC") -> Styl
     runs = list(runs)
     agg = aggregate(runs, ["dataset", "model"])
     agg = agg[(agg["split"] == split) & (agg["metric"] == metric)]
-    datasets = _order(agg["dataset"])
+    datasets = _order([*REPORT1_DATASETS, *agg["dataset"]])
     models = ["resnet18", "resnet50"]
     r1 = reference.report1()
     r1 = r1[(r1["split"] == split) & (r1["metric"] == metric)]

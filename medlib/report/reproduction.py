@@ -11,6 +11,7 @@ from IPython.display import Markdown
 from matplotlib.figure import Figure
 
 from .. import results
+from . import confusion as confusion_
 from . import studies, tables
 
 
@@ -92,3 +93,12 @@ def lr_batch_figure(rec):
     auc_ax.legend(fontsize=8)
     fig.suptitle("Report 2's advice, measured: tune the batch size together with the learning rate")
     return fig
+
+
+def confusion(rec, dataset: str):
+    """The confusion matrices (counts, row-normalised) of a set's run chosen by validation AUC, or a note."""
+    row = confusion_.chosen_run(rec, dataset)
+    if row is None:
+        return Note(f"*No {dataset} records in results/ yet.* Make them with "
+                    f"`python -m medlib reproduce --only 'report1/{dataset}/*,medmnist2d/{dataset}/*'`.")
+    return confusion_.confusion_figure(row)

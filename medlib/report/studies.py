@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..data import registry
 from ..engine.runs import Run
 from ..experiments import plans
 from ..results import (
@@ -36,46 +37,113 @@ from ..results import (
     write_readme,
 )
 from . import reference
+from .dataset_tables import missing_note
 from .diagnose import diagnose
 
 
-def report1_table(df: pd.DataFrame, study: str = "report1") -> pd.DataFrame:
-    """Test AUC / ACC per dataset and model (mean ± std over seeds) beside Report 1 and the official benchmark."""
-    d = select(df, study)
-    if d.empty:
-        return pd.DataFrame()
-    agg = aggregate(d, ["dataset", "model"])
+def _ref_cells(dataset: str, model: str) -> dict:
+    """Report 1's and the official test AUC / ACC of one network on one set, as table cells."""
     r1 = reference.report1()
+    r1 = r1[(r1["dataset"] == dataset) & (r1["model"] == model) & (r1["split"] == "test")]
+    refv = r1.set_index("metric")["value"]
+    off = reference.official_scores(model, 28)
+    official = f"{fmt(off.at[dataset, 'test_auc'])} / {fmt(off.at[dataset, 'test_acc'])}"
+    return {
+        "Report 1 AUC / ACC": f"{fmt(refv.get('AUC', math.nan))} / {fmt(refv.get('ACC', math.nan))}",
+        "official AUC / ACC": official if dataset in off.index else EMPTY,
+    }
+
+
+def report1_table(df: pd.DataFrame, study: str = "report1") -> pd.DataFrame:
+    """Test AUC / ACC per dataset and model (mean ± std over seeds) beside Report 1 and the official benchmark:
+    always Report 1's ten sets, a dash and the command that fills it where medlib has no records."""
+    d = select(df, study)
+    agg = aggregate(d, ["dataset", "model"]) if not d.empty else pd.DataFrame(columns=["dataset", "model"])
+    found = {(a["dataset"], a["model"]): a for _, a in agg.iterrows()}
+    models = ["resnet18", "resnet50"]
     rows = []
-    for _, a in agg.iterrows():
-        ref = r1[(r1["dataset"] == a["dataset"]) & (r1["model"] == a["model"]) & (r1["split"] == "test")]
-        refv = ref.set_index("metric")["value"]
-        off = reference.official_scores(a["model"], 28)
-        rows.append(
-            {
-                "dataset": a["dataset"],
-                "model": a["model"],
-                "seeds": int(a["n"]),
-                "test AUC": fmt(a["test_auc_mean"], a["test_auc_std"], a["test_auc_n"]),
-                "test ACC": fmt(a["test_acc_mean"], a["test_acc_std"], a["test_acc_n"]),
-                "val AUC": fmt(a["val_auc_mean"], a["val_auc_std"], a["val_auc_n"]),
-                "Report 1 AUC / ACC": f"{fmt(refv.get('AUC', math.nan))} / {fmt(refv.get('ACC', math.nan))}",
-                "official AUC / ACC": (
-                    f"{fmt(off.at[a['dataset'], 'test_auc'])} / {fmt(off.at[a['dataset'], 'test_acc'])}"
-                    if a["dataset"] in off.index
-                    else EMPTY
-                ),
-            }
-        )
+    for model in models:
+        for ds in reference.REPORT1_DATASETS:
+            a = found.get((ds, model))
+            note = plans.REPORT1_DEPARTURES.get(ds, "")
+            row = {"dataset": reference.report1_name(ds), "model": model, "epochs": plans.report1_epochs(ds)}
+            if a is None:
+                row |= {"seeds": 0, "test AUC": EMPTY, "test ACC": EMPTY, "val AUC": EMPTY}
+                note = "; ".join(x for x in (missing_note(ds, study), note) if x)
+            else:
+                row |= {
+                    "seeds": int(a["n"]),
+                    "test AUC": fmt(a["test_auc_mean"], a["test_auc_std"], a["test_auc_n"]),
+                    "test ACC": fmt(a["test_acc_mean"], a["test_acc_std"], a["test_acc_n"]),
+                    "val AUC": fmt(a["val_auc_mean"], a["val_auc_std"], a["val_auc_n"]),
+                }
+            rows.append(row | _ref_cells(ds, model) | {"note": note})
     return pd.DataFrame(rows)
+
+
+def epochs_table() -> pd.DataFrame:
+    """The epochs medlib gives each of Report 1's sets under its recipe, the size rule behind them, and where
+    medlib departs from the rule (plans.REPORT1_SETS)."""
+    rows = []
+    for ds in [*reference.REPORT1_DATASETS, *plans.EXTRA_2D_SETS]:
+        n = registry.info(ds)["n_samples"]["train"]
+        rows.append({
+            "dataset": reference.report1_name(ds),
+            "training images": f"{n:,}",
+            "epochs": plans.report1_epochs(ds),
+            "image passes": f"{n * plans.report1_epochs(ds):,}",
+            "departure from the rule": plans.REPORT1_DEPARTURES.get(ds, "" if ds in plans.REPORT1_SETS
+                                                                    else "not in Report 1"),
+        })
+    return pd.DataFrame(rows)
+
+
+def medmnist2d_rows(df: pd.DataFrame) -> pd.DataFrame:
+    return pd.concat([select(df, "medmnist2d"), select(df, "tuned", dataset=list(plans.EXTRA_2D_SETS))])
+
+
+def medmnist2d_table(df: pd.DataFrame) -> pd.DataFrame:
+    """2D sets beyond Report 1's ten (BloodMNIST): Report 1's recipe with both networks and medlib's recipe,
+    beside the official ResNets at 28 px."""
+    extra = list(plans.EXTRA_2D_SETS)
+    d = medmnist2d_rows(df)
+    rows = []
+    for ds in extra:
+        runs_of = {"Report 1's": select(d, "medmnist2d", dataset=ds), "medlib's": select(d, "tuned", dataset=ds)}
+        for name, g in runs_of.items():
+            models = sorted(g["model"].unique()) if not g.empty else (["resnet18", "resnet50"] if name == "Report 1's"
+                                                                      else ["resnet18"])
+            for model in models:
+                gm = g[g["model"] == model] if not g.empty else g
+                row = {"dataset": ds, "recipe": name, "model": model}
+                if gm.empty:
+                    study = "medmnist2d" if name == "Report 1's" else "tuned"
+                    row |= {"epochs": EMPTY, "seeds": 0, "test AUC": EMPTY, "test ACC": EMPTY,
+                            "note": missing_note(ds, study)}
+                else:
+                    a = aggregate(gm, ["dataset"]).iloc[0]
+                    row |= {
+                        "epochs": int(gm["epochs"].iloc[0]),
+                        "seeds": int(a["n"]),
+                        "test AUC": fmt(a["test_auc_mean"], a["test_auc_std"], a["test_auc_n"]),
+                        "test ACC": fmt(a["test_acc_mean"], a["test_acc_std"], a["test_acc_n"]),
+                        "note": "SGD 1e-3, batch 128" if name == "Report 1's" else recipe(gm.iloc[0]),
+                    }
+                rows.append(row | {"official AUC / ACC": _ref_cells(ds, model)["official AUC / ACC"]})
+    return pd.DataFrame(rows)
+
+
+def loss_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """The BCE runs and their cross-entropy twins (Report 1's ResNet-18 runs on the same sets)."""
+    bce = select(df, "loss-bce")
+    ce = select(df, "report1", model="resnet18", dataset=sorted(bce["dataset"].unique()))
+    return pd.concat([ce, bce]) if not bce.empty else bce
 
 
 def loss_table(df: pd.DataFrame) -> pd.DataFrame:
     """Report 1's BCE-with-logits against cross-entropy, ResNet-18, same recipe and seeds."""
-    ce = select(df, "report1", model="resnet18", dataset=["breastmnist", "pneumoniamnist"])
-    bce = select(df, "loss-bce")
-    d = pd.concat([ce, bce])
-    if bce.empty:
+    d = loss_rows(df)
+    if d.empty:
         return pd.DataFrame()
     agg = aggregate(d, ["dataset", "loss"])
     return pd.DataFrame(
@@ -89,7 +157,9 @@ def loss_table(df: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-GOALS_2D = {"breastmnist": 0.901, "pneumoniamnist": 0.948, "retinamnist": 0.726}
+def goal_auc(dataset: str) -> float:
+    """The goal of medlib's recipe on a 2D set: the best test AUC of Report 1 and the official ResNets at 28 px."""
+    return max(reference.official_best(dataset)[0], reference.report1_best(dataset))
 
 
 def _short(v: float) -> str:
@@ -121,10 +191,8 @@ def tuned_table(df: pd.DataFrame) -> pd.DataFrame:
             "seeds": agg["n"],
             "test AUC": fmt_col(agg, "test_auc"),
             "test ACC": fmt_col(agg, "test_acc"),
-            "goal AUC": [GOALS_2D.get(x, math.nan) for x in agg["dataset"]],
-            "met": [
-                "yes" if m >= GOALS_2D.get(x, math.inf) else "no" for m, x in zip(agg["test_auc_mean"], agg["dataset"])
-            ],
+            "goal AUC": [goal_auc(x) for x in agg["dataset"]],
+            "met": ["yes" if m >= goal_auc(x) else "no" for m, x in zip(agg["test_auc_mean"], agg["dataset"])],
         }
     )
 
@@ -173,7 +241,14 @@ def best_candidate(df: pd.DataFrame) -> str | None:
 
 
 STEM_NAMES = {"imagenet": "7³/2 + pool", "small": "3³/1"}
-OFFICIAL_3D_BEST = {"adrenalmnist3d": (0.839, "ResNet-50+2.5D"), "vesselmnist3d": (0.930, "ResNet-50+3D")}
+
+
+def _official_best(dataset: str) -> str:
+    try:
+        auc, method = reference.official_best(dataset)
+    except KeyError:
+        return EMPTY
+    return f"{auc:.3f} ({method})"
 
 
 def medmnist3d_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -191,10 +266,7 @@ def medmnist3d_table(df: pd.DataFrame) -> pd.DataFrame:
             "seeds": agg["n"],
             "test AUC": fmt_col(agg, "test_auc"),
             "test ACC": fmt_col(agg, "test_acc"),
-            "official best AUC": [
-                f"{OFFICIAL_3D_BEST[x][0]:.3f} ({OFFICIAL_3D_BEST[x][1]})" if x in OFFICIAL_3D_BEST else EMPTY
-                for x in agg["dataset"]
-            ],
+            "official best AUC": [_official_best(x) for x in agg["dataset"]],
             "s/epoch": [
                 f"{s:.1f}"
                 for s in aggregate(d, ["dataset", "size", "model"], ["seconds_per_epoch"])["seconds_per_epoch_mean"]
@@ -336,12 +408,14 @@ def batch_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def used_rows(df: pd.DataFrame, fn, studies) -> pd.DataFrame:
     """The records a study table is made from, for its provenance line."""
-    return batch_rows(df) if fn is batch_table else study_rows(df, studies)
+    rows_of = {batch_table: batch_rows, loss_table: loss_rows, medmnist2d_table: medmnist2d_rows}
+    return rows_of[fn](df) if fn in rows_of else study_rows(df, studies)
 
 
 STUDIES = [  # (title, table function, study names whose records it shows)
     ("Report 1's recipe (ResNet-18/50, SGD lr 1e-3, batch 128, Report 1's epochs)", report1_table, ["report1"]),
     ("Loss: cross-entropy vs Report 1's BCE-with-logits (ResNet-18)", loss_table, ["report1", "loss-bce"]),
+    ("MedMNIST 2D beyond Report 1 (its recipe and medlib's)", medmnist2d_table, ["tuned", "medmnist2d"]),
     ("medlib's CPU recipe (ResNet-18, ImageNet stem) against the goal", tuned_table, ["tuned"]),
     ("BreastMNIST recipe search (ResNet-18, 60 epochs; chosen by validation AUC)", search_table, ["search"]),
     ("MedMNIST 3D", medmnist3d_table, ["medmnist3d"]),
@@ -354,9 +428,14 @@ STUDIES = [  # (title, table function, study names whose records it shows)
 ]
 
 
+NO_RECORDS = "No reproduction records yet: `python -m medlib reproduce` writes them into results/."
+
+
 def markdown(df: pd.DataFrame | None = None) -> str:
     """Every study's table as Markdown with its provenance line; what `--write-readme` puts in the README."""
     df = records(results_root()) if df is None else df
+    if df.empty:  # Report 1's table lists its ten sets even then: say plainly that nothing was recorded
+        return NO_RECORDS
     out = []
     for title, fn, studies in STUDIES:
         t = fn(df)
@@ -372,7 +451,7 @@ def markdown(df: pd.DataFrame | None = None) -> str:
             "",
         ]
     if not out:
-        return "No reproduction records yet: `python -m medlib reproduce` writes them into results/."
+        return NO_RECORDS
     return "\n".join(out).rstrip() + "\n"
 
 
