@@ -69,14 +69,17 @@ def report_layout(runs: Iterable, model: str = "resnet18") -> tuple[pd.DataFrame
     return tuple(out)
 
 
-def compare(runs: Iterable, model: str = "resnet18", official_size: int | None = None) -> StyledTable:
-    """Report 1's table for `model` with, per dataset, three columns: medlib (these runs), Report 1, official.
+def compare(runs: Iterable, model: str = "resnet18", official_size: int | None = None,
+            all_sets: bool = True) -> StyledTable:
+    """Report 1's table for `model` with, per dataset, three columns: medlib (these runs), Report 1, official;
+    all ten of Report 1's sets unless all_sets is False (then only those the runs cover).
 
     medlib cells are green where they beat Report 1 by at least MARGIN, red where they trail it by as much.
     'official' is MedMNIST v2's benchmark for the same ResNet at 28 (or 224) px; it reports test numbers only.
     """
     runs = list(runs)
-    mean, std, n = (t.reindex(columns=_order([*REPORT1_DATASETS, *t.columns])) for t in report_layout(runs, model))
+    every = REPORT1_DATASETS if all_sets else []  # Report 1's ten column groups, with or without records
+    mean, std, n = (t.reindex(columns=_order([*every, *t.columns])) for t in report_layout(runs, model))
     size = official_size or int(pd.Series([r.record["config"]["size"] for r in runs]).mode()[0])
     size = 224 if size >= 224 else 28
     r1 = reference.report1_table(model)

@@ -7,10 +7,12 @@ command that would make the missing records. Nothing here trains.
 
 from __future__ import annotations
 
+import pandas as pd
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 
 from .. import results
+from ..experiments import plans
 from . import confusion as confusion_
 from . import studies, tables
 
@@ -99,6 +101,55 @@ def confusion(rec, dataset: str):
     """The confusion matrices (counts, row-normalised) of a set's run chosen by validation AUC, or a note."""
     row = confusion_.chosen_run(rec, dataset)
     if row is None:
+        study = "report1" if dataset in plans.REPORT1_SETS else "medmnist2d"
         return Note(f"*No {dataset} records in results/ yet.* Make them with "
-                    f"`python -m medlib reproduce --only 'report1/{dataset}/*,medmnist2d/{dataset}/*'`.")
+                    f"`python -m medlib reproduce --only '{study}/{dataset}/*,tuned/{dataset}/*'`.")
     return confusion_.confusion_figure(row)
+
+
+def beside(rec, runs, study: str = "report1"):
+    """Runs trained here set among the committed records of the same configs but other seeds: one row per run
+    (train / val / test AUC and ACC, best epoch), the committed mean ± std, and where the new test AUC falls."""
+    new = results.frame(runs)
+    if new.empty:
+        return Note("*No runs trained here yet.*")
+    old = results.select(rec, study)
+    old = old[old.set_index(["dataset", "model", "epochs", "optimizer", "lr"]).index.isin(
+        new.set_index(["dataset", "model", "epochs", "optimizer", "lr"]).index)]
+    old = old[~old["dir"].isin(new["dir"])]
+    cols = {"dataset": "dataset", "model": "model", "seed": "seed", "epochs": "epochs", "best_epoch": "best epoch",
+            **{f"{s}_{m}": f"{s} {m.upper()}" for s in ("train", "val", "test") for m in ("auc", "acc")}}
+    rows = pd.concat([old.assign(source="results/ (committed)"), new.assign(source="trained here")])
+    table = rows[["source", *cols]].rename(columns=cols).reset_index(drop=True)
+    for c in table.columns[6:]:
+        table[c] = [results.fmt(v) for v in table[c]]
+    if not old.empty:
+        agg = results.aggregate(old, ["dataset", "model"])
+        for _, a in agg.iterrows():
+            table.loc[len(table)] = {"source": "committed mean ± std", "dataset": a["dataset"], "model": a["model"],
+                                     "seed": f"{int(a['n'])} seeds", "epochs": "", "best epoch": "",
+                                     **{cols[f"{s}_{m}"]: results.fmt(a[f"{s}_{m}_mean"], a[f"{s}_{m}_std"],
+                                                                      a[f"{s}_{m}_n"])
+                                        for s in ("train", "val", "test") for m in ("auc", "acc")}}
+    return tables.style(table, "beside_committed", "Runs trained here beside the committed seeds of the same "
+                        f"config ({results.provenance(old)})" if not old.empty else "Runs trained here").hide(
+                            axis="index")
+
+
+def where_it_lands(rec, runs, study: str = "report1") -> Note:
+    """One sentence per new run: its test AUC against the committed seeds' range and mean ± std."""
+    new = results.frame(runs)
+    old = results.select(rec, study)
+    lines = []
+    for _, r in new.iterrows():
+        o = old[(old["dataset"] == r["dataset"]) & (old["model"] == r["model"]) & (old["epochs"] == r["epochs"])
+                & (old["optimizer"] == r["optimizer"]) & (old["lr"] == r["lr"]) & (old["dir"] != r["dir"])]
+        if o.empty:
+            continue
+        lo, hi, ms = o["test_auc"].min(), o["test_auc"].max(), results.mean_std(o["test_auc"])
+        inside = "inside" if lo <= r["test_auc"] <= hi else "below" if r["test_auc"] < lo else "above"
+        z = (r["test_auc"] - ms["mean"]) / ms["std"] if ms["std"] > 0 else float("nan")
+        lines.append(f"* {r['dataset']} {r['model']} seed {r['seed']}: test AUC {r['test_auc']:.3f}, {inside} the "
+                     f"committed seeds' range {lo:.3f}–{hi:.3f} (mean {results.fmt(ms['mean'], ms['std'], ms['n'])}; "
+                     f"{z:+.1f} std from it).")
+    return Note("\n".join(lines) or "*No committed runs of the same config to compare with.*")

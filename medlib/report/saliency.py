@@ -8,6 +8,8 @@ older class activation map: the final features weighted by the class's row of `f
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -145,3 +147,100 @@ def overlay(images, cams, titles=None, alpha: float = 0.45, cmap: str = "jet", s
         ax.set_title(str(title), fontsize=9)
         ax.set_axis_off()
     return fig
+
+
+def randomized_copy(net: nn.Module, seed: int = 0) -> nn.Module:
+    """The same architecture with every weight re-drawn from its initialiser: the model-randomisation check of
+    Adebayo et al. (2018). A saliency method whose maps survive this does not explain the trained network."""
+    twin = copy.deepcopy(_unwrap(net))
+    gen_state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        for m in twin.modules():
+            if hasattr(m, "reset_parameters") and m is not twin:
+                m.reset_parameters()
+    finally:
+        torch.random.set_rng_state(gen_state)
+    return twin.eval()
+
+
+def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """Spearman rank correlation of each pair of maps (N, ...) x (N, ...): how alike two saliency maps are."""
+    def ranks(t):
+        flat = torch.as_tensor(t).flatten(1).double()
+        return flat.argsort(1).argsort(1).double()
+
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(1, keepdim=True), rb - rb.mean(1, keepdim=True)
+    return ((ra * rb).sum(1) / (ra.norm(dim=1) * rb.norm(dim=1)).clamp_min(1e-12)).numpy()
+
+
+def pick_cases(net: nn.Module, images: torch.Tensor, labels, n: int = 3) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Indices of the first n correctly and n wrongly classified images, with each image's predicted class and
+    its probability (single-label tasks, argmax)."""
+    net.eval()
+    with torch.no_grad():
+        probs = torch.softmax(net(_prepare(images, net)).float(), 1).cpu()
+    pred = probs.argmax(1).numpy()
+    y = np.asarray(labels).reshape(-1)
+    right, wrong = np.flatnonzero(pred == y)[:n], np.flatnonzero(pred != y)[:n]
+    return np.concatenate([right, wrong]), pred, probs.max(1).values.numpy()
+
+
+def spatial_layer(net: nn.Module, x: torch.Tensor, min_side: int = 4) -> tuple[nn.Module, str, tuple]:
+    """The deepest ResNet stage whose feature map is at least min_side on each side, its name and map shape:
+    at 28 px the ImageNet stem leaves layer4 a 1x1 map, where Grad-CAM is one number spread over the image."""
+    net = _unwrap(net)
+    if not isinstance(net, ResNet):
+        layer = default_layer(net, x)
+        return layer, type(layer).__name__, ()
+    shapes, hooks = {}, []
+    for name in ("layer1", "layer2", "layer3", "layer4"):
+        hooks.append(getattr(net, name).register_forward_hook(
+            lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[2:]))))
+    try:
+        with torch.no_grad():
+            net.eval()(_prepare(torch.as_tensor(x)[:1], net))
+    finally:
+        for h in hooks:
+            h.remove()
+    name = [n for n, sh in shapes.items() if min(sh) >= min_side][-1] if any(
+        min(sh) >= min_side for sh in shapes.values()) else "layer1"
+    return getattr(net, name), name, shapes[name]
+
+
+def sanity_figure(net: nn.Module, images: torch.Tensor, labels, class_names=None, n: int = 3,
+                  cmap: str = "jet") -> tuple[Figure, np.ndarray]:
+    """Grad-CAM of the trained network on n correct and n wrong test images (top), and of the same network with
+    random weights (bottom), each over its image with a colour bar; returns the figure and, per image, the rank
+    correlation between the two maps (near 0: the map depends on what was learnt)."""
+    idx, pred, conf = pick_cases(net, images, labels, n)
+    if len(idx) == 0:
+        raise MedlibError("No images to show: pass a non-empty batch.")
+    x = torch.as_tensor(images)[idx]
+    y = np.asarray(labels).reshape(-1)[idx]
+    layer, layer_name, shape = spatial_layer(net, x)
+    twin = randomized_copy(net)
+    trained = grad_cam(net, x, layer=layer)
+    random_ = grad_cam(twin, x, target=torch.as_tensor(pred[idx]), layer=getattr(twin, layer_name, None))
+    rho = rank_correlation(trained, random_)
+    name = (lambda k: class_names[int(k)]) if class_names is not None else str
+    fig = Figure(figsize=(2.3 * len(idx) + 0.8, 5.2), layout="constrained")
+    axes = np.asarray(fig.subplots(2, len(idx), squeeze=False))
+    im = None
+    for j in range(len(idx)):
+        verdict = "right" if pred[idx[j]] == y[j] else "wrong"
+        for i, (cam, row) in enumerate(((trained, "trained"), (random_, "random weights"))):
+            ax = axes[i, j]
+            disp = _as_display(x[j])
+            ax.imshow(disp, cmap="gray" if disp.ndim == 2 else None, vmin=0, vmax=1)
+            im = ax.imshow(cam[j].numpy(), cmap=cmap, alpha=0.45, vmin=0, vmax=1)
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title(f"{verdict}: true {name(y[j])}\npred {name(pred[idx[j]])} (p {conf[idx[j]]:.2f})",
+                             fontsize=8)
+            else:
+                ax.set_title(f"{row}: ρ = {rho[j]:+.2f}", fontsize=8)
+    side = "x".join(map(str, shape))
+    fig.colorbar(im, ax=axes, shrink=0.7, label=f"Grad-CAM at {layer_name} ({side} map), scaled to its peak")
+    return fig, rho

@@ -16,6 +16,7 @@ import pandas as pd
 from ..data import registry
 from ..engine.runs import Run
 from ..experiments import plans
+from ..models import build_model, count_parameters
 from ..results import (
     EMPTY,
     METRICS,
@@ -487,3 +488,85 @@ def add_command(sub) -> None:
         help="replace the tables between the results markers of this file",
     )
     p.set_defaults(func=cmd_results)
+
+
+def _report1_test(metric: str = "AUC") -> pd.DataFrame:
+    """Report 1's test numbers as a (dataset x model) table."""
+    r1 = reference.report1()
+    r1 = r1[(r1["split"] == "test") & (r1["metric"] == metric)]
+    return r1.pivot(index="dataset", columns="model", values="value").loc[reference.REPORT1_DATASETS]
+
+
+def report1_readings() -> str:
+    """What Report 1's own tables say, as Markdown whose every number is read from them or the benchmark."""
+    r1 = reference.report1()
+
+    def v(ds, model, split, metric):
+        return float(r1[(r1["dataset"] == ds) & (r1["model"] == model) & (r1["split"] == split)
+                        & (r1["metric"] == metric)]["value"].iloc[0])
+
+    auc = _report1_test("AUC")
+    lines = []
+    gaps = [f"{ds} train AUC {v(ds, 'resnet18', 'train', 'AUC'):.3f}, test {v(ds, 'resnet18', 'test', 'AUC'):.3f}"
+            for ds in ("breastmnist", "retinamnist")]
+    sizes = [count_parameters(build_model(m, 1, 2)) / 1e6 for m in ("resnet18", "resnet50")]
+    lines.append(f"* **Train ≈ 1, test far lower** on the small sets (ResNet-18: {'; '.join(gaps)}): with no "
+                 f"augmentation and no weight decay, {sizes[0]:.1f}–{sizes[1]:.1f} M parameters memorise a few "
+                 "hundred images; the "
+                 "best-validation checkpoint limits the damage, it does not prevent it.")
+    lines.append(f"* **ChestMNIST**: test AUC {v('chestmnist', 'resnet18', 'test', 'AUC'):.3f} but ACC "
+                 f"{v('chestmnist', 'resnet18', 'test', 'ACC'):.3f}. It is multi-label with rare findings, so "
+                 "predicting \"no finding\" everywhere is accurate; AUC is the number to read (medlib trains it "
+                 "with BCE-with-logits, one sigmoid per finding).")
+    parts = []
+    for model in ("resnet18", "resnet50"):
+        off = reference.official_scores(model, 28)["test_auc"]
+        d = pd.DataFrame({"r1": auc[model], "off": off.reindex(auc.index)})
+        ahead = [f"{ds} {r.r1:.3f} vs {r.off:.3f}" for ds, r in d.iterrows() if r.r1 >= r.off]
+        parts.append(f"its {model} trails the official {model} on {int((d.r1 < d.off).sum())} of {len(d)} sets"
+                     + (f" (level or ahead: {', '.join(ahead)})" if ahead else ""))
+    lines.append(f"* **Against the official ResNets at 28 px** (test AUC): {'; '.join(parts)}. Fewer epochs, plain "
+                 "SGD at 0.001 without a schedule, and the 7×7/2 stem that shrinks 28 px to 7 px before the first "
+                 "block (notebook 01).")
+    better18 = int((auc["resnet18"] > auc["resnet50"]).sum())
+    ties = int((auc["resnet18"] == auc["resnet50"]).sum())
+    lines.append(f"* **ResNet-18 vs ResNet-50**: Report 1 concludes the two \"differ little\" and ResNet-18 is "
+                 f"\"slightly better in most cases\"; in its own tables ResNet-18 has the higher test AUC on "
+                 f"{better18} of {len(auc)} sets, ties on {ties} and trails on {len(auc) - better18 - ties}.")
+    return "\n".join(lines)
+
+
+def report1_departures(df: pd.DataFrame) -> str:
+    """Where medlib's Report 1 runs differ from Report 1 by more than their seed spread, with what the records
+    say about why (best epochs, train metrics), as Markdown computed from the records."""
+    d = select(df, "report1")
+    if d.empty:
+        return ""
+    r1 = reference.report1()
+    lines = []
+    for (ds, model), g in d.groupby(["dataset", "model"], sort=True):
+        ref = r1[(r1["dataset"] == ds) & (r1["model"] == model)].set_index(["split", "metric"])["value"]
+        test, train_acc = mean_std(g["test_auc"]), mean_std(g["train_acc"])
+        diff = test["mean"] - ref[("test", "AUC")]
+        epochs = int(g["epochs"].iloc[0])
+        best = sorted(int(b) for b in g["best_epoch"])
+        late = sum(b > 0.75 * epochs for b in best)
+        early = all(b <= 0.2 * epochs for b in best)
+        notes = []
+        if abs(diff) > max(test["std"], 0.01):
+            notes.append(f"test AUC {fmt(test['mean'], test['std'], test['n'])} vs Report 1's "
+                         f"{ref[('test', 'AUC')]:.3f} ({diff:+.3f}, {abs(diff) / test['std']:.1f} std)")
+        if abs(train_acc["mean"] - ref[("train", "ACC")]) > 0.1:
+            notes.append(f"train ACC {fmt(train_acc['mean'], train_acc['std'], train_acc['n'])} vs "
+                         f"{ref[('train', 'ACC')]:.3f}")
+        if not notes:
+            continue
+        why = f"best validation AUC at epochs {', '.join(map(str, best))} of {epochs}"
+        if late:
+            why += f"; {late} of {len(best)} seeds peaked in the last quarter of the budget, still improving when " \
+                   "Report 1's epoch cut stopped them"
+        elif early:
+            why += ": the kept checkpoint comes from before the network memorised its training set, hence its " \
+                   "lower train metrics"
+        lines.append(f"* **{ds} {model}**: {'; '.join(notes)}. The records: {why}.")
+    return "\n".join(lines)

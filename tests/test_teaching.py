@@ -1,0 +1,105 @@
+"""What a reader of notebook 02 sees comes from real runs and the records: no shrunken run in the committed
+outputs, claims computed from the reference tables, a saliency map that depends on the weights."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import torch
+from scipy.stats import spearmanr
+
+from medlib import results
+from medlib.engine import run_dir
+from medlib.experiments import plans
+from medlib.models import build_model
+from medlib.report import reference, reproduction, saliency, studies
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+RUN_NAME = re.compile(r"\b([a-z0-9]+mnist(?:3d)?_\d+-[a-z0-9_]+-s(\d+)-[0-9a-f]{10})\b")
+
+
+def _outputs(path: Path) -> str:
+    nb = nbformat.read(path, 4)
+    texts = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            texts.append(out.get("text", ""))
+            for kind in ("text/plain", "text/html", "text/markdown"):
+                texts.append(str(out.get("data", {}).get(kind, "")))
+    return "\n".join(texts)
+
+
+def test_notebook_02_trains_nothing_smaller_than_its_plan():
+    """Every run folder named in 02's committed outputs is a plan config (any seed), never a quick subset."""
+    text = _outputs(NOTEBOOKS / "02_decathlon.ipynb")
+    assert "training images, " not in text.replace("all training images, ", "")  # '≤ 512 training images'
+    names = {m.group(1): int(m.group(2)) for m in RUN_NAME.finditer(text)}
+    assert names, "the committed notebook shows no run trained in it"
+    planned = {run_dir(cfg.replace(seed=seed)).name for _, cfg in plans.plan("gpu") for seed in set(names.values())}
+    assert set(names) <= planned, set(names) - planned
+
+
+def test_report1_readings_are_the_reference_numbers():
+    text = studies.report1_readings()
+    r1 = reference.report1().set_index(["model", "dataset", "split", "metric"])["value"]
+    assert f"test {r1[('resnet18', 'breastmnist', 'test', 'AUC')]:.3f}" in text
+    assert f"ACC {r1[('resnet18', 'chestmnist', 'test', 'ACC')]:.3f}" in text
+    off = reference.official_scores("resnet50", 28)["test_auc"]
+    ahead = [d for d in reference.REPORT1_DATASETS if r1[("resnet50", d, "test", "AUC")] >= off[d]]
+    assert ahead == ["breastmnist"] and "breastmnist 0.871 vs 0.857" in text  # not "trails on every set"
+    t = pd.Series({d: r1[("resnet18", d, "test", "AUC")] - r1[("resnet50", d, "test", "AUC")]
+                   for d in reference.REPORT1_DATASETS})
+    assert f"higher test AUC on {(t > 0).sum()} of 10 sets, ties on {(t == 0).sum()}" in text
+
+
+def test_departures_name_what_the_records_show():
+    rec = results.records(RESULTS)
+    text = studies.report1_departures(rec)
+    d = results.select(rec, "report1", dataset="breastmnist", model="resnet50")
+    if d.empty:
+        return
+    best = ", ".join(str(b) for b in sorted(d["best_epoch"].astype(int)))
+    assert f"best validation AUC at epochs {best} of 50" in text
+
+
+def test_beside_sets_a_new_seed_among_the_committed_ones():
+    rec = results.records(RESULTS)
+    d = results.select(rec, "report1", dataset="breastmnist", model="resnet18")
+    new, old = d.iloc[[0]], d.iloc[1:]
+    note = reproduction.where_it_lands(old, new).data
+    lo, hi = old["test_auc"].min(), old["test_auc"].max()
+    assert f"range {lo:.3f}–{hi:.3f}" in note
+    assert ("inside" in note) == (lo <= new["test_auc"].iloc[0] <= hi)
+
+
+def test_rank_correlation_is_spearmans():
+    rng = np.random.default_rng(0)
+    a, b = rng.random((3, 7, 7)), rng.random((3, 7, 7))
+    b[0] = a[0] * 2 + 0.1  # a monotone copy: rho 1
+    ours = saliency.rank_correlation(torch.as_tensor(a), torch.as_tensor(b))
+    for i in range(3):
+        assert abs(ours[i] - spearmanr(a[i].ravel(), b[i].ravel())[0]) < 1e-9
+    assert abs(ours[0] - 1) < 1e-12
+
+
+def test_randomized_copy_redraws_weights_and_leaves_the_network_alone():
+    torch.manual_seed(0)
+    net = build_model("resnet18", 1, 2)
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    twin = saliency.randomized_copy(net)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # the trained net is untouched
+    conv = [k for k in before if k.endswith("conv1.weight")][0]
+    assert not torch.equal(twin.state_dict()[conv], before[conv])
+
+
+def test_sanity_layer_keeps_a_spatial_map_at_28px():
+    x = torch.zeros(1, 1, 28, 28, dtype=torch.uint8)
+    net = build_model("resnet18", 1, 2, stem="imagenet")  # Report 1's stem: layer4 is 1x1 at 28 px
+    layer, name, shape = saliency.spatial_layer(net, x)
+    assert name == "layer2" and shape == (4, 4) and layer is net.layer2
+    _, name, shape = saliency.spatial_layer(build_model("resnet18", 1, 2, stem="small"), x)  # 3x3 stem: 4x4 at layer4
+    assert name == "layer4" and shape == (4, 4)
