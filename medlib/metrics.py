@@ -3,28 +3,21 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.metrics import roc_auc_score
 
 from .errors import MedlibError
 from .tasks import MULTILABEL
 
 
 def binary_auc(y_true: np.ndarray, score: np.ndarray) -> float:
-    """ROC AUC by the Mann-Whitney rank sum (ties get average ranks); nan if only one class is present."""
+    """ROC AUC (sklearn's `roc_auc_score`; ties count half, as in the Mann-Whitney U); nan if only one class is
+    present, where sklearn would raise: a split without both classes has no AUC, and an epoch without one is
+    never best."""
     y_true = np.asarray(y_true).reshape(-1).astype(bool)
     score = np.asarray(score, dtype=np.float64).reshape(-1)
-    n_pos = int(y_true.sum())
-    n_neg = y_true.size - n_pos
-    if n_pos == 0 or n_neg == 0:
+    if y_true.all() or not y_true.any():
         return float("nan")
-    order = np.argsort(score, kind="mergesort")
-    s = score[order]
-    ranks = np.empty(s.size, dtype=np.float64)
-    # average rank over each run of tied scores
-    starts = np.r_[0, np.flatnonzero(np.diff(s)) + 1]
-    ends = np.r_[starts[1:], s.size]
-    avg = (starts + ends + 1) / 2.0
-    ranks[order] = np.repeat(avg, ends - starts)
-    return float((ranks[y_true].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+    return float(roc_auc_score(y_true, score))
 
 
 def auc(y_true: np.ndarray, y_score: np.ndarray, task: str) -> float:
