@@ -13,9 +13,11 @@ from scipy.stats import spearmanr
 
 from medlib import results
 from medlib.engine import run_dir
+from medlib.ensemble import average
 from medlib.experiments import plans
+from medlib.metrics import auc
 from medlib.models import build_model
-from medlib.report import reference, reproduction, saliency, studies
+from medlib.report import layers, reference, reproduction, saliency, studies
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -103,3 +105,40 @@ def test_sanity_layer_keeps_a_spatial_map_at_28px():
     assert name == "layer2" and shape == (4, 4) and layer is net.layer2
     _, name, shape = saliency.spatial_layer(build_model("resnet18", 1, 2, stem="small"), x)  # 3x3 stem: 4x4 at layer4
     assert name == "layer4" and shape == (4, 4)
+
+
+def test_notebook_01s_stem_claims_hold():
+    """01 [17]: 35 M vs 457 M multiply-adds at 28 px; the official ResNet-18 beats Report 1's on all ten sets."""
+    cells = nbformat.read(NOTEBOOKS / "01_resnet_from_scratch.ipynb", 4).cells
+    text = next(c.source for c in cells if "multiply-adds instead of" in c.source)
+    small, imagenet = layers.macs("resnet18", 28, "small") / 1e6, layers.macs("resnet18", 28, "imagenet") / 1e6
+    assert f"costs {imagenet:.0f} M multiply-adds instead of {small:.0f} M" in text.replace("\n", " ").replace(
+        "   ", " ")
+    r1 = reference.report1()
+    r1 = r1[(r1["model"] == "resnet18") & (r1["split"] == "test") & (r1["metric"] == "AUC")].set_index("dataset")
+    off = reference.official_scores("resnet18", 28)["test_auc"]
+    assert "beats Report 1's test AUC on all ten" in text.replace("\n", " ").replace("   ", " ")
+    assert all(off[d] > r1.at[d, "value"] for d in reference.REPORT1_DATASETS)
+
+
+def test_simplex_grid_is_every_weighting_of_the_step():
+    from math import comb
+
+    grid = list(studies._simplex(4, 0.1))
+    assert len(grid) == comb(10 + 3, 3) and all(abs(w.sum() - 1) < 1e-12 and (w >= 0).all() for w in grid)
+
+
+def test_weighted_ensemble_weights_come_from_validation_alone():
+    rec = results.records(RESULTS)
+    t = studies.weighted_ensemble_table(rec)
+    if t.empty:
+        return
+    assert list(t["ensemble"]) == ["best single model by validation AUC", "equal weights", "weights fit on validation"]
+    d = results.select(rec, "report2")
+    g = d[d["fold"] == 0].sort_values(["model", "mixup_alpha"])
+    val = studies.ensemble_parts(g, "val")
+    y = val[0]["label"].to_numpy()
+    best = max(studies._simplex(len(g), 0.1), key=lambda w: auc(y, average(val[1], w), "binary-class"))
+    names = [f"{r['model']} α{r['mixup_alpha']:g}" for _, r in g.iterrows()]
+    expect = "f0: " + ", ".join(f"{n} {w:.1f}" for n, w in zip(names, best) if w > 0)
+    assert t.iloc[2]["chosen on validation"].startswith(expect)

@@ -145,6 +145,7 @@ def diagnosis_plot(runs: Iterable, label: Iterable[str] = ("model", "mixup_alpha
         cfg = run.record["config"]
         ax.set_title(" · ".join(tag(k, cfg[k]) for k in label if k in cfg) + f"\n{d.case}", fontsize=8)
         ax.set_xlabel("epoch")
+        ax.set_ylabel("loss (dotted: trend over the shaded tail)", fontsize=7)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3)

@@ -153,3 +153,36 @@ def where_it_lands(rec, runs, study: str = "report1") -> Note:
                      f"committed seeds' range {lo:.3f}–{hi:.3f} (mean {results.fmt(ms['mean'], ms['std'], ms['n'])}; "
                      f"{z:+.1f} std from it).")
     return Note("\n".join(lines) or "*No committed runs of the same config to compare with.*")
+
+
+def cv_beside(rec, runs, study: str = "report2"):
+    """Cross-validation runs trained here, per (model, α, seed), beside the committed records of the same
+    recipe: mean ± std over folds and the pooled out-of-fold AUC (studies.cv_table on both)."""
+    new = results.frame(runs)
+    if new.empty:
+        return Note("*No runs trained here yet.*")
+    old = results.select(rec, study, dataset=list(new["dataset"].unique()), model=list(new["model"].unique()),
+                         mixup_alpha=list(new["mixup_alpha"].unique()))
+    old = old[~old["dir"].isin(new["dir"])]
+    both = pd.concat([old.assign(source="results/ (committed)"), new.assign(source="trained here")],
+                     ignore_index=True)
+    t = studies.cv_table(both, None, ["source", "model", "mixup_alpha", "seed"])
+    caption = "Cross-validation trained here beside the committed folds of the same recipe"
+    if not old.empty:
+        caption += f"<br><small>{results.provenance(old)}</small>"
+    return tables.style(t, "cv_beside", caption).hide(axis="index")
+
+
+def held_out_auc(runs, ids) -> dict:
+    """AUC on the given sample ids from the fold models that never trained on them (each id's held-out fold,
+    averaged over the runs that held it out), with how many of the ids were held out by some run."""
+    parts = []
+    for r in runs:
+        s = r.scores("test")
+        parts.append(s[s["id"].isin(set(ids))])
+    if not parts:
+        return {"auc": float("nan"), "n": 0}
+    s = pd.concat(parts).groupby("id", sort=True).mean(numeric_only=True).reset_index()
+    task = runs[0].record["data"]["task"]
+    s["label"] = s["label"].round().astype(int)
+    return {**results.scores_metrics(s.drop(columns="id"), task), "n": len(s)}

@@ -7,15 +7,20 @@ provenance come from `medlib.results`; the reports' own numbers from `reference`
 
 from __future__ import annotations
 
+import itertools
 import math
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..data import registry
 from ..engine.runs import Run
+from ..ensemble import average
+from ..errors import MedlibError
 from ..experiments import plans
+from ..metrics import auc
 from ..models import build_model, count_parameters
 from ..results import (
     EMPTY,
@@ -413,6 +418,63 @@ def used_rows(df: pd.DataFrame, fn, studies) -> pd.DataFrame:
     return rows_of[fn](df) if fn in rows_of else study_rows(df, studies)
 
 
+
+def _simplex(k: int, step: float = 0.1):
+    """Every weight vector of k non-negative multiples of `step` summing to one."""
+    n = round(1 / step)
+    for cut in itertools.combinations(range(n + k - 1), k - 1):  # stars and bars
+        parts = np.diff([-1, *cut, n + k - 1]) - 1
+        yield parts / n
+
+
+def ensemble_parts(d: pd.DataFrame, split: str) -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """The label columns of one split (the same samples in every run, checked) and each run's score array."""
+    frames = [Run(Path(p)).scores(split) for p in d["dir"]]
+    ids = frames[0]["id"].tolist()
+    if any(f["id"].tolist() != ids for f in frames[1:]):
+        raise MedlibError(f"The runs of {d['label'].iloc[0]!r} scored different {split} samples; an ensemble "
+                          "needs the same samples in the same order.")
+    cols = [c for c in frames[0].columns if c.startswith("score_")]
+    return frames[0].drop(columns=cols), [f[cols].to_numpy() for f in frames]
+
+
+def mix(parts: tuple[pd.DataFrame, list[np.ndarray]], weights) -> pd.DataFrame:
+    """A scores table whose scores are the weighted average of the parts' (ensemble.average)."""
+    labels, probs = parts
+    p = average(probs, weights)
+    return labels.assign(**{f"score_{k}": p[:, k] for k in range(p.shape[1])})
+
+
+def weighted_ensemble_table(df: pd.DataFrame, study: str = "report2", step: float = 0.1) -> pd.DataFrame:
+    """Report 2's "weighted average of runs", done without touching the test folds: per fold, the weights over
+    its configurations that maximise validation AUC (a grid of `step`), applied to the held-out fold; beside the
+    best single configuration by validation AUC and the plain average. Per-fold test AUC and pooled AUC."""
+    d = select(df, study)
+    if d.empty or d["model"].nunique() * d["mixup_alpha"].nunique() < 2:
+        return pd.DataFrame()
+    task = d["task"].iloc[0]
+    out = {"best single model by validation AUC": [], "equal weights": [], "weights fit on validation": []}
+    chosen = []
+    for fold, g in d.sort_values(["model", "mixup_alpha"]).groupby("fold", sort=True):
+        val, test = ensemble_parts(g, "val"), ensemble_parts(g, "test")
+        names = [f"{r['model']} α{r['mixup_alpha']:g}" for _, r in g.iterrows()]
+        y = val[0][[c for c in val[0].columns if c.startswith("label")]].to_numpy()[:, 0]
+        best_w = max(_simplex(len(names), step), key=lambda w, val=val, y=y: auc(y, average(val[1], w), task))
+        single = np.eye(len(names))[int(np.argmax(g["val_auc"].to_numpy()))]
+        out["best single model by validation AUC"].append(mix(test, single))
+        out["equal weights"].append(mix(test, None))
+        out["weights fit on validation"].append(mix(test, best_w))
+        chosen.append(f"f{fold}: " + ", ".join(f"{n} {w:.1f}" for n, w in zip(names, best_w) if w > 0))
+    rows = []
+    for name, frames in out.items():
+        per_fold = mean_std([scores_metrics(s, task)["auc"] for s in frames])
+        rows.append({"ensemble": name, "folds": per_fold["n"],
+                     "test AUC (per fold)": fmt(per_fold["mean"], per_fold["std"], per_fold["n"]),
+                     "pooled AUC": fmt(scores_metrics(pd.concat(frames), task)["auc"]),
+                     "chosen on validation": "; ".join(chosen) if name == "weights fit on validation" else ""})
+    return pd.DataFrame(rows)
+
+
 STUDIES = [  # (title, table function, study names whose records it shows)
     ("Report 1's recipe (ResNet-18/50, SGD lr 1e-3, batch 128, Report 1's epochs)", report1_table, ["report1"]),
     ("Loss: cross-entropy vs Report 1's BCE-with-logits (ResNet-18)", loss_table, ["report1", "loss-bce"]),
@@ -422,6 +484,8 @@ STUDIES = [  # (title, table function, study names whose records it shows)
     ("MedMNIST 3D", medmnist3d_table, ["medmnist3d"]),
     ("Report 2 on M3DV: 5-fold cross-validation (test = held-out fold)", cv_table, ["report2"]),
     ("Report 2: ensembles (probabilities averaged per fold)", ensemble_table, ["report2"]),
+    ("Report 2's weighted average of runs, weights chosen on validation only", weighted_ensemble_table,
+     ["report2"]),
     ("Report 2: batch-size study (DenseNet, 5 folds)", batch_table, ["report2", "report2-batch"]),
     ("Report 2: learning rate and batch size (3-conv baseline, 5 folds)", lr_batch_table, ["lr-batch"]),
     ("Report 2's loss-curve cases, each on a real run", curve_cases_table, ["curves"]),
@@ -570,3 +634,4 @@ def report1_departures(df: pd.DataFrame) -> str:
                    "lower train metrics"
         lines.append(f"* **{ds} {model}**: {'; '.join(notes)}. The records: {why}.")
     return "\n".join(lines)
+
