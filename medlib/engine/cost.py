@@ -38,14 +38,15 @@ def flops_per_sample(model: str, in_channels: int, n_classes: int, sample_shape:
 
 
 def estimate_seconds(
-    cfg, meta, n_train: int, n_eval: int, device: torch.device, precision: str = "fp32"
+    cfg, meta, n_train: int, n_eval: int, device: torch.device, precision: str = "fp32", gflops: float | None = None
 ) -> float | None:
-    """Seconds for the whole run on this CPU from counted FLOPs and the measured SGEMM rate; None off CPU."""
+    """Seconds for the whole run on this CPU from counted FLOPs and the SGEMM rate (`gflops`, measured here when
+    None: measure once and pass it when estimating many runs); None off CPU."""
     if device.type != "cpu":
         return None
     shape = (meta.n_channels, *[cfg.crop if is_cube_set(cfg.dataset) else meta.size] * meta.dims)
     f = flops_per_sample(cfg.model, meta.n_channels, meta.n_classes, shape, cfg.stem)
-    rate = sgemm_gflops() * 1e9 * CPU_EFFICIENCY * (BF16_SPEEDUP if precision == "bf16" else 1.0)
+    rate = (gflops or sgemm_gflops()) * 1e9 * CPU_EFFICIENCY * (BF16_SPEEDUP if precision == "bf16" else 1.0)
     return cfg.epochs * (f["train"] * n_train + f["eval"] * n_eval) / rate
 
 

@@ -1,4 +1,5 @@
-"""What every notebook does first: pick the renderers, and say which profile, device and date made its outputs."""
+"""What every notebook does first: set up the renderers, say which profile, device and date made its outputs, check
+the data root, and say what its training will cost on this machine before it starts."""
 from __future__ import annotations
 
 import os
@@ -18,19 +19,26 @@ from ..version import __version__
 EMBED_ENV = "MEDLIB_EMBED_PLOTLYJS"
 
 
-def plotly_renderer(embed: bool | None = None) -> str:
-    """'notebook' (plotly.js embedded once per notebook, ~5 MB, works offline in the exported HTML) for reports;
-    'plotly_mimetype' (figure JSON only; JupyterLab and VS Code draw it) for the notebooks kept in git."""
+def plotly_renderer(embed: bool | None = None) -> str | None:
+    """The plotly renderer medlib picks, or None to leave plotly's own choice (JupyterLab, VS Code, Colab, Kaggle
+    and $PLOTLY_RENDERER all detected by plotly itself). medlib picks only where it builds the outputs: 'notebook'
+    (plotly.js embedded once per page, works offline in the exported HTML) for the report, 'plotly_mimetype'
+    (figure JSON only) when re-executing the notebooks that git keeps. $PLOTLY_RENDERER always wins."""
+    if os.environ.get("PLOTLY_RENDERER"):
+        return None
     if embed is None:
-        embed = os.environ.get(EMBED_ENV, "") not in ("", "0")
+        if os.environ.get(EMBED_ENV) is None:
+            return None
+        embed = os.environ[EMBED_ENV] not in ("", "0")
     return "notebook" if embed else "plotly_mimetype"
 
 
 def setup(embed_plotlyjs: bool | None = None) -> None:
-    """matplotlib inline (also under MPLBACKEND=Agg), the plotly renderer, and roomier pandas tables."""
+    """matplotlib inline (also under MPLBACKEND=Agg), the plotly renderer where medlib builds the outputs (else
+    plotly's own choice), and roomier pandas tables."""
     import plotly.io as pio
 
-    # tqdm.auto asks for ipywidgets in a notebook; the engine's bars are off under CI anyway
+    # tqdm.auto asks for ipywidgets in a notebook (the notebooks extra installs it); the engine's bars are off in CI
     warnings.filterwarnings("ignore", message="IProgress not found")
 
     try:
@@ -41,7 +49,9 @@ def setup(embed_plotlyjs: bool | None = None) -> None:
         ip = None
     if ip is not None:
         ip.run_line_magic("matplotlib", "inline")
-    pio.renderers.default = plotly_renderer(embed_plotlyjs)
+    renderer = plotly_renderer(embed_plotlyjs)
+    if renderer:
+        pio.renderers.default = renderer
     pd.set_option("display.max_columns", 40)
     pd.set_option("display.width", 200)
 
@@ -66,12 +76,20 @@ def banner(profile: str):
     return Markdown(provenance(profile))
 
 
+class NotebookStop(MedlibError):
+    """A notebook stops here on purpose: Jupyter shows the one line that says what to do, not a traceback."""
+
+    def _render_traceback_(self) -> list[str]:  # IPython shows these lines instead of the traceback
+        return [f"medlib: {self}"]
+
+
 DATA_FOLDERS = ("medmnist", "m3dv")  # what a data root holds (either is enough)
 
 
-def check_data_root(data: str = "") -> Path:
+def check_data_root(data: str = "", needed: bool = True) -> Path:
     """The data root a notebook reads (`data`, a notebook parameter, else $MEDLIB_DATA, else the project's data/),
-    checked in its first cells: a wrong root is one line saying what to set, not a traceback at the last cell."""
+    checked in its first cells: a wrong root is one line saying what to set (NotebookStop), not a traceback at the
+    last cell. With `needed=False` (a notebook that reads no data) the line is printed and the notebook goes on."""
     if data:
         os.environ[ENV_ROOT] = str(data)  # the parameter wins, for every cell after this one
     root = data_root()
@@ -82,5 +100,91 @@ def check_data_root(data: str = "") -> Path:
         problem = f"holds neither {' nor '.join(f'{d}/' for d in DATA_FOLDERS)}"
     else:
         return root
-    raise MedlibError(f"The data root {root} ({source}) {problem}; set {ENV_ROOT} (or DATA in the parameters cell) "
-                      "to the folder that holds medmnist/ and m3dv/, then run the notebook again.")
+    message = (f"The data root {root} ({source}) {problem}; set {ENV_ROOT} (or DATA in the parameters cell) "
+               "to the folder that holds medmnist/ and m3dv/, then run the notebook again.")
+    if not needed:
+        print(f"{message.split(';')[0]} (this notebook reads no data, so it goes on).")
+        return root
+    raise NotebookStop(message)
+
+
+# A notebook's whole training above this on a CPU stops before it starts, unless the notebook is told otherwise
+CPU_STOP_HOURS = 2.0
+_SIZES: dict = {}
+
+
+def _split_sizes(cfg) -> tuple:
+    """(meta, n_train, n_eval) of a config: MedMNIST's from its INFO (nothing read), a cube set's by loading it once."""
+    from ..data import registry
+    from ..data.cubes import is_cube_set
+    from ..data.medmnist import medmnist_meta
+    from ..engine.splits import ALL_FOLDS, load_for_config
+
+    if not is_cube_set(cfg.dataset):
+        n = registry.info(cfg.dataset)["n_samples"]
+
+        def capped(split: str, most: int) -> int:  # a split's size after seeded_subset(split, most); 0 = all
+            return min(n[split], most) if most else n[split]
+
+        return (medmnist_meta(cfg.dataset, cfg.size), capped("train", cfg.max_train),
+                capped("val", cfg.max_eval) + capped("test", cfg.max_eval))
+    # the folds of one set differ by a cube or two: one load serves them all (the final split is another shape)
+    key = (str(data_root()), cfg.dataset, cfg.size, cfg.crop, cfg.mask, cfg.dilate, cfg.folds, cfg.fold == ALL_FOLDS,
+           cfg.max_train, cfg.max_eval)
+    if key not in _SIZES:
+        ds = load_for_config(cfg, check=False)
+        _SIZES[key] = (ds.meta, len(ds["train"]), sum(len(s) for k, s in ds.splits.items() if k != "train"))
+    return _SIZES[key]
+
+
+def training_estimate(configs, runs=None, device="auto", gflops: float | None = None) -> dict:
+    """What training `configs` costs here: {'runs', 'finished' (complete in `runs`, reused for free), 'seconds'
+    (counted FLOPs at half the SGEMM rate `gflops`, measured once when None; None off CPU), 'device'}."""
+    from ..engine.cost import estimate_seconds
+    from ..engine.hardware import resolve_precision, sgemm_gflops
+    from ..engine.runs import run_dir
+    from ..experiments.reproduce import run_status
+
+    dev = resolve_device(device)
+    total, finished = 0.0, 0
+    rate = gflops or (sgemm_gflops() if dev.type == "cpu" else None)
+    for cfg in configs:
+        status, done = run_status(run_dir(cfg, runs))
+        if status == "complete":
+            finished += 1
+            continue
+        meta, n_train, n_eval = _split_sizes(cfg)
+        left = cfg.replace(epochs=max(cfg.epochs - done, 1))
+        sec = estimate_seconds(left, meta, n_train, n_eval, dev, resolve_precision(cfg.amp, dev), gflops=rate)
+        total = None if sec is None or total is None else total + sec
+    return {"runs": len(configs), "finished": finished, "seconds": total, "device": device_name(dev)}
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} CPU-hours" if seconds >= 3600 else f"{max(seconds / 60, 1):.0f} min"
+
+
+def check_training_time(configs, runs=None, allow: bool = False, on_gpu: str = "", limit_hours: float = CPU_STOP_HOURS,
+                        device="auto", gflops: float | None = None) -> dict:
+    """Before a notebook trains: print one line with what its training costs on this machine, and above
+    `limit_hours` on a CPU stop (NotebookStop) with one line naming the ways on (a smaller profile, `on_gpu`, the
+    command that runs the same plan on a GPU, or `allow`, the notebook's ALLOW_CPU_HOURS = True). Returns the
+    estimate (`training_estimate`)."""
+    est = training_estimate(configs, runs, device, gflops)
+    todo = est["runs"] - est["finished"]
+    head = f"Training here: {est['runs']} run(s), {est['finished']} already finished (reused)"
+    if not todo:
+        print(f"{head}; nothing to train.")
+        return est
+    if est["seconds"] is None:
+        print(f"{head}; {todo} to train on {est['device']} (no time estimate off CPU).")
+        return est
+    cost = f"about {_duration(est['seconds'])} on {est['device']}"
+    print(f"{head}; {todo} to train, {cost} (counted FLOPs at half this CPU's measured matrix-multiply rate).")
+    if est["seconds"] > limit_hours * 3600 and not allow:
+        gpu = f" run `{on_gpu}` on a GPU;" if on_gpu else ""
+        raise NotebookStop(
+            f"{todo} run(s) to train need {cost}, more than the {limit_hours:g} h a notebook trains on a CPU unasked. "
+            f"Choose one: PROFILE = \"quick\" (minutes);{gpu} or ALLOW_CPU_HOURS = True in the parameters cell to "
+            "train on this CPU anyway.")
+    return est
