@@ -101,3 +101,19 @@ def confusion_matrix(y_true: np.ndarray, y_score: np.ndarray, n_classes: int | N
     pred = y_score.argmax(axis=1) if y_score.ndim == 2 else (y_score.reshape(-1) > 0.5).astype(int)
     k = n_classes or max(int(y_true.max()) + 1, y_score.shape[1] if y_score.ndim == 2 else 2)
     return np.bincount(y_true * k + pred, minlength=k * k).reshape(k, k)
+
+
+def bootstrap_ci(y_true: np.ndarray, member_scores: list[np.ndarray], task: str, n: int = 1000, level: float = 0.95,
+                 seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the mean AUC over members (e.g. seeds) scored on the same test samples, resampling
+    the samples with replacement: how much the headline number owes to which test images happened to be drawn."""
+    y_true = np.asarray(y_true)
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n):
+        idx = rng.integers(0, len(y_true), len(y_true))
+        vals = [auc(y_true[idx], s[idx], task) for s in member_scores]
+        if np.isfinite(vals).all():
+            stats.append(float(np.mean(vals)))
+    lo, hi = np.percentile(stats, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)

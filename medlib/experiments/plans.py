@@ -195,6 +195,41 @@ def lr_batch_study():
                 )
 
 
+# Issue 24's goal: on each set, >= 5 seeds of one medlib recipe, chosen without the test split, at or above the
+# official benchmark and the best independent rerun. Each recipe below is fixed a priori or by validation alone:
+# breast takes the benchmark's own recipe in full (its 78-image validation split cannot rank recipes, and the
+# 60-epoch cut was the search's best on test, which chooses nothing); the other 2D sets take medlib's tuned
+# recipe (chosen on validation, without flips for the organ views); the 3D sets the best network by validation
+# AUC among the committed 28³ runs; M3DV Report 2's DenseNet with mixup (the best cross-validated variant),
+# 5-fold CV repeated over 3 seeds.
+OUTDO_SEEDS = (0, 1, 2, 3, 4)
+OUTDO = {
+    "breastmnist": ("official", dict(model="resnet18")),
+    "pneumoniamnist": ("report1", dict(model="resnet18", epochs=TUNED_EPOCHS["pneumoniamnist"], **TUNED_2D)),
+    "retinamnist": ("report1", dict(model="resnet18", epochs=TUNED_EPOCHS["retinamnist"], **TUNED_2D)),
+    "organamnist": ("report1", dict(model="resnet18", epochs=TUNED_EPOCHS["organamnist"],
+                                    **tuned_recipe("organamnist"))),
+    "bloodmnist": ("report1", dict(model="resnet18", epochs=TUNED_EPOCHS["bloodmnist"], **TUNED_2D)),
+    "adrenalmnist3d": ("report1", dict(model="baseline3d", size=28, **MEDMNIST3D)),
+    "vesselmnist3d": ("report1", dict(model="resnet18_3d", size=28, stem="imagenet", **MEDMNIST3D)),
+}
+OUTDO_CV_SEEDS = (0, 1, 2)
+
+
+def outdo(sets=tuple(OUTDO)):
+    """The recipes of issue 24's goal, >= 5 seeds each, and M3DV's repeated cross-validation."""
+    for ds in sets:
+        preset, kw = OUTDO[ds]
+        for seed in OUTDO_SEEDS:
+            yield f"outdo/{ds}/s{seed}", make_config(preset, dataset=ds, seed=seed, **kw)
+
+
+def outdo_m3dv():
+    for seed in OUTDO_CV_SEEDS:
+        for fold in range(5):
+            yield f"outdo/m3dv/s{seed}/f{fold}", make_config("report2", seed=seed, fold=fold)
+
+
 def final_model():
     yield "report2-final/densenet3d/all", make_config("report2", fold=-1)
 
@@ -233,6 +268,8 @@ PLANS = {
         *report1(("resnet18",), sets=("bloodmnist",)),
         *tuned(("organamnist", "bloodmnist")),
         *report1(("resnet50",), sets=("bloodmnist",)),
+        *outdo(),
+        *outdo_m3dv(),
     ],
     "gpu": lambda: [
         *report1(),
@@ -246,6 +283,8 @@ PLANS = {
         *medmnist3d(sets=ALL_3D),
         *medmnist3d(models=("resnet18_3d",), sets=ALL_3D[:2]),
         *medmnist3d(models=("resnet18_3d",), sets=ALL_3D, stem="small"),
+        *outdo(),
+        *outdo_m3dv(),
     ],
     "quick": lambda: list(quick()),
 }
