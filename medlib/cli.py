@@ -26,6 +26,7 @@ from .flags import add_config_flags, config_from_args
 from .metrics import evaluate
 from .report import build as report_build
 from .report import studies
+from .version import __version__
 
 # every sub-command beyond train / evaluate / info lives beside the code it drives and registers itself
 SUBCOMMANDS = (submission, sweep, cv, reproduce, studies, report_build)
@@ -71,7 +72,10 @@ def cmd_info(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m medlib", description=__doc__)
+    # the name it was called by: `medlib` (the console script) or `python -m medlib` (argparse would say __main__.py)
+    prog = "python -m medlib" if sys.argv[0].endswith("__main__.py") else None
+    p = argparse.ArgumentParser(prog=prog, description=__doc__)
+    p.add_argument("--version", action="version", version=f"medlib {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     t = sub.add_parser("train", help="train one config; prints its train/val/test AUC and ACC")
     add_config_flags(t)

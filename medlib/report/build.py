@@ -13,6 +13,7 @@ execution fails is left as it was.
 from __future__ import annotations
 
 import html
+import importlib.util
 import os
 import time
 from dataclasses import dataclass
@@ -40,10 +41,52 @@ class Result:
     ipynb: str | None = None
 
 
+# what executing and exporting the notebooks needs: the notebooks extra
+NOTEBOOK_TOOLS = ("nbformat", "nbclient", "nbconvert", "jinja2", "latex2mathml", "ipykernel")
+
+
+def require_notebook_tools(command: str = "medlib report") -> None:
+    """One line naming the extra to install when the notebook tools are missing, instead of ModuleNotFoundError."""
+    missing = [m for m in NOTEBOOK_TOOLS if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MedlibError(f"`{command}` needs the notebooks extra ({', '.join(missing)} missing): "
+                          "pip install \"medlib[notebooks]\" (in a checkout: pip install -e \".[notebooks]\").")
+
+
+def packaged_notebooks() -> Path:
+    """The notebooks as installed: medlib/notebooks in a wheel, the project's notebooks/ in a checkout."""
+    wheel = Path(__file__).resolve().parents[1] / "notebooks"
+    return wheel if wheel.is_dir() else Path(__file__).resolve().parents[2] / "notebooks"
+
+
 def notebooks_dir() -> Path:
     """The project's notebooks/ (beside the package in a checkout), else ./notebooks."""
     here = Path(__file__).resolve().parents[2] / "notebooks"
     return here if here.is_dir() else Path.cwd() / "notebooks"
+
+
+def copy_notebooks(dest, force: bool = False) -> list[Path]:
+    """Copy the numbered notebooks and their README into `dest` (made if missing); refuses to overwrite a notebook
+    there unless `force`, since it may hold the user's own edits."""
+    src = packaged_notebooks()
+    files = sorted(src.glob("[0-9][0-9]_*.ipynb")) + [p for p in [src / "README.md"] if p.exists()]
+    if not files:
+        raise MedlibError(f"No notebooks in {src}: this installation lacks them; reinstall medlib.")
+    dest = Path(dest)
+    clash = [p.name for p in files if (dest / p.name).exists()]
+    if clash and not force:
+        raise MedlibError(f"{dest} already holds {', '.join(clash)}; pass --force to overwrite them (edits in them are "
+                          "lost) or name another folder.")
+    for p in files:
+        atomic.write_text(dest / p.name, p.read_text(encoding="utf-8"))
+    return [dest / p.name for p in files]
+
+
+def cmd_notebooks(args) -> None:
+    copied = copy_notebooks(args.dir, args.force)
+    print(f"copied {len(copied)} files to {args.dir}; open them with `jupyter lab {args.dir}` (pip install "
+          "\"medlib[notebooks]\" first), with MEDLIB_DATA set to your data root. Their \"reproduction\" parts read "
+          "the run records committed in the repository's results/ (RESULTS in the parameters cell).")
 
 
 def find_notebooks(folder=None, only=None) -> list[Path]:
@@ -125,6 +168,7 @@ Every page is self-contained (images and plotly.js inline) and works offline.</p
 def build_report(profile: str = "quick", out="reports", notebooks=None, only=None, timeout: int = 3600,
                  in_place: bool = False, verbose: bool = True) -> list[Result]:
     """Execute the notebooks with MEDLIB_PROFILE=profile; write executed copies, HTML pages and index.html to `out`."""
+    require_notebook_tools()
     import nbformat
 
     if profile not in PROFILES:
@@ -170,7 +214,8 @@ def cmd_report(args) -> None:
 
 
 def add_command(sub) -> None:
-    """`python -m medlib report [--profile quick|full] [--out reports] [--only 00 03] [--in-place]`."""
+    """`python -m medlib report [--profile quick|full] [--out reports] [--only 00 03] [--in-place]`, and
+    `python -m medlib notebooks DIR`."""
     p = sub.add_parser("report", help="execute every notebook and write an offline HTML report with an index")
     p.add_argument("--profile", choices=sorted(PROFILES), default=None,
                    help="quick (CPU, minutes) or full (the reports' settings); default $MEDLIB_PROFILE or quick")
@@ -181,3 +226,7 @@ def add_command(sub) -> None:
     p.add_argument("--in-place", action="store_true",
                    help="re-execute the notebooks where they are (the outputs git keeps) instead of writing a report")
     p.set_defaults(func=cmd_report)
+    n = sub.add_parser("notebooks", help="copy the notebooks (installed with medlib) into a folder to open in Jupyter")
+    n.add_argument("dir", help="folder to copy them into (made if missing)")
+    n.add_argument("--force", action="store_true", help="overwrite notebooks of the same name there")
+    n.set_defaults(func=cmd_notebooks)
