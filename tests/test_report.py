@@ -198,7 +198,7 @@ def test_report_command_is_registered():
     assert args.only == ["00"] and args.func.__name__ == "cmd_report"
 
 
-def test_build_report_embeds_plotlyjs(tmp_path):
+def test_build_report_shares_one_plotlyjs(tmp_path):
     import nbformat
 
     from medlib.report.build import build_report
@@ -214,7 +214,10 @@ def test_build_report_embeds_plotlyjs(tmp_path):
     results = build_report("quick", tmp_path / "reports", notebooks=books, verbose=False)
     assert [r.ok for r in results] == [True]
     page = (tmp_path / "reports" / "00_tiny.html").read_text()
-    assert "window.Plotly = Plotly" in page and "Plotly.newPlot" in page  # plotly.js inline: works offline
+    # the page draws its figure with the report's one plotly.min.js, beside it on the disk: works offline
+    assert '<script src="plotly.min.js"></script>' in page and "Plotly.newPlot" in page
+    assert "window.Plotly = Plotly" not in page and len(page) < 1_000_000
+    assert "window.Plotly" in (tmp_path / "reports" / "plotly.min.js").read_text()
     index = (tmp_path / "reports" / "index.html").read_text()
     assert "00_tiny.html" in index and "A tiny notebook" in index
 

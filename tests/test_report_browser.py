@@ -41,17 +41,24 @@ TINY = [
 ]
 
 
+SECOND = [
+    new_markdown_cell("# A second page\n\n## Mixup once more\n\nThe word zanzibar is only here.\n\n"
+                      "### A third level\n\ntext"),
+    new_code_cell("print('hello')"),
+]
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     """`build_report` on one tiny notebook: executed in a kernel, written as HTML beside an index."""
     root = tmp_path_factory.mktemp("report")
     books = root / "notebooks"
     books.mkdir()
-    nbformat.write(new_notebook(cells=TINY, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                                                     "language": "python"}}),
-                   books / "01_tiny.ipynb")
+    meta = {"kernelspec": {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}}
+    nbformat.write(new_notebook(cells=TINY, metadata=meta), books / "01_tiny.ipynb")
+    nbformat.write(new_notebook(cells=SECOND, metadata=meta), books / "02_second.ipynb")
     results = build_report("quick", root / "reports", notebooks=books, timeout=300, verbose=False)
-    assert [r.ok for r in results] == [True], results[0].error
+    assert [r.ok for r in results] == [True, True], [r.error for r in results]
     return root / "reports"
 
 
@@ -62,10 +69,43 @@ def test_page_text_needs_no_network(report):
     assert remote == []
     assert not re.search(r"<script[^>]*\bsrc=[^>]*(require|mathjax|mermaid)", page, re.I)
     assert re.search(r"<title>A tiny page: maths, a table, a 3D figure</title>", page)
-    assert '<a href="index.html">' in page
+    assert 'class="medlib-home" href="index.html"' in page and 'href="02_second.html" rel="next"' in page
+    assert '<script src="plotly.min.js"></script>' in page and len(page) < 1_000_000  # plotly.js is not in the page
     assert page.count("<math") == 2 and "\\lambda" not in page  # TeX became MathML
     assert ">-16.2<" in page and ">0.2<" in page and "0.200000" not in page and "-16.200" not in page
     assert "Plotly.newPlot" in page
+
+
+def test_report_is_a_book_with_one_plotly_js(report):
+    assert sorted(p.name for p in report.iterdir()) == [
+        "01_tiny.html", "01_tiny.ipynb", "02_second.html", "02_second.ipynb", "index.html", "medlib-site.js",
+        "plotly.min.js", "search-index.js", "search-index.json"]
+    assert (report / "plotly.min.js").stat().st_size > 3e6
+    second = (report / "02_second.html").read_text()
+    assert 'href="01_tiny.html" rel="prev"' in second and 'rel="next"' not in second  # (nbconvert sorts attributes)
+    # the sidebar lists both chapters, the current one with its contents (h2 and h3, not the h1 title)
+    assert re.search(r'<li aria-current="page" class="current"><a href="02_second.html">A second page</a>'
+                     r'<ul class="medlib-toc"><li class="toc-h2"><a href="#Mixup-once-more">Mixup once more</a></li>'
+                     r'<li class="toc-h3"><a href="#A-third-level">A third level</a></li></ul>', second)
+    assert '<a href="01_tiny.html">A tiny page' in second
+    entries = json.loads((report / "search-index.json").read_text())
+    hit = [e for e in entries if "zanzibar" in e["text"]]
+    assert [(e["href"], e["page"]) for e in hit] == [("02_second.html#Mixup-once-more", "A second page")]
+    assert "¶" not in json.dumps(entries, ensure_ascii=False)
+    index = (report / "index.html").read_text()
+    assert "medlib-sidebar" in index and "search-index.js" in index
+
+
+def test_a_lone_page_carries_its_plotly_js():
+    import plotly.graph_objects as go
+
+    nb = new_notebook(cells=[new_code_cell("")])
+    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data={
+        "application/vnd.plotly.v1+json": go.Figure(go.Scatter(y=[1, 2])).to_plotly_json(),
+        "image/png": "iVBORw0KGgo="})]
+    page = offline_html(nb, "t")
+    assert "Plotly.newPlot" in page and "plotly.min.js" not in page and len(page) > 3e6
+    assert "iVBORw0KGgo=" not in page  # the page draws the figure, so the still beside it is left out
 
 
 def test_math_that_cannot_be_read_stays_visible():
@@ -148,8 +188,10 @@ def browser(tmp_path_factory):
         pytest.skip("no Chromium here (Debian: apt-get install chromium)")
     pytest.importorskip("websocket", reason="websocket-client is in the test extra")
     profile = tmp_path_factory.mktemp("chromium-profile")
+    # no traffic of Chromium's own (updates, sync, field trials), so any request seen comes from the page
     proc = subprocess.Popen([exe, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
-                             "--no-first-run", "--remote-debugging-port=0", f"--user-data-dir={profile}",
+                             "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                             "--disable-sync", "--remote-debugging-port=0", f"--user-data-dir={profile}",
                              "--window-size=1200,900", "about:blank"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     port_file, end = profile / "DevToolsActivePort", time.monotonic() + 60
@@ -198,11 +240,28 @@ def test_page_in_chromium_is_offline_clean_and_drawn(browser, report, tmp_path):
                   " return [r.width, r.height]; })()")
     assert box[0] > 50 and box[1] > 10
     assert "\\lambda" not in _js(dt, "document.body.innerText")
-    assert _js(dt, "document.querySelectorAll('.js-plotly-plot').length") == 1  # plotly.js inline, figure drawn
+    assert _js(dt, "document.querySelectorAll('.js-plotly-plot').length") == 1  # the shared plotly.js drew it
     assert _js(dt, "document.querySelector('nav a').getAttribute('href')") == "index.html"
     assert (shots / "01_tiny.png").stat().st_size > 20_000
+    # the sidebar stands beside the notebook, not over it
+    side, main = _js(dt, "(() => { const s = document.querySelector('nav.medlib-sidebar').getBoundingClientRect(),"
+                         " m = document.querySelector('.jp-Cell').getBoundingClientRect();"
+                         " return [s.right, m.left]; })()")
+    assert 0 < side <= main
+    # search: typing finds the section on the other page, as a link
+    _js(dt, "(() => { const b = document.getElementById('medlib-search'); b.value = 'ZANZIBAR';"
+            " b.dispatchEvent(new Event('input')); })()")
+    assert _js(dt, "[...document.querySelectorAll('#medlib-results a')].map(a => a.getAttribute('href'))") == \
+        ["02_second.html#Mixup-once-more"]
+    shot = dt.send("Page.captureScreenshot", format="png")["data"]
+    (shots / "01_tiny_search.png").write_bytes(base64.b64decode(shot))
+    _js(dt, "document.querySelector('a[rel=next]').click()")
+    dt.settle(2.0)
+    assert _js(dt, "document.title") == "A second page"
+    assert [e for e in dt.events if e.get("method") == "Network.requestWillBeSent"
+            and not e["params"]["request"]["url"].startswith(("file:", "data:", "blob:", "about:"))] == []
 
     dt, external, errors = _open(browser, report / "index.html", shots / "index.png")
     assert external == [] and errors == []
-    assert _js(dt, "[...document.querySelectorAll('a')].map(a => a.getAttribute('href'))")[:2] == \
+    assert _js(dt, "[...document.querySelectorAll('table a')].map(a => a.getAttribute('href'))")[:2] == \
         ["01_tiny.html", "01_tiny.ipynb"]

@@ -1,10 +1,12 @@
 """`python -m medlib report`: execute every notebook under a profile and write a browsable, offline HTML report.
 
 For each `notebooks/NN_*.ipynb` (in order) the notebook runs in a fresh `python3` kernel whose working
-folder is `notebooks/` and whose environment has MEDLIB_PROFILE set; the executed copy and a standalone
-HTML page (plotly.js embedded once per page, so 3D figures work offline) land in `out/`, with an
-`index.html` linking them all. Every file is written atomically. A notebook that fails still gets its
-partial HTML (with the error), is marked failed in the index, and the build goes on with the next one.
+folder is `notebooks/` and whose environment has MEDLIB_PROFILE set; the executed copy and an HTML page
+land in `out/`, with an `index.html`. The pages read as a book offline (`site`): a chapter sidebar with the
+page's contents, prev/next links, a search box over every section, and one `plotly.min.js` beside them that
+draws every 3D figure (the figures stay plotly JSON in the executed notebooks). Every file is written
+atomically. A notebook that fails still gets its partial HTML (with the error), is marked failed in the index
+and the sidebar, and the build goes on with the next one.
 
 `in_place=True` instead re-executes the notebooks where they are (their outputs are what git keeps):
 then plotly figures stay as JSON (no 5 MB of plotly.js in git), no HTML is written, and a notebook whose
@@ -24,6 +26,7 @@ from .. import atomic
 from ..config import PROFILES, profile_name
 from ..data.files import data_root
 from ..errors import MedlibError
+from . import site
 from .notebook import EMBED_ENV, provenance
 from .offline import offline_html
 
@@ -134,13 +137,14 @@ def execute(path: Path, profile: str, timeout: int = 3600, embed_plotlyjs: bool 
     return nb, ""
 
 
-def to_html(nb, title: str = "", index_href: str = "index.html") -> str:
-    """Standalone HTML of an executed notebook (JupyterLab look; outputs, images and plotly.js inline; maths
-    as MathML; nothing loaded from the network), titled `title`, with a link back to `index_href`."""
-    return offline_html(nb, title or title_of(nb), index_href)
+def to_html(nb, title: str = "", index_href: str = "index.html", chapters=None, current: int | None = None) -> str:
+    """Standalone HTML of an executed notebook (JupyterLab look; outputs and images inline; maths as MathML;
+    nothing loaded from the network), titled `title`; in the report (`chapters`) with its navigation and the
+    shared plotly.min.js, alone with a link back to `index_href` and plotly.js inline."""
+    return offline_html(nb, title or title_of(nb), index_href, chapters, current)
 
 
-def _index(results: list[Result], profile: str, started: str) -> str:
+def _index(results: list[Result], profile: str, started: str, chapters=None) -> str:
     ok, failed = "<span style=color:#080>ok</span>", "<b style=color:#b00>failed</b>"
     rows = "\n".join(
         f"<tr><td>{ok if r.ok else failed}</td>"
@@ -149,18 +153,22 @@ def _index(results: list[Result], profile: str, started: str) -> str:
         f"<td style='text-align:right'>{r.seconds:.0f} s</td><td>{html.escape(r.error)}</td></tr>"
         for r in results)
     line = provenance(profile).replace("**", "")
+    nav = site.sidebar(chapters, None) if chapters else ""
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>medlib report ({profile})</title>
 <style>body{{font-family:system-ui,sans-serif;max-width:60em;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}</style>
+table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}
+{site.CSS + "body{padding-left:18.5rem!important}" if chapters else ""}</style>
+{site.head_js() if chapters else ""}
 </head><body>
+{nav}
 <h1>medlib: the two reports, reproduced and explained</h1>
 <p>{html.escape(line)} Built {html.escape(started)}.</p>
 <table><tr><th></th><th>notebook</th><th>executed copy</th><th>time</th><th>error</th></tr>
 {rows}
 </table>
 <p>Report 1: hand-built ResNet-18/50 on ten MedMNIST sets. Report 2: a 3D DenseNet on M3DV lung nodules.
-Every page is self-contained (images and plotly.js inline) and works offline.</p>
+Every page works offline: images inline, one plotly.js and the search index beside the pages.</p>
 </body></html>
 """
 
@@ -176,26 +184,39 @@ def build_report(profile: str = "quick", out="reports", notebooks=None, only=Non
     books = find_notebooks(notebooks, only)
     out = Path(out)
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    results = []
-    for path in books:
+    # the report's chapters, known before any runs, so every page links to every other (failures marked as found)
+    chapters = [site.Chapter(f"{p.stem}.html", title_of(nbformat.read(p, as_version=4)) or p.stem) for p in books]
+    results, executed = [], []
+    for k, path in enumerate(books):
         t0 = time.perf_counter()
         if verbose:
             print(f"{path.name} ...", end=" ", flush=True)
-        nb, error = execute(path, profile, timeout, embed_plotlyjs=not in_place)
+        # figures stay plotly JSON in the outputs: the report's pages draw them with one shared plotly.min.js
+        nb, error = execute(path, profile, timeout, embed_plotlyjs=False)
         r = Result(path.stem, title_of(nb), not error, time.perf_counter() - t0, error)
         if in_place:  # a failed execution is never written over the notebook git keeps
             if not error:
                 atomic.write_text(path, nbformat.writes(nb) + "\n")
             r.ipynb = str(path)
         else:
+            chapters[k].ok = r.ok
             atomic.write_text(out / f"{path.stem}.ipynb", nbformat.writes(nb) + "\n")
-            atomic.write_text(out / f"{path.stem}.html", to_html(nb, r.title or path.stem))
+            page = to_html(nb, r.title or path.stem, chapters=chapters, current=k)
+            atomic.write_text(out / f"{path.stem}.html", page)
             r.html, r.ipynb = f"{path.stem}.html", f"{path.stem}.ipynb"
+            executed.append(nb)
         results.append(r)
         if verbose:
             print(f"{'ok' if r.ok else 'FAILED'} ({r.seconds:.0f} s){': ' + error if error else ''}", flush=True)
     if not in_place:
-        atomic.write_text(out / "index.html", _index(results, profile, started))
+        entries = []
+        for k, (nb, r) in enumerate(zip(executed, results)):
+            page = out / f"{r.name}.html"
+            if any(not c.ok for c in chapters[k + 1:]):  # written before a later chapter failed: mark it there too
+                atomic.write_text(page, to_html(nb, r.title or r.name, chapters=chapters, current=k))
+            entries += site.sections(page.read_text(encoding="utf-8"), r.html, r.title or r.name)
+        site.write_assets(out, entries)
+        atomic.write_text(out / "index.html", _index(results, profile, started, chapters))
         if verbose:
             print(f"report: {out / 'index.html'}")
     return results

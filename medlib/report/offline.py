@@ -3,8 +3,8 @@
 nbconvert's `lab` template loads require.js, MathJax and mermaid from a CDN, and plotly's notebook renderer
 adds a MathJax `<script src=...>` to every figure; offline, the maths then shows as raw TeX. Here the TeX
 of Markdown cells is turned into MathML when the page is built (`latex2mathml`; browsers draw MathML
-themselves), the CDN scripts are left out, and every page gets its notebook's title and a link back to
-the report's index.
+themselves), the CDN scripts are left out, and every page gets its notebook's title and the report's
+navigation (`site`: chapters, contents, prev/next, search, one shared plotly.js).
 """
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ import copy
 import html
 import re
 
-# The lab template with its network-loading blocks emptied, a title and a link back to the index.
+from . import site
+
+# The lab template with its network-loading blocks emptied, a title, the report's navigation and its scripts.
 TEMPLATE = r"""{%- extends 'lab/index.html.j2' -%}
-{%- block html_head_js -%}{%- endblock html_head_js -%}
+{%- block html_head_js -%}{{ resources.medlib_head_js }}{%- endblock html_head_js -%}
 {%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block html_head_js_mathjax -%}{%- endblock html_head_js_mathjax -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
@@ -25,14 +27,20 @@ nav.medlib-nav a { text-decoration: none; }
 math[display="block"] { margin: .6em 0; font-size: 115%; }
 math { font-size: 110%; }
 .medlib-tex-error { color: #a00; }
+{{ resources.medlib_css }}
 </style>
 {%- endblock extra_css -%}
 {%- block body_header -%}
 {{ super() }}
-<nav class="medlib-nav"><a href="{{ resources.medlib_index_href }}">&larr; medlib report index</a>
-&middot; <strong>{{ nb.metadata.get('title', '') | escape_html_keep_quotes }}</strong></nav>
+{{ resources.medlib_top }}
 {%- endblock body_header -%}
+{%- block body_footer -%}
+{{ resources.medlib_bottom }}
+</main>
+</body>
+{%- endblock body_footer -%}
 """
+TOC_MARK = "<!--medlib-toc-->"
 
 # <script src="http(s)://..."></script>, as plotly's renderer writes for MathJax
 _REMOTE_SCRIPT = re.compile(r"""<script\b[^>]*\bsrc\s*=\s*["']?(?:https?:)?//[^>]*>\s*</script>""", re.I)
@@ -102,11 +110,31 @@ def strip_remote_scripts(nb):
     return nb
 
 
-def offline_html(nb, title: str = "", index_href: str = "index.html") -> str:
-    """Standalone HTML of an executed notebook: its `title`, a link to `index_href`, no network requests."""
-    nb = strip_remote_scripts(nb)
+def offline_html(nb, title: str = "", index_href: str = "index.html", chapters=None, current: int | None = None) -> str:
+    """Standalone HTML of an executed notebook: its `title`, no network requests. A lone page links to `index_href`
+    and carries plotly.js inline where it has a figure; a page of the report (`chapters`, a list of
+    `site.Chapter`, this one at `current`) gets the chapter sidebar with its own contents, prev/next links, the
+    search box, and the report's one shared plotly.min.js."""
+    nb = site.plotly_outputs_as_html(strip_remote_scripts(nb))
     if title:
         nb.metadata["title"] = title
     nb.metadata.pop("widgets", None)  # widget state would pull the widget manager from a CDN
-    body, _ = _exporter().from_notebook_node(nb, resources={"medlib_index_href": index_href})
-    return body
+    if chapters is None:
+        has_figure = any("Plotly.newPlot" in str(o.get("data", {}).get("text/html", ""))
+                         for c in nb.cells for o in c.get("outputs", []))
+        head = f"<script>{_plotlyjs()}</script>" if has_figure else ""
+        top = (f'<nav class="medlib-nav"><a href="{html.escape(index_href)}">&larr; medlib report index</a>'
+               f" &middot; <strong>{html.escape(nb.metadata.get('title', ''))}</strong></nav>")
+        resources = {"medlib_head_js": head, "medlib_css": "", "medlib_top": top, "medlib_bottom": ""}
+    else:
+        resources = {"medlib_head_js": site.head_js(), "medlib_css": site.CSS,
+                     "medlib_top": site.sidebar(chapters, current, TOC_MARK) + site.prev_next(chapters, current),
+                     "medlib_bottom": site.prev_next(chapters, current)}
+    body, _ = _exporter().from_notebook_node(nb, resources=resources)
+    return body.replace(TOC_MARK, site.toc(site.headings(body)), 1)
+
+
+def _plotlyjs() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return get_plotlyjs()
