@@ -14,13 +14,16 @@ def nodule():
 
 def test_nodule_figure_has_three_meshes_and_view_buttons(nodule):
     voxel, seg = nodule
-    fig = nodule_figure(voxel, seg, level=120)
+    fig = nodule_figure(voxel, seg, level=120, slices=False)
     assert [t.type for t in fig.data] == ["mesh3d"] * 3
     assert [t.name for t in fig.data][1:] == ["masked volume", "mask"]
     assert [t.visible for t in fig.data] == [True, False, True]
     buttons = fig.layout.updatemenus[0].buttons
     assert [b.label for b in buttons] == ["raw + mask", "masked", "mask only"]
     assert [b.args[0]["visible"] for b in buttons] == [[True, False, True], [False, True, False], [False, False, True]]
+    with_plane = nodule_figure(voxel, seg, level=120)  # the default: a slice plane, visible in every view
+    assert [t.type for t in with_plane.data] == ["mesh3d"] * 3 + ["surface"]
+    assert [b.args[0]["visible"][-1] for b in with_plane.layout.updatemenus[0].buttons] == [True] * 3
     mask_mesh = fig.data[2]
     xyz = np.stack([mask_mesh.x, mask_mesh.y, mask_mesh.z], 1)
     idx = np.argwhere(seg)
@@ -29,7 +32,7 @@ def test_nodule_figure_has_three_meshes_and_view_buttons(nodule):
 
 def test_nodule_figure_without_mask_and_bad_level(nodule):
     voxel, _ = nodule
-    fig = nodule_figure(voxel)
+    fig = nodule_figure(voxel, slices=False)
     assert len(fig.data) == 1 and not fig.layout.updatemenus
     with pytest.raises(MedlibError, match="level=999"):
         nodule_figure(voxel, level=999)
@@ -79,10 +82,46 @@ def test_heat_volume_adds_a_trace_visible_in_every_view(nodule):
     heat = np.zeros(voxel.shape, np.float32)
     heat[12:20, 12:20, 12:20] = 1.0
     fig = nodule_figure(voxel, seg, heat=heat)
-    assert [t.type for t in fig.data] == ["mesh3d"] * 3 + ["volume"]
+    assert [t.type for t in fig.data] == ["mesh3d"] * 3 + ["surface", "volume"]
     assert all(b.args[0]["visible"][-1] is True for b in fig.layout.updatemenus[0].buttons)
     vol = fig.data[-1]
     hot = np.stack([vol.x, vol.y, vol.z], 1)[np.asarray(vol.value) > 0.5]
     assert hot.min() >= 12 and hot.max() <= 19  # the shells sit where the heat is, in voxel coordinates
     with pytest.raises(MedlibError, match="heat shape"):
         nodule_figure(voxel, seg, heat=heat[:-1])
+
+
+def test_slice_slider_moves_the_plane_without_a_kernel(nodule):
+    voxel, seg = nodule
+    fig = nodule_figure(voxel, seg, step_size=2)
+    plane, slider = fig.data[3], fig.layout.sliders[0]
+    assert plane.type == "surface" and np.asarray(plane.surfacecolor).shape == voxel.shape[1:]
+    steps = slider.steps
+    assert [s.label for s in steps] == [str(i) for i in range(0, voxel.shape[0], 2)]
+    assert all(s.method == "restyle" and list(s.args[1]) == [3] for s in steps)  # each step restyles the plane only
+    i = 10
+    step = steps[i // 2].args[0]
+    assert np.all(np.asarray(step["x"][0]) == i) and np.array_equal(np.asarray(step["surfacecolor"][0]), voxel[i])
+    centre = int(np.floor(np.argwhere(seg)[:, 0].mean() + 0.5))
+    assert abs(int(steps[slider.active].label) - centre) <= 1  # it starts at the nodule
+    assert abs(int(np.asarray(plane.x)[0, 0]) - centre) <= 1
+    html = fig.to_html(include_plotlyjs=False)
+    assert '"sliders"' in html and len(html) < 1_500_000
+
+
+def test_figure_carries_a_static_png_beside_its_json(nodule):
+    import base64
+
+    import plotly.io as pio
+
+    voxel, seg = nodule
+    fig = nodule_figure(voxel, seg, heat=voxel.astype(np.float32), title="a nodule")
+    old = pio.renderers.default
+    try:
+        pio.renderers.default = "plotly_mimetype"
+        bundle = fig._repr_mimebundle_()
+    finally:
+        pio.renderers.default = old
+    assert "application/vnd.plotly.v1+json" in bundle
+    png = base64.b64decode(bundle["image/png"])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and 5_000 < len(png) < 200_000

@@ -1,6 +1,12 @@
-"""Pictures of one nodule: an interactive 3D surface (plotly) and orthogonal slices with the mask (matplotlib)."""
+"""Pictures of one nodule: an interactive 3D surface (plotly) and orthogonal slices with the mask (matplotlib).
+
+The 3D figure works with no kernel and no network: view buttons and a slice slider are plotly's own (`restyle`
+steps held in the figure). Where no plotly.js runs (GitHub, nbviewer, `nbconvert --to html`), its output still
+shows a picture: the figure carries a static PNG of three slices, drawn by matplotlib from the same volume."""
 from __future__ import annotations
 
+import base64
+import io
 from pathlib import Path
 
 import numpy as np
@@ -44,14 +50,84 @@ def heat_trace(heat: np.ndarray, name: str = "Grad-CAM", levels: int = 4, opacit
                      showlegend=True, colorbar=dict(title=name, len=0.6))
 
 
+class NoduleFigure(go.Figure):
+    """A plotly figure that also hands Jupyter a static PNG (`still`) beside its JSON: frontends that draw plotly
+    show the figure, the others (GitHub, nbviewer, nbconvert's HTML) the picture."""
+
+    def _still_png(self) -> str | None:
+        make = getattr(self, "_still", None)
+        return make() if make is not None else None
+
+    def _repr_mimebundle_(self, include=None, exclude=None, validate=True, **kwargs):
+        bundle = super()._repr_mimebundle_(include, exclude, validate, **kwargs)
+        png = self._still_png() if bundle else None
+        return {**bundle, "image/png": png} if png else bundle
+
+    def _ipython_display_(self):
+        import plotly.io as pio
+        from IPython.display import display
+
+        bundle = self._repr_mimebundle_() if pio.renderers.render_on_display and pio.renderers.default else {}
+        if not bundle:  # no renderer, or one outside the notebook (a browser tab): plotly's own way
+            return super()._ipython_display_()
+        display(bundle, raw=True)
+
+
+def still_png(voxel: np.ndarray, seg: np.ndarray | None = None, heat: np.ndarray | None = None,
+              title: str = "") -> str:
+    """Three orthogonal slices through the nodule (mask centroid, else the centre) with the mask's contour and,
+    given, the heat above 30 % of its peak: a base64 PNG, the static stand-in for the 3D figure."""
+    voxel = np.asarray(voxel)
+    has_mask = seg is not None and np.asarray(seg).any()
+    c = np.floor(mask_centroid(np.asarray(seg, bool)) + 0.5).astype(int) if has_mask else np.array(voxel.shape) // 2
+    fig = Figure(figsize=(7.5, 2.9), dpi=80, layout="constrained")
+    for a, ax in enumerate(fig.subplots(1, 3)):
+        cut = None if seg is None else np.asarray(seg, bool).take(c[a], axis=a)
+        _show(ax, voxel.take(c[a], axis=a), cut, float(voxel.min()), float(voxel.max()), f"axis {a} = {c[a]}")
+        if heat is not None:
+            h = np.asarray(heat, np.float32).take(c[a], axis=a)
+            ax.imshow(np.ma.masked_less(h, 0.3 * (float(np.max(heat)) or 1.0)), cmap="hot", alpha=0.5)
+    if title:
+        fig.suptitle(f"{title} (a static view; the interactive 3D figure needs plotly.js)", fontsize=9)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def slice_trace(voxel: np.ndarray, index: int, max_side: int = 48) -> go.Surface:
+    """A grey plane showing slice `index` of axis 0 in the nodule's voxel coordinates (sides above `max_side`
+    subsampled, so each slider step stays light)."""
+    step = max(1, int(np.ceil(max(voxel.shape[1:]) / max_side)))
+    j, k = np.mgrid[: voxel.shape[1] : step, : voxel.shape[2] : step]
+    return go.Surface(x=np.full(j.shape, index), y=j, z=k, surfacecolor=voxel[index, ::step, ::step],
+                      cmin=float(voxel.min()), cmax=float(voxel.max()), colorscale="gray", showscale=False,
+                      opacity=0.9, name="slice (axis 0)", showlegend=True, hoverinfo="skip")
+
+
+def _slider(voxel: np.ndarray, trace: int, start: int, step_size: int, max_side: int = 48) -> dict:
+    """A plotly slider whose steps move the slice plane (trace number `trace`) along axis 0: no kernel needed."""
+    step = max(1, int(np.ceil(max(voxel.shape[1:]) / max_side)))
+    shape = voxel[0, ::step, ::step].shape
+    positions = list(range(0, voxel.shape[0], step_size))
+    steps = [dict(method="restyle", label=str(i),
+                  args=[{"x": [np.full(shape, i).tolist()], "surfacecolor": [voxel[i, ::step, ::step].tolist()]},
+                        [trace]])
+             for i in positions]
+    active = min(range(len(positions)), key=lambda n: abs(positions[n] - start))
+    return dict(active=active, steps=steps, currentvalue=dict(prefix="slice, axis 0 = "), pad=dict(t=10), len=0.9,
+                x=0.05)
+
+
 def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float | None = None,
                   step_size: int = 2, mask_opacity: float = 0.5, title: str = "",
-                  heat: np.ndarray | None = None) -> go.Figure:
+                  heat: np.ndarray | None = None, slices: bool = True) -> NoduleFigure:
     """3D surfaces of the volume at `level` (default Otsu's) and, given a mask, of the masked volume and the mask.
 
-    Buttons switch between raw + mask, masked and mask-only views; `step_size` > 1 coarsens the meshes so
-    the saved HTML stays small. `heat`, a volume of the same shape (e.g. a Grad-CAM from
-    `medlib.report.saliency.heat_volume`), adds translucent shells that stay visible in every view.
+    Buttons switch between raw + mask, masked and mask-only views; `step_size` > 1 coarsens the meshes (and the
+    slider's steps) so the saved HTML stays small. With `slices`, a grey plane shows one slice of the volume and
+    a slider moves it along axis 0 (plotly steps: works offline, without a kernel). `heat`, a volume of the same
+    shape (e.g. a Grad-CAM from `medlib.report.saliency.heat_volume`), adds translucent shells. The plane and
+    the shells stay visible in every view. In Jupyter the figure carries a static PNG (`still_png`) too.
     """
     from skimage.filters import threshold_otsu
 
@@ -74,8 +150,14 @@ def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float
                           "pass a level inside its range.")
     if heat is not None and np.shape(heat) != voxel.shape:
         raise MedlibError(f"heat shape {np.shape(heat)} differs from volume shape {voxel.shape}.")
-    extra = [heat_trace(heat)] if heat is not None else []
-    fig = go.Figure(list(kept.values()) + extra)
+    centre = (int(np.floor(mask_centroid(seg)[0] + 0.5)) if seg is not None and seg.any()
+              else voxel.shape[0] // 2)
+    plane = [slice_trace(voxel, centre)] if slices else []
+    extra = plane + ([heat_trace(heat)] if heat is not None else [])
+    fig = NoduleFigure(list(kept.values()) + extra)
+    fig._still = lambda: still_png(voxel, seg, heat, title)
+    if plane:
+        fig.update_layout(sliders=[_slider(voxel, len(kept), centre, step_size)])
     views = {"raw + mask": ("raw", "mask"), "masked": ("masked",), "mask only": ("mask",)}
     if len(kept) > 1:
         buttons = [dict(label=label, method="restyle",
@@ -88,8 +170,9 @@ def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float
             trace.visible = shown
     axes = {f"{name}axis": dict(title=f"axis {a}") for a, name in enumerate("xyz")}
     top = (45 if title else 10) + (40 if len(kept) > 1 else 0)
-    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left", y=0.99, yanchor="top"), height=600,
-                      margin=dict(l=0, r=0, t=top, b=0), scene=dict(aspectmode="data", **axes))
+    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left", y=0.99, yanchor="top"),
+                      height=600 + (70 if plane else 0), margin=dict(l=0, r=0, t=top, b=70 if plane else 0),
+                      scene=dict(aspectmode="data", **axes))
     return fig
 
 
