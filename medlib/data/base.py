@@ -44,6 +44,30 @@ class Split:
         ids = [self.ids[i] for i in idx.tolist()] if self.ids is not None else None
         return Split(self.X[idx], self.y[idx], ids)
 
+    def as_dataset(self, transform="normalize") -> "SplitDataset":
+        """This split as a `torch.utils.data.Dataset` of (x, y) pairs, for a `DataLoader` or any PyTorch code:
+        x is one sample scaled to [-1, 1] as medlib's loop feeds its networks (`normalize`), or `transform(x)`
+        of the uint8 sample for another callable, or the uint8 sample itself with `transform=None`.
+
+        >>> loader = DataLoader(load_medmnist("breastmnist")["train"].as_dataset(), batch_size=128, shuffle=True)
+
+        (medlib's own loop slices whole batches from the tensors instead: an epoch is a permutation.)"""
+        return SplitDataset(self, normalize if transform == "normalize" else transform)
+
+
+class SplitDataset(torch.utils.data.Dataset):
+    """A `Split` seen by PyTorch: `len` samples, each `(transform(X[i]), y[i])` (see `Split.as_dataset`)."""
+
+    def __init__(self, split: Split, transform=None):
+        self.split, self.transform = split, transform
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i):
+        x = self.split.X[i]
+        return (self.transform(x) if self.transform is not None else x), self.split.y[i]
+
 
 @dataclass
 class Dataset:

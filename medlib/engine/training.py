@@ -24,7 +24,7 @@ from ..evalformat import write_evaluator_csv
 from ..metrics import evaluate
 from ..models import build_model, count_parameters, model_dims
 from ..progress import tqdm
-from . import checkpoint, distributed
+from . import checkpoint, distributed, observe
 from .cost import estimate_seconds, too_slow_message
 from .device import device_name, resolve_device, seed_everything, versions
 from .hardware import (
@@ -257,6 +257,7 @@ def train_epochs(t: Training, main: bool, show: bool) -> None:
                "val_loss": val_loss, **_row_metrics("val", val_scores, va.y.numpy(), meta.task),
                "seconds": time.perf_counter() - te}
         t.history.append(row)
+        observe.epoch_done(t.folder.name, cfg, t.history)  # a live plot in a notebook, TensorBoard files (optional)
         score = row["val_auc"] if not math.isnan(row["val_auc"]) else -math.inf
         if score > t.best_score:  # strictly better: ties keep the earlier, simpler model
             t.best_score, t.best_epoch = score, epoch + 1

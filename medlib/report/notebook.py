@@ -34,8 +34,9 @@ def plotly_renderer(embed: bool | None = None) -> str | None:
 
 
 def setup(embed_plotlyjs: bool | None = None) -> None:
-    """matplotlib inline (also under MPLBACKEND=Agg), the plotly renderer where medlib builds the outputs (else
-    plotly's own choice), and roomier pandas tables."""
+    """matplotlib inline (also under MPLBACKEND=Agg), a live loss/AUC plot while a cell trains (not under CI or
+    MEDLIB_QUIET), the plotly renderer where medlib builds the outputs (else plotly's own choice), and roomier
+    pandas tables."""
     import plotly.io as pio
 
     # tqdm.auto asks for ipywidgets in a notebook (the notebooks extra installs it); the engine's bars are off in CI
@@ -49,6 +50,9 @@ def setup(embed_plotlyjs: bool | None = None) -> None:
         ip = None
     if ip is not None:
         ip.run_line_magic("matplotlib", "inline")
+        from .live import turn_on
+
+        turn_on()  # the loss/AUC curves redrawn while a cell trains; off under CI and MEDLIB_QUIET
     renderer = plotly_renderer(embed_plotlyjs)
     if renderer:
         pio.renderers.default = renderer
