@@ -73,16 +73,16 @@ def test_live_plot_draws_both_curves_and_is_quiet_in_ci(monkeypatch):
 
 
 def test_tensorboard_without_the_package_is_one_warning(monkeypatch):
-    import builtins
+    import importlib
 
-    real_import = builtins.__import__
+    real = importlib.import_module
 
     def no_tensorboard(name, *args, **kwargs):
-        if name.startswith("torch.utils.tensorboard"):
+        if name == "torch.utils.tensorboard":
             raise ImportError("no tensorboard")
-        return real_import(name, *args, **kwargs)
+        return real(name, *args, **kwargs)
 
-    monkeypatch.setattr(builtins, "__import__", no_tensorboard)
+    monkeypatch.setattr(importlib, "import_module", no_tensorboard)
     monkeypatch.setenv(observe.TENSORBOARD_ENV, "/nonexistent")
     monkeypatch.setattr(observe, "_env_checked", [])
     with pytest.warns(MedlibWarning, match=r'pip install "medlib\[tensorboard\]"'):

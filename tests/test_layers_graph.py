@@ -25,6 +25,7 @@ MAX_FUNCTION_LINES = 60
 # third-party modules a function may import lazily, and why
 OPTIONAL_LAZY = {
     "IPython": "notebooks extra (ipykernel)",
+    "ipywidgets": "notebooks extra (widget progress bars), probed to choose them",
     "jinja2": "notebooks extra",
     "latex2mathml": "notebooks extra",
     "nbclient": "notebooks extra",

@@ -4,7 +4,6 @@ The rate is injected (`gflops=`), so no test depends on this machine's speed."""
 import pytest
 
 from medlib.config import make_config
-from medlib.experiments import reproduce
 from medlib.experiments.plans import report1_epochs
 from medlib.report import notebook
 from medlib.report.notebook import NotebookStop, check_data_root, check_training_time, training_estimate
@@ -41,7 +40,7 @@ def test_allowed_or_fast_enough_trains_on(tmp_path, capsys):
 
 
 def test_finished_runs_cost_nothing(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(reproduce, "run_status", lambda folder: ("complete", 50))
+    monkeypatch.setattr(notebook, "run_status", lambda folder: ("complete", 50))
     est = check_training_time(FULL_02, tmp_path, device="cpu", gflops=1.0)  # would be years, but all are done
     assert est == {**est, "finished": 60, "seconds": 0.0}
     assert "60 already finished" in capsys.readouterr().out
@@ -58,3 +57,24 @@ def test_a_wrong_data_root_is_one_line(tmp_path, monkeypatch):
     with pytest.raises(NotebookStop, match="does not exist") as e:
         check_data_root(str(tmp_path / "nowhere"))
     assert len(e.value._render_traceback_()) == 1
+
+
+def test_plotly_keeps_its_own_renderer_choice(monkeypatch):
+    import plotly.io as pio
+
+    from medlib.report.notebook import EMBED_ENV, plotly_renderer, setup
+
+    monkeypatch.delenv(EMBED_ENV, raising=False)
+    monkeypatch.delenv("PLOTLY_RENDERER", raising=False)
+    assert plotly_renderer() is None  # JupyterLab, VS Code, Colab, Kaggle: plotly detects them itself
+    monkeypatch.setenv(EMBED_ENV, "1")
+    assert plotly_renderer() == "notebook"  # medlib builds the outputs (the HTML report)
+    monkeypatch.setenv(EMBED_ENV, "0")
+    assert plotly_renderer() == "plotly_mimetype"  # re-executing the notebooks git keeps
+    monkeypatch.setenv("PLOTLY_RENDERER", "vscode")
+    assert plotly_renderer() is None  # the user's choice always wins
+    before = pio.renderers.default
+    monkeypatch.setattr(pio.renderers, "default", "browser")
+    setup()
+    assert pio.renderers.default == "browser"
+    monkeypatch.setattr(pio.renderers, "default", before)

@@ -242,7 +242,8 @@ def test_page_in_chromium_is_offline_clean_and_drawn(browser, report, tmp_path):
     assert "\\lambda" not in _js(dt, "document.body.innerText")
     assert _js(dt, "document.querySelectorAll('.js-plotly-plot').length") == 1  # the shared plotly.js drew it
     # the slice slider's steps restyle the plane in the page itself, no kernel: step 3 puts it at slice 6
-    assert _js(dt, "(() => { try { const gd = document.querySelector('.js-plotly-plot'), st = gd.layout.sliders[0].steps[3];"
+    assert _js(dt, "(() => { try { const gd = document.querySelector('.js-plotly-plot'),"
+                   " st = gd.layout.sliders[0].steps[3];"
                    " Plotly.restyle(gd, st.args[0], st.args[1]); return [st.label, gd.data[st.args[1][0]].x[0][0]];"
                    " } catch (e) { return String(e); } })()") == \
         ["6", 6]

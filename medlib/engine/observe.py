@@ -7,6 +7,7 @@ event files of every run under DIR/<run name>/ where the `tensorboard` package i
 """
 from __future__ import annotations
 
+import importlib
 import os
 
 from ..errors import warn
@@ -31,9 +32,9 @@ class TensorBoard:
     """Each run's per-epoch numbers (losses, AUC, ACC, lr) as TensorBoard scalars under `log_dir`/<run name>/."""
 
     def __init__(self, log_dir):
-        from torch.utils.tensorboard import SummaryWriter  # needs the tensorboard package
-
-        self.log_dir, self._writer_class, self._writers = str(log_dir), SummaryWriter, {}
+        # torch.utils.tensorboard raises ImportError without the optional tensorboard package: imported only here
+        writer = importlib.import_module("torch.utils.tensorboard").SummaryWriter
+        self.log_dir, self._writer_class, self._writers = str(log_dir), writer, {}
 
     def __call__(self, run_name: str, cfg, history: list) -> None:
         w = self._writers.get(run_name)

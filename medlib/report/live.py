@@ -10,6 +10,9 @@ import time
 
 from matplotlib.figure import Figure
 
+from ..engine import observe
+from ..engine.training import quiet
+
 
 def figure(run_name: str, history: list, epochs: int) -> Figure:
     """Loss (train, val) and AUC (train, val) against the epoch, for one run's history so far."""
@@ -59,9 +62,6 @@ _live: list = []
 
 def turn_on() -> LivePlot | None:
     """Register one LivePlot for this kernel, unless CI or MEDLIB_QUIET asks for quiet outputs."""
-    from ..engine import observe
-    from ..engine.training import quiet
-
     if quiet():
         return None
     if not _live:

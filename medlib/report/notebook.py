@@ -10,10 +10,19 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from ..data import registry
+from ..data.cubes import is_cube_set
 from ..data.files import ENV_ROOT, data_root
+from ..data.medmnist import medmnist_meta
+from ..engine.cost import estimate_seconds
 from ..engine.device import device_name, resolve_device
+from ..engine.hardware import resolve_precision, sgemm_gflops
+from ..engine.runs import run_dir
+from ..engine.splits import ALL_FOLDS, load_for_config
 from ..errors import MedlibError
+from ..experiments.reproduce import run_status
 from ..version import __version__
+from .live import turn_on
 
 # Set by `python -m medlib report`: figures then carry plotly.js inside the HTML, so the report works offline.
 EMBED_ENV = "MEDLIB_EMBED_PLOTLYJS"
@@ -50,8 +59,6 @@ def setup(embed_plotlyjs: bool | None = None) -> None:
         ip = None
     if ip is not None:
         ip.run_line_magic("matplotlib", "inline")
-        from .live import turn_on
-
         turn_on()  # the loss/AUC curves redrawn while a cell trains; off under CI and MEDLIB_QUIET
     renderer = plotly_renderer(embed_plotlyjs)
     if renderer:
@@ -119,10 +126,6 @@ _SIZES: dict = {}
 
 def _split_sizes(cfg) -> tuple:
     """(meta, n_train, n_eval) of a config: MedMNIST's from its INFO (nothing read), a cube set's by loading it once."""
-    from ..data import registry
-    from ..data.cubes import is_cube_set
-    from ..data.medmnist import medmnist_meta
-    from ..engine.splits import ALL_FOLDS, load_for_config
 
     if not is_cube_set(cfg.dataset):
         n = registry.info(cfg.dataset)["n_samples"]
@@ -144,10 +147,6 @@ def _split_sizes(cfg) -> tuple:
 def training_estimate(configs, runs=None, device="auto", gflops: float | None = None) -> dict:
     """What training `configs` costs here: {'runs', 'finished' (complete in `runs`, reused for free), 'seconds'
     (counted FLOPs at half the SGEMM rate `gflops`, measured once when None; None off CPU), 'device'}."""
-    from ..engine.cost import estimate_seconds
-    from ..engine.hardware import resolve_precision, sgemm_gflops
-    from ..engine.runs import run_dir
-    from ..experiments.reproduce import run_status
 
     dev = resolve_device(device)
     total, finished = 0.0, 0
