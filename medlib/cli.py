@@ -20,6 +20,7 @@ from .engine.distributed import is_main
 from .engine.hardware import memory_format, step_settings
 from .engine.loop import predict
 from .engine.splits import load_for_config
+from .engine.training import fitting_eval_batch
 from .errors import MedlibError, MedlibWarning
 from .experiments import cv, reproduce, sweep
 from .flags import add_config_flags, config_from_args
@@ -59,8 +60,8 @@ def cmd_evaluate(args) -> None:
     net = net.to(device)
     if how.channels_last:
         net = net.to(memory_format=memory_format(meta.dims))
-    probs, loss = predict(net, s.X, device, meta.task, cfg.eval_batch_size, s.y, how.precision, how.channels_last,
-                          cfg.loss)
+    batch = fitting_eval_batch(net, tuple(s.X.shape[1:]), device, cfg.eval_batch_size, len(s))
+    probs, loss = predict(net, s.X, device, meta.task, batch, s.y, how.precision, how.channels_last, cfg.loss)
     m = evaluate(s.y.numpy(), probs, meta.task)
     print(f"{cfg.dataset} {args.split} (n={len(s)}): AUC {m['auc']:.3f}  ACC {m['acc']:.3f}  loss {loss:.4f}")
 

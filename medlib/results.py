@@ -23,6 +23,7 @@ from .experiments.records import (
     EMPTY,
     METRICS,
     aggregate,
+    check_record,
     fmt,
     fmt_col,
     frame,
@@ -39,10 +40,10 @@ from .experiments.records import (
 )
 
 __all__ = [
-    "CONFIG_COLUMNS", "DEFAULT_RESULTS", "EMPTY", "METRICS", "README_BEGIN", "README_END", "aggregate", "ensemble",
-    "ensemble_score", "fmt", "fmt_col", "frame", "mean_std", "plan_labels", "pooled", "provenance", "records",
-    "results_root", "runs", "scores_metrics", "select", "study_command", "study_keys", "study_rows", "to_markdown",
-    "write_readme",
+    "CONFIG_COLUMNS", "DEFAULT_RESULTS", "EMPTY", "METRICS", "README_BEGIN", "README_END", "aggregate", "check_record",
+    "ensemble", "ensemble_score", "fmt", "fmt_col", "frame", "mean_std", "plan_labels", "pooled", "provenance",
+    "records", "results_root", "runs", "runs_behind", "scores_metrics", "select", "study_command", "study_keys",
+    "study_rows", "to_markdown", "write_readme",
 ]
 
 README_BEGIN, README_END = "<!-- results:begin (python -m medlib results --write-readme) -->", "<!-- results:end -->"

@@ -11,6 +11,7 @@ from .data.m3dv import list_candidates, load_m3dv, read_labels
 from .engine.checkpoint import load_model
 from .engine.device import resolve_device
 from .engine.loop import predict
+from .engine.training import fitting_eval_batch
 from .ensemble import average
 from .errors import MedlibError
 from .metrics import evaluate
@@ -92,7 +93,9 @@ def predict_folder(checkpoints, input_dir, out_csv=None, labels=None, weights=No
         if meta.dims != 3 or cfg.dataset != "m3dv":
             raise MedlibError(f"{path} was trained on {cfg.dataset}, not M3DV; predict needs an M3DV checkpoint.")
         ds = _samples(path, cfg, input_dir, names)
-        probs.append(predict(net.to(dev), ds["all"].X, dev, meta.task, cfg.eval_batch_size)[0])
+        X = ds["all"].X
+        batch = fitting_eval_batch(net, tuple(X.shape[1:]), dev, cfg.eval_batch_size, len(X))
+        probs.append(predict(net.to(dev), X, dev, meta.task, batch)[0])
     p = average(probs, weights)
     df = pd.DataFrame({"id": names, "Predicted": p[:, 1]})
     if table is not None:

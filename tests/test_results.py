@@ -1,6 +1,5 @@
 """The results layer against numpy / sklearn, the reproduce plan (dry run, resume, only), and the README in sync."""
 
-import dataclasses
 import json
 import os
 import shutil
@@ -107,6 +106,7 @@ def test_cpu_plan_leaves_out_what_a_cpu_cannot_finish(monkeypatch):
     assert cpu and all(cfg.stem == "imagenet" and "imagenet-stem" in label for label, cfg in cpu)
     gpu = [label for label, cfg in plans.plan("gpu") if cfg.model == "resnet18_3d" and cfg.stem == "small"]
     assert "medmnist3d/adrenalmnist3d_28/resnet18_3d-small-stem/s0" in gpu
+    monkeypatch.setattr(medlib.engine.cost, "sgemm_gflops", lambda: 200.0)  # injected: not this machine's speed
     rows = (
         reproduce.schedule(
             "gpu",
@@ -155,11 +155,13 @@ def test_results_command_and_bad_marker(tmp_path):
 def test_dry_run_downloads_nothing_and_lists_runs_without_their_data(tmp_path, monkeypatch, capsys):
     """On an empty data root a dry run still lists the plan: MedMNIST sizes come from INFO, M3DV is 'no data'."""
     from medlib.data import files
+    from medlib.engine import cost
 
     monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.delenv("MEDMNIST_ROOT", raising=False)
     monkeypatch.setattr(files, "download", lambda *a, **k: pytest.fail("a dry run downloaded a file"))
+    monkeypatch.setattr(cost, "sgemm_gflops", lambda: 200.0)  # an injected rate: 'GPU job' must not hang on this CPU
     rows = reproduce.reproduce("gpu", only="medmnist3d/vesselmnist3d_64/*/s0,report2/densenet3d/mixup0.2/f0",
                                out=tmp_path / "out", dry_run=True, device="cpu")
     status = {r["label"]: r["status"] for r in rows}
@@ -213,11 +215,11 @@ def test_estimates_rest_on_finished_runs_like_them_on_this_device(tmp_path, monk
     monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "empty"))  # breast sizes come from INFO
     cpu = resolve_device("cpu")
     (label, cfg), = [(lb, c) for lb, c in plans.plan("cpu") if lb == "report1/breastmnist/resnet18/s0"]
-    done = cfg.replace(seed=7, lr=0.1)  # another seed and rate: the same cost per epoch
-    folder = tmp_path / "out" / "finished"
-    folder.mkdir(parents=True)
-    record = {"status": "complete", "config": dataclasses.asdict(done), "device": device_name(cpu),
-              "precision": medlib.engine.hardware.resolve_precision(done.amp, cpu), "seconds_per_epoch": 2.5}
+    folder = tmp_path / "out" / "finished"  # a whole committed record (the reader checks it), of another seed:
+    shutil.copytree(ROOT / "results" / "breastmnist_28-resnet18-s1-98da1fdb9e", folder)  # the same cost per epoch
+    record = json.loads((folder / "run.json").read_text())
+    record.update(device=device_name(cpu), precision=medlib.engine.hardware.resolve_precision(cfg.amp, cpu),
+                  seconds_per_epoch=2.5)
     (folder / "run.json").write_text(json.dumps(record))
     rows = {r["label"]: r for r in reproduce.schedule("cpu", "report1/breastmnist/*", tmp_path / "out", cpu)}
     assert rows[label]["basis"] == "measured" and rows[label]["estimate_s"] == pytest.approx(2.5 * cfg.epochs)
@@ -236,7 +238,7 @@ def test_reproduce_amp_sets_every_runs_precision_but_not_its_identity(tmp_path, 
     class Done:
         metrics = {"test": {"auc": 0.5, "acc": 0.5}}
 
-    monkeypatch.setattr(reproduce, "fit", lambda cfg, out, verbose: trained.append(cfg) or Done)
+    monkeypatch.setattr(reproduce, "fit", lambda cfg, out, verbose, reuse: trained.append(cfg) or Done)
     reproduce.reproduce("cpu", only="report1/breastmnist/resnet18/s0", out=tmp_path / "out", device="cpu",
                         amp="fp32")
     (planned,) = [c for lb, c in plans.plan("cpu") if lb == "report1/breastmnist/resnet18/s0"]

@@ -5,10 +5,16 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
+
+try:
+    import pwd
+except ImportError:  # Windows
+    pwd = None
 
 from .. import atomic
 from ..errors import MedlibError
@@ -32,10 +38,20 @@ def data_root() -> Path:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("MEDLIB_CACHE") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "medlib"
-    )
-    return Path(base)
+    """$MEDLIB_CACHE, else $XDG_CACHE_HOME/medlib, else ~/.cache/medlib; an empty or relative XDG_CACHE_HOME or HOME
+    counts as unset (HOME= must not put the cache in /.cache), with the account's home from the password database."""
+    if os.environ.get("MEDLIB_CACHE"):
+        return Path(os.environ["MEDLIB_CACHE"])
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    if os.path.isabs(xdg):
+        return Path(xdg) / "medlib"
+    home = os.environ.get("HOME", "")
+    if not os.path.isabs(home):
+        try:
+            home = pwd.getpwuid(os.getuid()).pw_dir
+        except (AttributeError, KeyError, OSError):  # no pwd module (Windows), or no entry for this user
+            home = tempfile.gettempdir()
+    return Path(home) / ".cache" / "medlib"
 
 
 def medmnist_path(name: str, size: int = 28, root: str | os.PathLike | None = None) -> Path:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .. import atomic
-from ..errors import MedlibError
+from ..errors import MedlibError, permission_denied
 from ..ops.crop import apply_mask, crop_cube, mask_centroid
 from ..progress import tqdm
 from .base import Dataset, Meta, Split
@@ -85,6 +85,8 @@ def load_sample(path) -> tuple[np.ndarray, np.ndarray]:
                 raise MedlibError(f"{path} lacks the key(s) {sorted(missing)} (has {f.files}); "
                                   "an M3DV sample needs 'voxel' and 'seg'.")
             voxel, seg = f["voxel"], f["seg"]
+    except PermissionError:
+        raise permission_denied(path) from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise MedlibError(f"Cannot read {path} ({type(e).__name__}: {e}); "
                           "the file is damaged or truncated, copy it again.") from None

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import MedlibError
+from ..errors import MedlibError, permission_denied
 from . import files, registry
 from .base import Dataset, Meta, Split, to_rgb
 
@@ -37,6 +37,8 @@ def read_npz(path: Path, name: str, size: int) -> dict[str, np.ndarray]:
                     f"it is not a MedMNIST file. Delete it and download it again from {registry.url(name, size)}."
                 )
             arrays = {k: z[k] for k in z.files if k.endswith(("_images", "_labels"))}
+    except PermissionError:
+        raise permission_denied(path) from None
     except (zipfile.BadZipFile, EOFError, ValueError, OSError) as e:
         raise MedlibError(
             f"{path} cannot be read as an npz ({type(e).__name__}: {e}); it is truncated or damaged. "

@@ -10,7 +10,7 @@ import torch
 from .. import atomic
 from ..config import TrainConfig
 from ..data.base import Meta
-from ..errors import MedlibError
+from ..errors import MedlibError, permission_denied
 from ..models import build_model
 
 
@@ -45,10 +45,9 @@ def load(path, map_location="cpu", hint: str | None = None) -> dict:
     try:
         ck = torch.load(path, map_location=map_location, weights_only=True)
     except PermissionError:
-        raise MedlibError(f"Checkpoint {path} cannot be opened (permission denied); make it readable "
-                          "(chmod u+r), or pass another.") from None
+        raise permission_denied(path, "Checkpoint ") from None
     except Exception as e:  # noqa: BLE001 - any unpickling failure means the same thing to the user
-        if isinstance(e, pickle.UnpicklingError) and "weights only" in str(e).lower():
+        if isinstance(e, pickle.UnpicklingError) and "unsupported global" in str(e).lower():  # a class, a function
             raise MedlibError(f"Checkpoint {path} holds Python objects other than tensors and numbers (a pickle that "
                               "can run code as it loads); medlib reads only tensors, and such a file must not be "
                               f"loaded any other way; {hint}.") from None

@@ -22,7 +22,7 @@ from ..config import TrainConfig
 from ..data import m3dv, registry
 from ..data.cubes import M3DV, NODULE_CUBES, is_cube_set
 from ..data.nodules import FALLBACK
-from ..errors import MedlibError
+from ..errors import MedlibError, permission_denied
 
 DEFAULT_OUT = "runs"
 
@@ -65,7 +65,7 @@ def read_record(path: Path) -> dict:
     try:
         rec = json.loads(Path(path).read_bytes().decode("utf-8"))
     except PermissionError:
-        raise MedlibError(f"{path} cannot be opened (permission denied); make it readable (chmod u+r).") from None
+        raise permission_denied(path) from None
     except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:120]
         raise MedlibError(f"{path} cannot be read ({type(e).__name__}: {reason}); {REDO}.") from None
@@ -101,7 +101,7 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
     try:
         return pd.read_csv(path)
     except PermissionError:
-        raise MedlibError(f"{path} cannot be opened (permission denied); make it readable (chmod u+r).") from None
+        raise permission_denied(path) from None
     except (OSError, ValueError, pd.errors.ParserError) as e:  # EmptyDataError is a ValueError
         raise MedlibError(f"{path} cannot be read as a CSV ({type(e).__name__}: {str(e)[:120]}); {REDO}.") from None
 

@@ -345,6 +345,7 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
         return Run(folder)
     resume = resume and not done  # a complete run's last.pt is its final epoch: resuming would train nothing
     distributed.check_launch()
+    checkpoint_seconds()  # a bad $MEDLIB_CHECKPOINT_SECONDS is refused before any folder is made
     ds = dataset if dataset is not None else load_for_config(cfg)
     check_model_fits_data(cfg, ds.meta)
     lock = claim(folder) if main else None

@@ -168,7 +168,10 @@ def _canonical(folder: Path, cfg: TrainConfig) -> bool:
 def _read_root(root: Path, complete_only: bool) -> list[tuple[Path, dict, TrainConfig | None]]:
     """(folder, record, config) of the readable, valid records directly under `root`; a warning for each bad one."""
     found = []
-    for path in sorted(root.glob("*/run.json")):
+    for folder in sorted(p for p in root.iterdir() if p.is_dir()):
+        path = folder / "run.json"
+        if not (path.exists() or path.is_symlink()):  # a symlink loop "exists" not, and is damage all the same
+            continue
         try:
             rec = read_record(path)
         except MedlibError as e:

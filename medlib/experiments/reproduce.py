@@ -186,6 +186,40 @@ def print_plan(rows: list[dict], name: str, device: torch.device, file=None) -> 
     )
 
 
+def run_one(r: dict, out, device: str, amp: str | None, failures: list, elsewhere: list) -> None:
+    """Train one plan row (reused if complete, resumed if cut; a damaged complete record is trained again) and set its
+    status; a failure or a run another process holds is noted, not raised, so the plan goes on."""
+    t0 = time.perf_counter()
+    try:
+        cfg = r["config"].replace(device=device, **({"amp": amp} if amp else {}))
+        run = fit(cfg, out=out, verbose=False, reuse=r["status"] != "damaged")
+        m = run.metrics.get("test") or run.metrics["val"]
+        r["status"] = "complete"
+        tqdm.write(f"{r['label']}: test AUC {m['auc']:.3f} ACC {m['acc']:.3f} ({_minutes(time.perf_counter() - t0)})")
+    except RunLocked:  # another `reproduce` (or `train`) has it: not a failure of this one
+        r["status"] = "elsewhere"
+        elsewhere.append(r["label"])
+    except MedlibError as e:
+        r["status"] = "failed"
+        failures.append(f"{r['label']}: {e}")
+        tqdm.write(f"{r['label']}: failed: {e}")
+
+
+def report_left(missing: dict, elsewhere: list, failures: list) -> None:
+    """After the plan: what was not run and why; raises when some run failed."""
+    for why, n in missing.items():
+        tqdm.write(f"{n} run(s) not run: {why}")
+    if elsewhere:
+        tqdm.write(f"{len(elsewhere)} run(s) trained by another process at the same time, so not here: "
+                   f"{', '.join(elsewhere[:5])}{' ...' if len(elsewhere) > 5 else ''}; their records count once "
+                   "that process finishes (run reproduce again then to check)")
+    if failures:
+        raise MedlibError(
+            f"{len(failures)} run(s) failed (their run.json says why); the others are recorded: "
+            + "; ".join(failures[:3])
+        )
+
+
 def reproduce(
     name: str | None = None,
     only: str | None = None,
@@ -214,7 +248,7 @@ def reproduce(
     if missing and not todo:
         raise MedlibError(f"nothing to run: {sum(missing.values())} run(s) lack their data. " + " ".join(missing))
     total = sum(r["estimate_s"] or 60 for r in todo)
-    failures, elsewhere = [], []
+    failures, elsewhere = [], []  # filled by run_one
     bar = tqdm(
         total=round(total),
         desc=f"reproduce {name}",
@@ -224,36 +258,10 @@ def reproduce(
     )
     for r in todo:
         bar.set_postfix_str(r["label"])
-        t0 = time.perf_counter()
-        try:
-            cfg = r["config"].replace(device=device, **({"amp": amp} if amp else {}))
-            # a damaged complete record is trained again, not reused
-            run = fit(cfg, out=out, verbose=False, reuse=r["status"] != "damaged")
-            m = run.metrics.get("test") or run.metrics["val"]
-            r["status"] = "complete"
-            tqdm.write(
-                f"{r['label']}: test AUC {m['auc']:.3f} ACC {m['acc']:.3f} ({_minutes(time.perf_counter() - t0)})"
-            )
-        except RunLocked:  # another `reproduce` (or `train`) has it: not a failure of this one
-            r["status"] = "elsewhere"
-            elsewhere.append(r["label"])
-        except MedlibError as e:
-            r["status"] = "failed"
-            failures.append(f"{r['label']}: {e}")
-            tqdm.write(f"{r['label']}: failed: {e}")
+        run_one(r, out, device, amp, failures, elsewhere)
         bar.update(round(r["estimate_s"] or 60))
     bar.close()
-    for why, n in missing.items():
-        tqdm.write(f"{n} run(s) not run: {why}")
-    if elsewhere:
-        tqdm.write(f"{len(elsewhere)} run(s) trained by another process at the same time, so not here: "
-                   f"{', '.join(elsewhere[:5])}{' ...' if len(elsewhere) > 5 else ''}; their records count once "
-                   "that process finishes (run reproduce again then to check)")
-    if failures:
-        raise MedlibError(
-            f"{len(failures)} run(s) failed (their run.json says why); the others are recorded: "
-            + "; ".join(failures[:3])
-        )
+    report_left(missing, elsewhere, failures)
     return rows
 
 
