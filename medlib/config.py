@@ -221,6 +221,15 @@ PRESETS = {
                 "epochs": 26, "shift": 5, "rot90": True, "flip": True, "mixup_alpha": 0.2, "crop": 32,
                 "mask": True},
 }
+# The recipe a dataset was reported with, used when a command names the data but no --preset: Report 1's
+# MedMNIST defaults (batch 128) would not even fit a laptop for M3DV's DenseNet; Report 2 trained it at 30.
+NATURAL_PRESETS = {"m3dv": "report2"}
+
+
+def natural_preset(dataset) -> str:
+    return NATURAL_PRESETS.get(str(dataset or "").strip().lower(), "report1")
+
+
 # Profiles shrink a preset for CPU: `quick` runs in minutes on real data (few epochs, subsets).
 PROFILES = {
     "quick": {"epochs": 3, "max_train": 512, "max_eval": 256, "batch_size": 64},

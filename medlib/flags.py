@@ -5,7 +5,7 @@ import argparse
 from dataclasses import fields
 
 from .choices import LAYOUTS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
-from .config import PRESETS, PROFILES, TrainConfig, make_config
+from .config import PRESETS, PROFILES, TrainConfig, make_config, natural_preset
 from .models import MODELS
 
 _HELP = {
@@ -45,10 +45,18 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         else:
             p.add_argument(flag, type=kind, default=None, metavar=f.name.upper(),
                            help=f"{_HELP.get(f.name, '')} (default {f.default})".strip())
-    p.add_argument("--preset", default="report1", choices=sorted(PRESETS), help="base settings (default report1)")
+    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
+                   help="base settings (default: report2 for --dataset m3dv, else report1)")
     p.add_argument("--profile", default="full", choices=sorted(PROFILES), help="quick shrinks the run for a CPU")
 
 
 def config_from_args(args) -> TrainConfig:
     given = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name) is not None}
-    return make_config(args.preset, args.profile, **given)
+    preset = args.preset
+    if preset is None:  # only the data named: its own report's recipe, said in one line
+        preset = natural_preset(given.get("dataset"))
+        if preset != "report1":
+            kept = ", ".join(f"{k} {v}" for k, v in PRESETS[preset].items() if k not in given and k != "dataset")
+            print(f"medlib: --dataset {given['dataset']} without --preset trains with --preset {preset} ({kept}); "
+                  "flags you type win, --preset report1 gives the MedMNIST defaults.")
+    return make_config(preset, args.profile, **given)

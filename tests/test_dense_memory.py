@@ -86,7 +86,9 @@ def test_bf16_autocast_recomputes_under_autocast():
     torch.testing.assert_close(outs[0], outs[1], rtol=0.05, atol=0.05)
     for (name, p), q in zip(net.named_parameters(), ref.parameters()):
         assert p.grad is not None and p.grad.dtype == torch.float32, name
-        assert torch.isfinite(p.grad).all(), name
+        if name.endswith("conv.bias") or (p.ndim == 1 and q.grad.abs().max() < 1e-3):
+            continue  # a conv bias feeding a BatchNorm has a true gradient of 0: bf16 leaves only noise
+        torch.testing.assert_close(p.grad, q.grad, rtol=0.1, atol=0.05 * float(q.grad.abs().max()) + 1e-6)
     for (k, b), b_ref in zip(net.named_buffers(), ref.buffers()):
         if k.endswith("num_batches_tracked"):
             assert int(b) == int(b_ref) == 1, k
@@ -98,3 +100,20 @@ def test_training_keeps_a_fraction_of_what_the_plain_network_kept():
     assert b["saved"] < b["sum"] / 8  # 14 MiB per 32³ cube kept for backward, against 175 of module outputs
     # the refusal's bound moved with it: batch 128 on M3DV is about 8 GiB, not 31
     assert 6 < memory.train_bytes_per_sample(net, (1, 32, 32, 32)) * 128 / memory.GiB < 10
+
+
+def test_naming_only_m3dv_gets_report2s_recipe_said_in_one_line(capsys):
+    from medlib.cli import build_parser
+    from medlib.config import make_config
+    from medlib.flags import config_from_args
+
+    args = build_parser().parse_args(["train", "--dataset", "m3dv", "--model", "densenet3d", "--epochs", "1"])
+    cfg = config_from_args(args)
+    said = capsys.readouterr().out.strip().splitlines()
+    assert len(said) == 1 and "--preset report2" in said[0] and "batch_size 30" in said[0]
+    assert cfg == make_config("report2", epochs=1)  # the same run folder as typing --preset report2
+    typed = config_from_args(build_parser().parse_args(["train", "--dataset", "m3dv", "--preset", "report1",
+                                                        "--model", "densenet3d"]))
+    assert typed.batch_size == 128 and capsys.readouterr().out == ""  # a typed preset is obeyed, silently
+    other = config_from_args(build_parser().parse_args(["train", "--dataset", "breastmnist"]))
+    assert other == make_config("report1", dataset="breastmnist") and capsys.readouterr().out == ""

@@ -201,3 +201,43 @@ def test_a_run_that_fails_leaves_an_honest_record_and_resumes(real_data, tmp_pat
     assert rec["status"] == "failed" and rec["epochs_saved"] == 1 and rec["reason"] == "disk on fire"
     run = medlib.fit(cfg, out=tmp_path, verbose=False)  # the lock was released: it resumes at epoch 2 and completes
     assert run.complete and len(run.history) == 2 and run.record["epochs_this_session"] == 1
+
+
+def test_cgroup_quota_v2_and_v1_and_unlimited(tmp_path):
+    v2 = tmp_path / "v2"
+    (v2 / "job").mkdir(parents=True)
+    (v2 / "cpu.max").write_text("max 100000\n")
+    (v2 / "job" / "cpu.max").write_text("150000 100000\n")
+    proc = tmp_path / "cgroup2"
+    proc.write_text("0::/job\n")
+    assert hardware._cgroup_cpu_quota(str(v2), str(proc)) == 1.5
+    (v2 / "job" / "cpu.max").write_text("max 100000\n")
+    assert hardware._cgroup_cpu_quota(str(v2), str(proc)) is None
+    v1 = tmp_path / "v1" / "cpu" / "box"
+    v1.mkdir(parents=True)
+    (v1 / "cpu.cfs_quota_us").write_text("50000\n")
+    (v1 / "cpu.cfs_period_us").write_text("100000\n")
+    proc.write_text("4:memory:/box\n1:cpu:/box\n")
+    assert hardware._cgroup_cpu_quota(str(tmp_path / "v1"), str(proc)) == 0.5
+    assert hardware._cgroup_cpu_quota(str(tmp_path), str(tmp_path / "absent")) is None
+
+
+def test_threads_follow_the_quota_and_are_only_lowered(monkeypatch):
+    from medlib.engine import device
+
+    monkeypatch.setattr(hardware, "_cgroup_cpu_quota", lambda: 1.5)
+    assert hardware.usable_cpus() == 1  # half a CPU more is not a thread's worth
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.delenv("MEDLIB_THREADS", raising=False)
+        monkeypatch.setattr(device, "usable_cpus", lambda: 1)
+        assert device.set_cpu_threads() == 1
+        monkeypatch.setattr(device, "usable_cpus", lambda: 64)
+        assert device.set_cpu_threads() == 1  # never raised above what a caller set
+        monkeypatch.setenv("MEDLIB_THREADS", "2")
+        assert device.set_cpu_threads() == 2
+        monkeypatch.setenv("MEDLIB_THREADS", "two")
+        with pytest.raises(MedlibError, match="MEDLIB_THREADS='two' must be a whole number"):
+            device.set_cpu_threads()
+    finally:
+        torch.set_num_threads(before)

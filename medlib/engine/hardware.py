@@ -58,7 +58,13 @@ def allocator_state() -> str:
 
 @lru_cache(maxsize=None)
 def cpu_has_native_bf16() -> bool:
-    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16); emulated bf16 is slower than fp32."""
+    """True when the CPU computes bf16 in hardware (AVX512-BF16 or AMX-BF16); emulated bf16 is slower than fp32.
+
+    A CPU whose kernels are capped below AVX-512 (ATEN_CPU_CAPABILITY=avx2, as benchmarks/cpu3d.py --isa avx2
+    runs an AVX2 machine's code on an AVX-512 one) has no native bf16 kernels either."""
+    capability = getattr(torch.backends.cpu, "get_cpu_capability", lambda: "")()
+    if capability in ("DEFAULT", "NO AVX", "AVX", "AVX2", "ZVECTOR", "VSX"):
+        return False
     probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
     if probe is not None and probe():
         return True
@@ -220,3 +226,53 @@ def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
 def step_settings(cfg, device: torch.device, dims: int):
     """The precision and layout a config trains and evaluates with on `device`."""
     return StepSettings(resolve_precision(cfg.amp, device), use_channels_last(cfg.channels_last, device, dims))
+
+
+def _cgroup_cpu_quota(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> float | None:
+    """CPUs' worth of time this process's cgroup may use (cgroup v2 cpu.max or v1 cfs quota), None if unlimited."""
+    try:
+        with open(proc) as f:
+            entries = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
+    except OSError:
+        return None
+    for _, controllers, path in entries:
+        path = path.lstrip("/")
+        if controllers == "":  # v2: "max 100000" or "150000 100000", the nearest limit up the tree counts
+            parts = path.split("/") if path else []
+            for depth in range(len(parts), -1, -1):
+                try:
+                    with open(os.path.join(root, *parts[:depth], "cpu.max")) as f:
+                        quota, period = f.read().split()[:2]
+                except (OSError, ValueError):
+                    continue
+                if quota != "max":
+                    return int(quota) / int(period)
+        elif "cpu" in controllers.split(","):  # v1
+            for base in (os.path.join(root, "cpu", path), os.path.join(root, "cpu,cpuacct", path)):
+                try:
+                    with open(os.path.join(base, "cpu.cfs_quota_us")) as f:
+                        quota = int(f.read())
+                    with open(os.path.join(base, "cpu.cfs_period_us")) as f:
+                        period = int(f.read())
+                except (OSError, ValueError):
+                    continue
+                if quota > 0 and period > 0:
+                    return quota / period
+    return None
+
+
+def usable_cpus() -> int:
+    """How many CPUs this process may really use: its affinity mask, capped by its cgroup's CPU quota.
+
+    torch starts one thread per core of the machine; in a container limited to 1.5 CPUs or a job pinned to
+    two cores of many, the extra OpenMP threads only wait on each other (issue 26: ResNet-18 at 2 threads
+    ran at 22 img/s on a busy 2-core machine, at 1 thread at 77).
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # macOS, Windows
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpu_quota()
+    if quota is not None:
+        n = min(n, max(1, int(quota)))  # a fraction of a CPU more is not a thread's worth
+    return max(1, n)
