@@ -20,7 +20,7 @@ from .engine.distributed import is_main
 from .engine.hardware import memory_format, step_settings
 from .engine.loop import predict
 from .engine.splits import load_for_config
-from .engine.training import fitting_eval_batch
+from .engine.training import fitting_eval_batch, is_out_of_memory
 from .errors import MedlibError, MedlibWarning
 from .experiments import cv, reproduce, sweep
 from .flags import add_config_flags, config_from_args
@@ -142,6 +142,13 @@ def _run(args) -> int:
         args.func(args)
     except MedlibError as e:
         print(f"medlib: error: {e}", file=sys.stderr)
+        return 2
+    except (RuntimeError, MemoryError) as e:  # evaluate / predict: an allocator failure is one line too
+        if not is_out_of_memory(e):
+            raise
+        why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
+        print(f"medlib: error: out of memory ({why}); free memory (close other programs) or run it on a machine "
+              "with more.", file=sys.stderr)
         return 2
     except OSError as e:  # a file problem no check foresaw: still one line, not a traceback
         print(f"medlib: error: {e}; check that file (missing, unreadable or on a full disk?).", file=sys.stderr)

@@ -388,6 +388,11 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
 OOM_MARKERS = ("out of memory", "not enough memory", "can't allocate memory", "cannot allocate memory")
 
 
+def is_out_of_memory(e: BaseException) -> bool:
+    """True for an allocator failure (torch's CPU and CUDA allocators raise RuntimeErrors that say so)."""
+    return isinstance(e, MemoryError) or (isinstance(e, RuntimeError) and any(m in str(e).lower() for m in OOM_MARKERS))
+
+
 @contextlib.contextmanager
 def out_of_memory_as_error(t: Training):
     """An allocator failure mid-run becomes one MedlibError naming the batch sizes to lower (last.pt keeps the
@@ -395,7 +400,7 @@ def out_of_memory_as_error(t: Training):
     try:
         yield
     except (RuntimeError, MemoryError) as e:
-        if not (isinstance(e, MemoryError) or any(m in str(e).lower() for m in OOM_MARKERS)):
+        if not is_out_of_memory(e):
             raise
         raise MedlibError(f"{t.meta.name} {t.cfg.model} ran out of memory on {t.device} (--batch-size "
                           f"{t.cfg.batch_size}, evaluation batch {t.eval_batch}); pass a smaller --batch-size (and "
