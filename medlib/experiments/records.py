@@ -178,8 +178,12 @@ def _read_root(root: Path, complete_only: bool) -> list[tuple[Path, dict, TrainC
             _skip(path, str(e).split(";")[0].removeprefix(f"{path} "))
             continue
         if rec.get("status") != "complete":
-            if not complete_only:
+            if complete_only:
+                continue
+            if isinstance(rec.get("config"), dict):  # a run in progress: its row holds what it has so far
                 found.append((path.parent, rec, None))
+            else:
+                _skip(path, "it has no config")
             continue
         try:
             found.append((path.parent, rec, check_record(path.parent, rec)))
