@@ -8,6 +8,7 @@ ensemble. The reader and the aggregate live in `experiments.records`, beside the
 
 from __future__ import annotations
 
+import gzip
 import re
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pandas as pd
 
 from . import atomic
 from .data.cubes import is_cube_set
+from .engine.runs import Run
 from .ensemble import ensemble_runs
 from .errors import MedlibError
 from .experiments.records import (
@@ -41,9 +43,9 @@ from .experiments.records import (
 
 __all__ = [
     "CONFIG_COLUMNS", "DEFAULT_RESULTS", "EMPTY", "METRICS", "README_BEGIN", "README_END", "aggregate", "check_record",
-    "ensemble", "ensemble_score", "fmt", "fmt_col", "frame", "mean_std", "plan_labels", "pooled", "provenance",
-    "records", "results_root", "runs", "runs_behind", "scores_metrics", "select", "study_command", "study_keys",
-    "study_rows", "to_markdown", "write_readme",
+    "compact", "ensemble", "ensemble_score", "fmt", "fmt_col", "frame", "mean_std", "plan_labels", "pooled",
+    "provenance", "records", "results_root", "runs", "runs_behind", "scores_metrics", "select", "study_command",
+    "study_keys", "study_rows", "to_markdown", "write_readme",
 ]
 
 README_BEGIN, README_END = "<!-- results:begin (python -m medlib results --write-readme) -->", "<!-- results:end -->"
@@ -60,6 +62,35 @@ def ensemble(items, split: str = "test", weights=None) -> pd.DataFrame:
 def ensemble_score(items, split: str = "test") -> dict:
     rs = runs(frame(items))
     return scores_metrics(ensemble(items, split), rs[0].record["data"]["task"])
+
+
+# ---------------------------------------------------------------- keeping results/ small
+
+
+def compact(*folders, min_bytes: int = 1 << 18) -> list[Path]:
+    """Gzip each score file of the records under `folders` that is larger than `min_bytes`, after checking that
+    the packed file reads back to the same table, and drop that split's MedMNIST evaluator copy (it holds the same
+    numbers): what keeps large sets' records small enough for git. Every table reads them as before."""
+    packed = []
+    for root in folders:
+        for folder in sorted(p.parent for p in Path(root).glob("*/run.json")):
+            for split in ("val", "test"):
+                plain = folder / f"{split}_scores.csv"
+                if not plain.is_file() or plain.stat().st_size < min_bytes:
+                    continue
+                table = Run(folder).scores(split)  # a damaged file is refused here, never packed
+                gz = plain.with_name(plain.name + ".gz")
+                with atomic.atomic_path(gz) as tmp:
+                    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:
+                        f.write(plain.read_bytes())  # no name, mtime 0: the same bytes every time
+                if not pd.read_csv(gz).equals(table):
+                    gz.unlink()
+                    raise MedlibError(f"{gz} did not read back as {plain}; nothing was removed.")
+                plain.unlink()
+                for copy in folder.glob(f"*_{split}_[[]AUC[]]*@*.csv"):
+                    copy.unlink()
+                packed.append(gz)
+    return packed
 
 
 # ---------------------------------------------------------------- provenance

@@ -106,6 +106,13 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
         raise MedlibError(f"{path} cannot be read as a CSV ({type(e).__name__}: {str(e)[:120]}); {REDO}.") from None
 
 
+def scores_path(folder: Path, split: str) -> Path:
+    """A split's scores file: `<split>_scores.csv`, or its gzipped form where `results --compact` shrank it."""
+    plain = Path(folder) / f"{split}_scores.csv"
+    packed = plain.with_name(plain.name + ".gz")
+    return packed if not plain.exists() and packed.is_file() else plain
+
+
 @dataclass
 class Run:
     """A finished (or interrupted) run read back from its folder."""
@@ -147,7 +154,7 @@ class Run:
 
     def scores(self, split: str) -> pd.DataFrame:
         """Per-sample scores of a split, checked against the record: the header, and one row per sample it counted."""
-        path = self.dir / f"{split}_scores.csv"
+        path = scores_path(self.dir, split)
         df = _read_csv(path, f"{split} scores")
         problem = scores_problem(df.columns)
         n = (self.record.get("data") or {}).get(f"n_{split}")

@@ -220,8 +220,9 @@ def outdo(sets=tuple(OUTDO)):
     """The recipes of issue 24's goal, >= 5 seeds each, and M3DV's repeated cross-validation."""
     for ds in sets:
         preset, kw = OUTDO[ds]
+        name = kw["model"] + (f"-{kw['stem']}-stem" if kw["model"] == "resnet18_3d" else "")  # as medmnist3d names it
         for seed in OUTDO_SEEDS:
-            yield f"outdo/{ds}/s{seed}", make_config(preset, dataset=ds, seed=seed, **kw)
+            yield f"outdo/{ds}/{name}/s{seed}", make_config(preset, dataset=ds, seed=seed, **kw)
 
 
 def outdo_m3dv():

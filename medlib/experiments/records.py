@@ -8,6 +8,7 @@ re-exports it with ensembles, provenance lines and the README markers, and the r
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 from collections.abc import Iterable
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import TrainConfig
-from ..engine.runs import HISTORY_COLUMNS, Run, read_record, run_dir, runs_root, scores_problem
+from ..engine.runs import HISTORY_COLUMNS, Run, read_record, run_dir, runs_root, scores_path, scores_problem
 from ..errors import MedlibError, warn
 from ..metrics import evaluate
 from ..tasks import TASKS
@@ -95,14 +96,14 @@ def _finite_unit(v) -> bool:
 
 def _count_rows(path: Path) -> tuple[list[str], int]:
     """(header columns, data rows) of a CSV without parsing it all: cheap enough for every record of a table."""
-    with open(path, "rb") as f:
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
         header = f.readline().decode("utf-8").strip().split(",")
         return header, sum(1 for line in f if line.strip())
 
 
 def _check_files(folder: Path, rec: dict) -> None:
     """history.csv and the val / test scores exist, with the right header and one row per sample recorded."""
-    for name, n in [("history.csv", None)] + [(f"{s}_scores.csv", rec["data"].get(f"n_{s}"))
+    for name, n in [("history.csv", None)] + [(scores_path(folder, s).name, rec["data"].get(f"n_{s}"))
                                               for s in ("val", "test") if s in rec["metrics"]]:
         path = folder / name
         if not path.is_file():

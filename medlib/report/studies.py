@@ -26,6 +26,7 @@ from ..results import (
     EMPTY,
     METRICS,
     aggregate,
+    compact,
     ensemble,
     fmt,
     fmt_col,
@@ -564,7 +565,8 @@ def outdo_table(df: pd.DataFrame) -> pd.DataFrame:
                      "moonshot met": "yes" if a["mean"] >= best_auc else "no"})
     cols = ["dataset", "row", "recipe", "seeds", "test AUC", "95% CI", "test ACC", "official best AUC / ACC",
             "independent rerun", "best known", "goal met", "moonshot met"]
-    return pd.DataFrame(rows).reindex(columns=cols).fillna(EMPTY)
+    t = pd.DataFrame(rows).reindex(columns=cols).astype(object)
+    return t.where(t.notna(), EMPTY)
 
 
 STUDIES = [  # (title, table function, study names whose records it shows)
@@ -619,6 +621,9 @@ def markdown(df: pd.DataFrame | None = None) -> str:
 
 def cmd_results(args) -> None:
     folders = args.dirs or [str(results_root())]
+    if args.compact:
+        packed = compact(*folders)
+        print(f"{len(packed)} score file(s) gzipped" + "".join(f"\n  {p}" for p in packed))
     df = records(*folders)
     if args.write_readme:
         changed = write_readme(args.write_readme, markdown(df))
@@ -639,6 +644,8 @@ def add_command(sub) -> None:
     p = sub.add_parser("results", help="the reproduction tables from run records (results/ by default)")
     p.add_argument("dirs", nargs="*", help="folders of run folders (default: $MEDLIB_RESULTS or ./results)")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables with provenance lines")
+    p.add_argument("--compact", action="store_true",
+                   help="gzip score files over 256 KiB (checked to read back the same) and drop their evaluator copies")
     p.add_argument(
         "--write-readme",
         metavar="README",
