@@ -117,3 +117,15 @@ def test_naming_only_m3dv_gets_report2s_recipe_said_in_one_line(capsys):
     assert typed.batch_size == 128 and capsys.readouterr().out == ""  # a typed preset is obeyed, silently
     other = config_from_args(build_parser().parse_args(["train", "--dataset", "breastmnist"]))
     assert other == make_config("report1", dataset="breastmnist") and capsys.readouterr().out == ""
+
+
+def test_recomputation_is_chosen_where_the_plain_network_would_crowd_the_machine(monkeypatch):
+    net, cpu = DenseNet3D(), torch.device("cpu")
+    layers = [m for m in net.modules() if hasattr(m, "memory_efficient")]
+    monkeypatch.setattr(memory, "total_bytes", lambda device: 8 * memory.GiB)  # a student's laptop
+    assert memory.choose_recompute(net, (1, 32, 32, 32), 30, cpu) is True
+    assert all(m.memory_efficient is True for m in layers)
+    monkeypatch.setattr(memory, "total_bytes", lambda device: 64 * memory.GiB)  # plenty: keep the faster path
+    assert memory.choose_recompute(net, (1, 32, 32, 32), 30, cpu) is False
+    assert all(m.memory_efficient is False for m in layers)
+    assert memory.choose_recompute(torch.nn.Linear(2, 2), (2,), 30, cpu) is None

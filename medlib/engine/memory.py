@@ -20,15 +20,16 @@ EVAL_BUDGET_CAP = 2 * GiB  # on CPU more buys no speed: evaluation is compute-bo
 TRAIN_FRACTION = 0.9  # a training batch may use this much of the memory that is free
 
 
-def _meta_copy(net: nn.Module) -> nn.Module:
+def _meta_copy(net: nn.Module, recompute: bool | None = None) -> nn.Module:
+    """A shapes-only copy; `recompute` forces DenseNet3D's choice (None: the one `net` will train with)."""
     probe = copy.deepcopy(getattr(net, "module", net)).to("meta")  # shapes only: no compute, no memory
     for m in probe.modules():
-        if hasattr(m, "memory_efficient"):  # measure what training keeps (DenseNet3D recomputes in backward)
-            m.memory_efficient = True
+        if hasattr(m, "memory_efficient"):  # on meta, None would mean 'plain': measure what training keeps
+            m.memory_efficient = m.memory_efficient is not False if recompute is None else recompute
     return probe
 
 
-def activation_bytes(net: nn.Module, sample_shape: tuple[int, ...]) -> dict:
+def activation_bytes(net: nn.Module, sample_shape: tuple[int, ...], recompute: bool | None = None) -> dict:
     """Per-sample fp32 bytes of activations: 'sum' of every leaf module's output, the largest input+output
     'max', and 'saved', what a training step really keeps for backward.
 
@@ -47,7 +48,7 @@ def activation_bytes(net: nn.Module, sample_shape: tuple[int, ...]) -> dict:
         outs.append(out * 4 // 2)
         pairs.append((first + out) * 4 // 2)
 
-    probe = _meta_copy(net).eval()
+    probe = _meta_copy(net, recompute).eval()
     handles = [m.register_forward_hook(hook) for m in probe.modules() if not list(m.children())]
     x = torch.zeros((2, *sample_shape), device="meta")
     with torch.no_grad():
@@ -67,11 +68,27 @@ def activation_bytes(net: nn.Module, sample_shape: tuple[int, ...]) -> dict:
     return {"sum": sum(outs), "max": max(pairs, default=0), "saved": sum(b for _, b in kept.values()) // 2}
 
 
-def train_bytes_per_sample(net: nn.Module, sample_shape) -> int:
+def train_bytes_per_sample(net: nn.Module, sample_shape, recompute: bool | None = None) -> int:
     """Upper bound on a training step's per-sample memory: what backward keeps, plus room for the largest
     layer's input, output and their gradients at once (DenseNet3D on M3DV: 64 MiB; 56 measured live)."""
-    b = activation_bytes(net, sample_shape)
+    b = activation_bytes(net, sample_shape, recompute)
     return b["saved"] + 2 * b["max"]
+
+
+COMFORTABLE = 0.25  # the share of the machine's memory a training batch may take without recomputation
+
+
+def choose_recompute(net: nn.Module, sample_shape, batch_size: int, device: torch.device) -> bool | None:
+    """Set DenseNet3D's recomputation for this run: on where the plain network's batch would take more than
+    COMFORTABLE of the device's memory (an 8-16 GB laptop at Report 2's batch 30), off where it fits easily,
+    since recomputing costs speed (benchmarks/cpu3d.py: 'plain' against 'fp32'). None for other networks."""
+    layers = [m for m in getattr(net, "module", net).modules() if hasattr(m, "memory_efficient")]
+    if not layers:
+        return None
+    on = batch_size * train_bytes_per_sample(net, sample_shape, recompute=False) > COMFORTABLE * total_bytes(device)
+    for m in layers:
+        m.memory_efficient = on
+    return on
 
 
 def eval_batch_size(net: nn.Module, sample_shape, device: torch.device, requested: int = 0) -> int:
@@ -89,7 +106,9 @@ def check_train_batch(net: nn.Module, sample_shape, batch_size: int, device: tor
     """Refuse, before the first step, a training batch whose activations cannot fit in the device's memory at all;
     warn when they may not fit in what is free now. The estimate is an upper bound (train_bytes_per_sample):
     DenseNet3D at batch 128 on M3DV is estimated at 8 GiB (the leaf-output sum said 31), so free memory,
-    which other processes move, must not refuse a run that fits."""
+    which other processes move, must not refuse a run that fits. DenseNet3D's recomputation is chosen first
+    (choose_recompute), so the bound is the network that will really train."""
+    choose_recompute(net, sample_shape, batch_size, device)
     per_sample = train_bytes_per_sample(net, sample_shape)
     need = batch_size * per_sample
     total, free = total_bytes(device), available_bytes(device)

@@ -5,6 +5,8 @@ layer's concatenation -> BN -> ReLU -> Conv1³ bottleneck is recomputed in the b
 and a block keeps its feature maps as a list, concatenated only where a layer reads them. The plain network
 kept a fresh, ever wider concatenation plus its normalised copy per layer (7.6 GB at batch 30 on M3DV);
 the parameters, the state_dict keys and the numbers are the same either way (tests/test_dense_memory.py).
+Recomputing costs speed, so training chooses it per run (engine.memory.choose_recompute): on where the plain
+network's batch would crowd the machine's memory, off where it fits easily.
 """
 from __future__ import annotations
 
