@@ -96,17 +96,19 @@ def test_slice_slider_moves_the_plane_without_a_kernel(nodule):
     fig = nodule_figure(voxel, seg, step_size=2)
     plane, slider = fig.data[3], fig.layout.sliders[0]
     assert plane.type == "surface" and np.asarray(plane.surfacecolor).shape == voxel.shape[1:]
-    steps = slider.steps
-    assert [s.label for s in steps] == [str(i) for i in range(0, voxel.shape[0], 2)]
-    assert all(s.method == "restyle" and list(s.args[1]) == [3] for s in steps)  # each step restyles the plane only
+    positions = [str(i) for i in range(0, voxel.shape[0], 2)]
+    assert [s.label for s in slider.steps] == positions == [f.name for f in fig.frames]
+    assert all(s.method == "animate" and list(s.args[0]) == [s.label] for s in slider.steps)
     i = 10
-    step = steps[i // 2].args[0]
-    assert np.all(np.asarray(step["x"][0]) == i) and np.array_equal(np.asarray(step["surfacecolor"][0]), voxel[i])
+    frame = fig.frames[i // 2]
+    assert list(frame.traces) == [3]  # each frame moves the plane only
+    assert np.all(np.asarray(frame.data[0].x) == i)
+    assert np.array_equal(np.asarray(frame.data[0].surfacecolor), voxel[i])
     centre = int(np.floor(np.argwhere(seg)[:, 0].mean() + 0.5))
-    assert abs(int(steps[slider.active].label) - centre) <= 1  # it starts at the nodule
+    assert abs(int(slider.steps[slider.active].label) - centre) <= 1  # it starts at the nodule
     assert abs(int(np.asarray(plane.x)[0, 0]) - centre) <= 1
     html = fig.to_html(include_plotlyjs=False)
-    assert '"sliders"' in html and len(html) < 1_500_000
+    assert '"sliders"' in html and '"bdata"' in html and len(html) < 600_000  # frames as compact typed arrays
 
 
 def test_figure_carries_a_static_png_beside_its_json(nodule):

@@ -241,12 +241,13 @@ def test_page_in_chromium_is_offline_clean_and_drawn(browser, report, tmp_path):
     assert box[0] > 50 and box[1] > 10
     assert "\\lambda" not in _js(dt, "document.body.innerText")
     assert _js(dt, "document.querySelectorAll('.js-plotly-plot').length") == 1  # the shared plotly.js drew it
-    # the slice slider's steps restyle the plane in the page itself, no kernel: step 3 puts it at slice 6
-    assert _js(dt, "(() => { try { const gd = document.querySelector('.js-plotly-plot'),"
-                   " st = gd.layout.sliders[0].steps[3];"
-                   " Plotly.restyle(gd, st.args[0], st.args[1]); return [st.label, gd.data[st.args[1][0]].x[0][0]];"
-                   " } catch (e) { return String(e); } })()") == \
-        ["6", 6]
+    # the slice slider's steps animate the plane through the figure's frames, no kernel: step 3 puts it at slice 6
+    moved = dt.send("Runtime.evaluate", awaitPromise=True, returnByValue=True, expression=(
+        "(async () => { const gd = document.querySelector('.js-plotly-plot'), st = gd.layout.sliders[0].steps[3];"
+        " await Plotly.animate(gd, st.args[0], st.args[1]);"
+        " const p = gd._fullData[gd._transitionData._frames[0].traces[0]];"  # what is drawn (typed arrays decoded)
+        " return [st.label, Number(p.x[0][0]), p.surfacecolor.length]; })()"))["result"].get("value")
+    assert moved == ["6", 6, 24]
     assert _js(dt, "document.querySelector('nav a').getAttribute('href')") == "index.html"
     assert (shots / "01_tiny.png").stat().st_size > 20_000
     # the sidebar stands beside the notebook, not over it

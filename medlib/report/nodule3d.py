@@ -1,8 +1,9 @@
 """Pictures of one nodule: an interactive 3D surface (plotly) and orthogonal slices with the mask (matplotlib).
 
 The 3D figure works with no kernel and no network: view buttons and a slice slider are plotly's own (`restyle`
-steps held in the figure). Where no plotly.js runs (GitHub, nbviewer, `nbconvert --to html`), its output still
-shows a picture: the figure carries a static PNG of three slices, drawn by matplotlib from the same volume."""
+buttons, and `animate` steps through frames held in the figure). Where no plotly.js runs (GitHub, nbviewer,
+`nbconvert --to html`), its output still shows a picture: the figure carries a static PNG of three slices, drawn
+by matplotlib from the same volume."""
 from __future__ import annotations
 
 import base64
@@ -104,18 +105,22 @@ def slice_trace(voxel: np.ndarray, index: int, max_side: int = 48) -> go.Surface
                       opacity=0.9, name="slice (axis 0)", showlegend=True, hoverinfo="skip")
 
 
-def _slider(voxel: np.ndarray, trace: int, start: int, step_size: int, max_side: int = 48) -> dict:
-    """A plotly slider whose steps move the slice plane (trace number `trace`) along axis 0: no kernel needed."""
+def _slider(voxel: np.ndarray, trace: int, start: int, step_size: int, max_side: int = 48) -> tuple[dict, list]:
+    """A plotly slider whose steps move the slice plane (trace number `trace`) along axis 0, and its frames: each
+    frame holds only the plane's position and colours (as compact typed arrays), so the figure stays light and
+    works offline, without a kernel."""
     step = max(1, int(np.ceil(max(voxel.shape[1:]) / max_side)))
     shape = voxel[0, ::step, ::step].shape
     positions = list(range(0, voxel.shape[0], step_size))
-    steps = [dict(method="restyle", label=str(i),
-                  args=[{"x": [np.full(shape, i).tolist()], "surfacecolor": [voxel[i, ::step, ::step].tolist()]},
-                        [trace]])
-             for i in positions]
+    frames = [go.Frame(name=str(i), traces=[trace],
+                       data=[go.Surface(x=np.full(shape, i, dtype=np.int16), surfacecolor=voxel[i, ::step, ::step])])
+              for i in positions]
+    now = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
+    steps = [dict(method="animate", label=str(i), args=[[str(i)], now]) for i in positions]
     active = min(range(len(positions)), key=lambda n: abs(positions[n] - start))
-    return dict(active=active, steps=steps, currentvalue=dict(prefix="slice, axis 0 = "), pad=dict(t=10), len=0.9,
-                x=0.05)
+    slider = dict(active=active, steps=steps, currentvalue=dict(prefix="slice, axis 0 = "), pad=dict(t=10), len=0.9,
+                  x=0.05)
+    return slider, frames
 
 
 def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float | None = None,
@@ -157,7 +162,9 @@ def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float
     fig = NoduleFigure(list(kept.values()) + extra)
     fig._still = lambda: still_png(voxel, seg, heat, title)
     if plane:
-        fig.update_layout(sliders=[_slider(voxel, len(kept), centre, step_size)])
+        slider, frames = _slider(voxel, len(kept), centre, step_size)
+        fig.frames = frames
+        fig.update_layout(sliders=[slider])
     views = {"raw + mask": ("raw", "mask"), "masked": ("masked",), "mask only": ("mask",)}
     if len(kept) > 1:
         buttons = [dict(label=label, method="restyle",
