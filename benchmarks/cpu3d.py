@@ -1,17 +1,25 @@
-"""3D training speed on this CPU, against its own SGEMM rate, measured in one run.
+"""Training speed on this CPU against its own SGEMM rate, per instruction set, measured in one run.
 
-For each case (model at a cube size, on its real data and recipe) and each mode, a fresh process trains
-medlib's real `train_epoch` and reports cubes/s, achieved GFLOP/s (torch's FLOP counter), the fraction of
-the SGEMM rate measured in that same process, peak resident memory and system/user CPU time:
+For each case (a model on its real data and recipe) and each mode, a fresh process trains medlib's real
+`train_epoch` and reports samples/s, achieved GFLOP/s (torch's FLOP counter: the network's own forward +
+backward, not what DenseNet3D recomputes), the fraction of the SGEMM rate measured in that same process,
+peak resident memory and system/user CPU time:
 
     before  glibc's default allocator, contiguous layout, fp32 (medlib 0.1)
-    fp32    allocator tuned (engine.hardware.tune_allocator), channels_last_3d, fp32
+    plain   as fp32, but DenseNet3D keeps every activation as the plain network did (no recomputation)
+    fp32    allocator tuned (engine.hardware.tune_allocator), channels_last for 3D, fp32
     auto    as fp32, plus `--amp auto` (bf16 only where the CPU computes it natively)
+    sysmalloc  as fp32 with glibc's default allocator: the least memory, more kernel time
 
-It also evaluates the whole 1,188-cube AdrenalMNIST3D 64³ train split with the memory-budget batches and
-reports that process's peak RSS.
+--isa avx2 runs the children with their kernels capped at AVX2 (ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA,
+MKL_ENABLE_INSTRUCTIONS), checked in each child: torch's capability, the oneDNN kernel a convolution ran
+(ONEDNN_VERBOSE) and the SGEMM rate. --batches adds peak-RSS rows at other batch sizes; --load N --threads
+1,2 adds rows trained beside N busy processes, one per thread count. Results go to
+benchmarks/results/<name>-<isa>.json, one file per instruction set; --write-readme puts every file's
+table between the README's markers.
 
-    python benchmarks/cpu3d.py [--out benchmarks/results/cpu3d.json] [--quick] [--cases a,b] [--modes a,b]
+    python benchmarks/cpu3d.py [--isa native|avx2] [--quick] [--cases a,b] [--modes a,b] [--batches 8,16,64]
+        [--load 2 --threads 1,2] [--out FILE] [--write-readme README.md]
 """
 
 from __future__ import annotations
@@ -30,6 +38,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+NAME = "cpu3d"
+MARKERS = ("<!-- cpu3d:begin -->", "<!-- cpu3d:end -->")
+UNIT = "cubes"
+# The instruction-set caps a child runs under; "native" is the machine as it is.
+ISA = {
+    "native": {},
+    "avx2": {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+}
 # case -> (preset, overrides, samples for the fp32/auto modes, samples for 'before')
 CASES = {
     "densenet3d@32": ("report2", {}, 252, 90),
@@ -75,12 +91,41 @@ CASES = {
 }
 MODES = {
     "before": {"amp": "fp32", "channels_last": "off"},
+    "plain": {"amp": "fp32", "channels_last": "auto"},
     "fp32": {"amp": "fp32", "channels_last": "auto"},
     "auto": {"amp": "auto", "channels_last": "auto"},
+    "sysmalloc": {"amp": "fp32", "channels_last": "auto"},
 }
+SYSTEM_MALLOC = ("before", "sysmalloc")  # modes run with glibc's default allocator (MEDLIB_MALLOC=system)
+DEFAULT_CASES, DEFAULT_MODES = "densenet3d@32", "plain,fp32,auto"
 
 
-def child_train(case: str, mode: str, samples: int) -> dict:
+def onednn_isa() -> str:
+    """The ISA of the oneDNN kernel a small fp32 convolution runs with in this process's environment."""
+    code = ("import torch; torch.nn.functional.conv3d(torch.randn(2, 8, 8, 8, 8), torch.randn(16, 8, 3, 3, 3), "
+            "padding=1)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env={**os.environ, "ONEDNN_VERBOSE": "1"}, timeout=120)
+    fields = [line.split(",") for line in r.stdout.splitlines() if line.startswith("onednn_verbose,")]
+    impls = [f[6] for f in fields if len(f) > 6 and f[3] == "exec" and f[5] == "convolution"]
+    return impls[-1] if impls else "unknown"
+
+
+def isa_label(isa: str, capability: str) -> str:
+    if isa == "native":
+        return capability
+    return f"{isa.upper()} (ISA capped on an {'AVX-512' if 'avx512' in host_flags() else 'other'} CPU)"
+
+
+def host_flags() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            return next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return ""
+
+
+def child_train(case: str, mode: str, samples: int, cases=None, modes=None) -> dict:
     """In a fresh process: set up the real run, warm up, time `samples` training cubes."""
     import torch
 
@@ -91,11 +136,16 @@ def child_train(case: str, mode: str, samples: int) -> dict:
     from medlib.engine.splits import load_for_config
     from medlib.engine.training import set_up
 
-    preset, over, _, _ = CASES[case]
-    cfg = make_config(preset, **over, **MODES[mode], device="cpu")
+    preset, over, _, _ = (cases or CASES)[case]
+    batch = int(os.environ.get("CPU3D_BATCH", "0"))
+    sized = {"batch_size": batch} if batch else {}
+    cfg = make_config(preset, **over, **(modes or MODES)[mode], device="cpu", **sized)
     ds = load_for_config(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         t = set_up(cfg, ds, Path(tmp), resume=False, verbose=False)
+    for m in t.net.modules():
+        if hasattr(m, "memory_efficient"):  # DenseNet3D: 'plain' keeps every activation, as before issue 26
+            m.memory_efficient = mode not in ("plain", "before")
     X, y = ds["train"].X, ds["train"].y
     n = min(samples, len(X))
     train_epoch(
@@ -106,16 +156,22 @@ def child_train(case: str, mode: str, samples: int) -> dict:
     train_epoch(t.net, t.opt, X[:n], y[:n], cfg, ds.meta, t.device, t.generator, t.how)
     wall, r1 = time.perf_counter() - w0, resource.getrusage(resource.RUSAGE_SELF)
     flops = flops_per_sample(cfg.model, ds.meta.n_channels, ds.meta.n_classes, tuple(X.shape[1:]), cfg.stem)["train"]
+    # (on the meta device DenseNet3D runs its plain path: the count is the network's work, not its recomputation)
     user, sys_ = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
     rate = n / wall
     return {
         "case": case,
         "mode": mode,
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "onednn_isa": os.environ.get("CPU3D_ONEDNN_ISA", ""),
+        "mkl_instructions": os.environ.get("MKL_ENABLE_INSTRUCTIONS", "native"),
+        "competing_processes": int(os.environ.get("CPU3D_LOAD", "0")),
+        "loadavg_1min_after": round(os.getloadavg()[0], 2),  # other work on the machine while this row ran
         "samples": n,
         "batch_size": cfg.batch_size,
         "seconds": round(wall, 2),
-        "cubes_per_s": round(rate, 2),
-        "gflop_per_cube": round(flops / 1e9, 2),
+        "per_s": round(rate, 2),
+        "gflop_per_sample": round(flops / 1e9, 3),
         "gflops": round(rate * flops / 1e9, 1),
         "sgemm_gflops": round(sgemm, 1),
         "fraction_of_sgemm": round(rate * flops / 1e9 / sgemm, 3),
@@ -152,31 +208,48 @@ def child_eval() -> dict:
     }
 
 
-def run_child(args: list[str], env_extra: dict) -> dict:
+def run_child(script: str, args: list[str], env_extra: dict, load: int = 0) -> dict:
+    """One measurement in a fresh process; `load` busy processes spin beside it for its whole life."""
     env = {**os.environ, **env_extra}
-    r = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, env=env, cwd=ROOT)
+    spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load)]
+    try:
+        r = subprocess.run([sys.executable, script, "--child", *args], capture_output=True, text=True, env=env,
+                           cwd=ROOT)
+    finally:
+        for p in spin:
+            p.kill()
+            p.wait()
     if r.returncode != 0:
         last = (r.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise SystemExit(f"cpu3d: child {' '.join(args)} failed: {last}")
+        raise SystemExit(f"{Path(script).stem}: child {' '.join(args)} failed: {last}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def table(rows: list[dict]) -> str:
-    head = "| case | mode | precision | cubes/s | GFLOP/s | of SGEMM | epoch s | peak RSS GB | sys/user |"
-    lines = [head, "|" + "---|" * 9]
+def row_mode(r: dict) -> str:
+    extra = [f"batch {r['batch_size']}"] if r.get("batch_row") else []
+    if r.get("competing_processes"):
+        extra.append(f"{r['competing_processes']} busy processes, {r['threads']} thread{'s' * (r['threads'] > 1)}")
+    return r["mode"] + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def table(rows: list[dict], unit: str = UNIT) -> str:
+    head = (f"| case | mode | precision | batch | {unit}/s | GFLOP/s | SGEMM GFLOP/s | of SGEMM | epoch s | "
+            "peak RSS GB | sys/user |")
+    lines = [head, "|" + "---|" * 11]
     for r in rows:
         lines.append(
-            f"| {r['case']} | {r['mode']} | {r['precision']}{' + CL' if r['channels_last'] else ''} | "
-            f"{r['cubes_per_s']:.2f} | {r['gflops']:.0f} | {100 * r['fraction_of_sgemm']:.0f}% | "
-            f"{r['epoch_s']:.0f} | {r['peak_rss_gb']:.1f} | {r['sys_over_user']:.2f} |"
+            f"| {r['case']} | {row_mode(r)} | {r['precision']}{' + CL' if r['channels_last'] else ''} | "
+            f"{r['batch_size']} | {r['per_s']:.2f} | {r['gflops']:.0f} | {r['sgemm_gflops']:.0f} | "
+            f"{100 * r['fraction_of_sgemm']:.0f}% | {r['epoch_s']:.0f} | {r['peak_rss_gb']:.2f} | "
+            f"{r['sys_over_user']:.2f} |"
         )
     return "\n".join(lines)
 
 
-def readme_text(rec: dict) -> str:
-    """The benchmark's table plus its provenance, as it goes into the README."""
+def readme_text(rec: dict, unit: str = UNIT) -> str:
+    """One capability's table plus its provenance, as it goes into the README."""
     m, v = rec["machine"], rec["versions"]
-    lines = [table(rec["results"]), ""]
+    lines = [f"**{m['isa_label']}** (oneDNN kernels: {m['onednn_isa']})", "", table(rec["results"], unit), ""]
     ev = rec.get("eval_memory")
     if ev:
         lines += [
@@ -187,87 +260,124 @@ def readme_text(rec: dict) -> str:
     lines.append(
         f"<sub>{m['processor']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
         f"capability {m['cpu_capability']}, native bf16: {m['native_bf16']}; torch {v['torch']}; "
-        f"{rec['date'][:10]}; `{rec['command']}`. CL = channels_last_3d. Each row is a fresh process; "
-        "its fraction of SGEMM uses the SGEMM rate measured in that process.</sub>"
+        f"{rec['date'][:10]}; `{rec['command']}`. CL = channels_last. Each row is a fresh process; its fraction "
+        "of SGEMM uses the SGEMM rate measured in that process.</sub>"
     )
     return "\n".join(lines) + "\n"
 
 
-def write_readme(json_path: str, readme: str) -> int:
+def result_files(name: str = NAME) -> list[Path]:
+    """benchmarks/results/<name>-<isa>.json, native first."""
+    files = sorted((ROOT / "benchmarks" / "results").glob(f"{name}-*.json"))
+    return sorted(files, key=lambda f: (not f.stem.endswith("-native"), f.stem))
+
+
+def readme_block(name: str = NAME, unit: str = UNIT) -> str:
+    return "\n".join(readme_text(json.loads(f.read_text()), unit) for f in result_files(name))
+
+
+def write_readme(readme: str, name: str = NAME, unit: str = UNIT, markers=MARKERS) -> int:
     from medlib.results import write_readme as replace
 
-    rec = json.loads(Path(json_path).read_text())
-    replace(readme, readme_text(rec), "<!-- cpu3d:begin -->", "<!-- cpu3d:end -->")
-    print(f"{readme}: cpu3d table from {json_path}")
+    replace(readme, readme_block(name, unit), *markers)
+    print(f"{readme}: {name} tables from {', '.join(f.name for f in result_files(name))}")
     return 0
 
 
-def main(argv=None) -> int:
+def measure(script: str, name: str, cases: dict, modes: dict, default_cases: str, default_modes: str,
+            child, argv=None, unit: str = UNIT, markers=MARKERS) -> int:
+    """The command line shared by cpu3d.py and cpu2d.py."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default="benchmarks/results/cpu3d.json")
-    p.add_argument("--cases", default=",".join(CASES))
-    p.add_argument("--modes", default=",".join(MODES))
+    p.add_argument("--isa", default="native", choices=sorted(ISA), help="cap the children's kernels (avx2)")
+    p.add_argument("--out", default=None, help=f"default benchmarks/results/{name}-<isa>.json")
+    p.add_argument("--cases", default=default_cases)
+    p.add_argument("--modes", default=default_modes)
+    p.add_argument("--batches", default="", help="peak-RSS rows at these batch sizes (fp32 mode, 2 batches each)")
+    p.add_argument("--load", type=int, default=0, help="busy processes beside the --threads rows")
+    p.add_argument("--threads", default="", help="with --load: one fp32 row per thread count, e.g. 1,2")
+    p.add_argument("--samples", type=int, default=0, help="timed samples per row (default the case's)")
     p.add_argument("--quick", action="store_true", help="a few batches per case (a smoke test, not a measurement)")
-    p.add_argument("--no-eval", action="store_true", help="skip the 64³ evaluation-memory case")
-    p.add_argument(
-        "--write-readme",
-        metavar="README",
-        default=None,
-        help="put the table of --out (already measured) between this README's cpu3d markers",
-    )
+    p.add_argument("--append", action="store_true", help="add these rows to --out's (same instruction set)")
+    p.add_argument("--eval", action="store_true", help="add the 64³ evaluation-memory case (3D)")
+    p.add_argument("--write-readme", metavar="README", default=None,
+                   help="put the tables of every committed result file between this README's markers")
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
-        out = child_eval() if args.child == ["eval"] else child_train(args.child[0], args.child[1], int(args.child[2]))
+        out = child_eval() if args.child == ["eval"] else child(args.child[0], args.child[1], int(args.child[2]))
         print(json.dumps(out))
         return 0
     if args.write_readme:
-        return write_readme(args.out, args.write_readme)
-    cases, modes = args.cases.split(","), args.modes.split(",")
-    bad = [c for c in cases if c not in CASES] + [m for m in modes if m not in MODES]
+        return write_readme(args.write_readme, name, unit, markers)
+    picked, picked_modes = args.cases.split(","), args.modes.split(",")
+    bad = [c for c in picked if c not in cases] + [m for m in picked_modes if m not in modes]
     if bad:
-        print(
-            f"cpu3d: unknown case/mode {', '.join(bad)}; cases: {', '.join(CASES)}; modes: {', '.join(MODES)}",
-            file=sys.stderr,
-        )
+        print(f"{name}: unknown case/mode {', '.join(bad)}; cases: {', '.join(cases)}; modes: {', '.join(modes)}",
+              file=sys.stderr)
+        return 2
+    env_isa = dict(ISA[args.isa])
+    os.environ.update(env_isa)  # this process's own record (capability, bf16) sees the same caps
+    kernel = onednn_isa()
+    env_isa["CPU3D_ONEDNN_ISA"] = kernel
+    jobs = []  # (args, env, load, extra fields)
+    for case in picked:
+        _, _, n_after, n_before = cases[case]
+        for mode in picked_modes:
+            n = args.samples or (64 if args.quick else (n_before if mode == "before" else n_after))
+            env = {"MEDLIB_MALLOC": "system"} if mode in SYSTEM_MALLOC else {}
+            jobs.append(([case, mode, str(n)], env, 0, {}))
+        for b in [int(b) for b in args.batches.split(",") if b]:
+            jobs.append(([case, "fp32", str(2 * b)], {"CPU3D_BATCH": str(b)}, 0, {"batch_row": True}))
+        for th in [int(t) for t in args.threads.split(",") if t]:
+            n = args.samples or (64 if args.quick else n_before)
+            jobs.append(([case, "fp32", str(n)], {"MEDLIB_THREADS": str(th), "CPU3D_LOAD": str(args.load)},
+                         args.load, {}))
+    out = args.out or str(ROOT / "benchmarks" / "results" / f"{name}-{args.isa}.json")
+    old = json.loads(Path(out).read_text()) if args.append and Path(out).exists() else None
+    if old and old["machine"]["isa"] != args.isa:
+        print(f"{name}: {out} holds --isa {old['machine']['isa']} rows, not {args.isa}", file=sys.stderr)
         return 2
     rows = []
-    for case in cases:
-        for mode in modes:
-            _, _, n_after, n_before = CASES[case]
-            n = 64 if args.quick else (n_before if mode == "before" else n_after)
-            env = {"MEDLIB_MALLOC": "system"} if mode == "before" else {}
-            rows.append(run_child([case, mode, str(n)], env))
-            print(table(rows[-1:]).splitlines()[-1], flush=True)
-    ev = None if args.no_eval or args.quick else run_child(["eval"], {})
+    for child_args, env, load, extra in jobs:
+        rows.append({**run_child(script, child_args, {**env_isa, **env}, load), **extra})
+        print(table(rows[-1:], unit).splitlines()[-1], flush=True)
+    ev = run_child(script, ["eval"], env_isa) if args.eval and not args.quick else None
     import torch
 
     from medlib.engine.device import versions
     from medlib.engine.hardware import cpu_has_native_bf16
 
+    capability = torch.backends.cpu.get_cpu_capability()
     rec = {
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
+        "command": "; ".join(([old["command"]] if old else []) + ["python " + shlex.join(sys.argv)]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
             "processor": platform.processor() or platform.machine(),
             "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
-            "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "cpu_capability": capability,
+            "isa": args.isa,
+            "isa_label": isa_label(args.isa, capability),
+            "isa_env": ISA[args.isa],
+            "onednn_isa": kernel,
+            "host_avx512": "avx512f" in host_flags(),
             "native_bf16": cpu_has_native_bf16(),
         },
         "versions": versions(),
-        "results": rows,
-        "eval_memory": ev,
+        "results": (old["results"] if old else []) + rows,
+        "eval_memory": ev or (old or {}).get("eval_memory"),
         "note": "each row is a fresh process; its fraction of SGEMM uses the SGEMM rate measured in that process",
     }
     from medlib import atomic
 
-    atomic.write_json(args.out, rec)
-    print("\n" + table(rows))
-    if ev:
-        print(f"\n{ev['case']}: {ev['samples']} cubes in {ev['seconds']} s, peak RSS {ev['peak_rss_gb']} GB")
-    print(f"\nwritten {args.out}")
+    atomic.write_json(out, rec)
+    print("\n" + readme_text(rec, unit))
+    print(f"written {out}")
     return 0
+
+
+def main(argv=None) -> int:
+    return measure(__file__, NAME, CASES, MODES, DEFAULT_CASES, DEFAULT_MODES, child_train, argv)
 
 
 if __name__ == "__main__":

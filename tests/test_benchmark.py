@@ -32,6 +32,13 @@ def test_benchmark_bad_flag_is_one_line(tmp_path):
     assert r.returncode == 2 and "--batches must be at least 1" in r.stderr and "Traceback" not in r.stderr
 
 
+def host_has(flag: str) -> bool:
+    try:
+        return f" {flag}" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
 def test_cpu3d_quick_records_every_measure(real_data, tmp_path):
     out = tmp_path / "cpu3d.json"
     cmd = [sys.executable, "benchmarks/cpu3d.py", "--quick", "--cases", "baseline3d@28", "--modes", "before,fp32",
@@ -43,14 +50,38 @@ def test_cpu3d_quick_records_every_measure(real_data, tmp_path):
     assert (before["mode"], before["allocator"], before["channels_last"]) == ("before", "system default", False)
     assert tuned["allocator"].startswith("glibc") and tuned["channels_last"] and tuned["precision"] == "fp32"
     for row in rec["results"]:
-        assert row["cubes_per_s"] > 0 and row["peak_rss_gb"] > 0 and row["sys_over_user"] >= 0
+        assert row["per_s"] > 0 and row["peak_rss_gb"] > 0 and row["sys_over_user"] >= 0
+        assert row["sgemm_gflops"] > 0 and row["capability"] == rec["machine"]["cpu_capability"]
         assert row["fraction_of_sgemm"] == pytest.approx(row["gflops"] / row["sgemm_gflops"], abs=0.01)
-    assert rec["machine"]["native_bf16"] in (True, False) and "cpu3d.py" in rec["command"]
+    m = rec["machine"]
+    assert m["native_bf16"] in (True, False) and m["isa"] == "native" and m["onednn_isa"]
+    assert "cpu3d.py" in rec["command"]
 
 
-def test_readme_cpu3d_table_is_the_committed_json():
+@pytest.mark.skipif(not host_has("avx512f"), reason="capping at AVX2 is checked on an AVX-512 CPU")
+def test_cpu2d_isa_cap_takes_effect_and_appends(real_data, tmp_path):
+    out = tmp_path / "cpu2d.json"
+    base = [sys.executable, "benchmarks/cpu2d.py", "--quick", "--isa", "avx2", "--samples", "16", "--out", str(out)]
+    for extra in (["--modes", "fp32"], ["--modes", "cl", "--append", "--load", "1", "--threads", "1"]):
+        r = subprocess.run(base + extra, capture_output=True, text=True, cwd=ROOT, timeout=600)
+        assert r.returncode == 0, r.stderr
+    rec = json.loads(out.read_text())
+    m = rec["machine"]
+    assert m["cpu_capability"] == "AVX2" and "avx2" in m["onednn_isa"] and m["native_bf16"] is False
+    assert m["isa_label"] == "AVX2 (ISA capped on an AVX-512 CPU)"
+    assert [r["mode"] for r in rec["results"]] == ["fp32", "cl", "fp32"]
+    assert all(r["capability"] == "AVX2" and r["mkl_instructions"] == "AVX2" for r in rec["results"])
+    loaded = rec["results"][-1]
+    assert loaded["competing_processes"] == 1 and loaded["threads"] == 1
+
+
+def test_readme_benchmark_tables_are_the_committed_json():
     sys.path.insert(0, str(ROOT / "benchmarks"))
+    import cpu2d
     import cpu3d
 
-    rec = json.loads((ROOT / "benchmarks" / "results" / "cpu3d.json").read_text())
-    assert cpu3d.readme_text(rec) in (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for name, unit in ((cpu3d.NAME, cpu3d.UNIT), (cpu2d.NAME, cpu2d.UNIT)):
+        files = cpu3d.result_files(name)
+        assert {f.stem for f in files} >= {f"{name}-native", f"{name}-avx2"}  # one row set per capability
+        assert cpu3d.readme_block(name, unit) in readme
