@@ -309,7 +309,7 @@ def measure(script: str, name: str, cases: dict, modes: dict, default_cases: str
         return 0
     if args.write_readme:
         return write_readme(args.write_readme, name, unit, markers)
-    picked, picked_modes = args.cases.split(","), args.modes.split(",")
+    picked, picked_modes = args.cases.split(","), [m for m in args.modes.split(",") if m]
     bad = [c for c in picked if c not in cases] + [m for m in picked_modes if m not in modes]
     if bad:
         print(f"{name}: unknown case/mode {', '.join(bad)}; cases: {', '.join(cases)}; modes: {', '.join(modes)}",
