@@ -128,11 +128,7 @@ class _DenseLayerFn(torch.autograd.Function):
     def forward(ctx, body, n, *tensors):  # tensors: n feature maps, then the parameters (autograd sees them)
         bn1, _, conv1, bn2, _, conv2 = body
         feats = tensors[:n]
-        x = torch.cat(feats, 1) if n > 1 else feats[0]
-        y1, mean1, invstd1 = _bn_train(bn1, x)
-        del x
-        m = F.conv3d(y1.relu_(), conv1.weight, conv1.bias)
-        del y1
+        m, mean1, invstd1 = _cat_bn_relu_conv(bn1, conv1, feats)
         h, mean2, invstd2 = _bn_train(bn2, m)
         del m
         ctx.body, ctx.n = body, n
@@ -173,6 +169,17 @@ class _DenseLayerFn(torch.autograd.Function):
         return (None, None, *(g if w else None for g, w in zip([*fg, *pg], need)))
 
 
+def _cat_bn_relu_conv(bn, conv, feats) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """conv(relu(bn(cat(feats)))) in training mode, freeing each step's input as it goes; with the BN's batch
+    mean and inverse std, all the backward needs to recompute it map by map."""
+    x = torch.cat(feats, 1) if len(feats) > 1 else feats[0]
+    y, mean, invstd = _bn_train(bn, x)
+    del x
+    out = F.conv3d(y.relu_(), conv.weight, conv.bias)
+    del y
+    return out, mean, invstd
+
+
 def _format(t: torch.Tensor):
     return torch.channels_last_3d if t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d) \
         else torch.contiguous_format
@@ -188,14 +195,8 @@ class _Transition(torch.autograd.Function):
     def forward(ctx, mods, n, *tensors):
         bn, _, conv, pool = mods
         feats = tensors[:n]
-        x = torch.cat(feats, 1) if n > 1 else feats[0]
-        y, mean, invstd = _bn_train(bn, x)
-        del x
-        c = F.conv3d(y.relu_(), conv.weight, conv.bias)
-        del y
-        ctx.mods, ctx.n, ctx.c_shape = mods, n, c.shape
-        ctx.c_format = torch.channels_last_3d if c.is_contiguous(memory_format=torch.channels_last_3d) \
-            else torch.contiguous_format
+        c, mean, invstd = _cat_bn_relu_conv(bn, conv, feats)
+        ctx.mods, ctx.n, ctx.c_shape, ctx.c_format = mods, n, c.shape, _format(c)
         ctx.save_for_backward(*feats, mean, invstd)
         return pool(c)
 
