@@ -26,8 +26,9 @@ def average(probs: list[np.ndarray], weights=None) -> np.ndarray:
     return out
 
 
-def ensemble_runs(runs, split: str = "test", weights=None) -> pd.DataFrame:
-    """Average the recorded per-sample scores of runs evaluated on the same samples (same ids / labels)."""
+def member_scores(runs, split: str = "test") -> tuple[pd.DataFrame, list[np.ndarray]]:
+    """The recorded scores of runs evaluated on the same samples (same ids / labels, checked): the shared
+    non-score columns, and each run's score array."""
     frames = [r.scores(split) for r in runs]
     key = "id" if "id" in frames[0] else None
     ref = frames[0][key].tolist() if key else None
@@ -36,6 +37,16 @@ def ensemble_runs(runs, split: str = "test", weights=None) -> pd.DataFrame:
             raise MedlibError(f"Runs scored different {split} samples; "
                               "an ensemble needs the same samples in the same order.")
     cols = [c for c in frames[0].columns if c.startswith("score_")]
-    out = frames[0].drop(columns=cols).copy()
-    out[cols] = average([f[cols].to_numpy() for f in frames], weights)
-    return out
+    return frames[0].drop(columns=cols), [f[cols].to_numpy() for f in frames]
+
+
+def mix(parts: tuple[pd.DataFrame, list[np.ndarray]], weights=None) -> pd.DataFrame:
+    """A scores table whose scores are the weighted average of member_scores' arrays."""
+    labels, probs = parts
+    p = average(probs, weights)
+    return labels.assign(**{f"score_{k}": p[:, k] for k in range(p.shape[1])})
+
+
+def ensemble_runs(runs, split: str = "test", weights=None) -> pd.DataFrame:
+    """Average the recorded per-sample scores of runs evaluated on the same samples (same ids / labels)."""
+    return mix(member_scores(runs, split), weights)

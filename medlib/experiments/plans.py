@@ -48,11 +48,10 @@ def report1_epochs(dataset: str) -> int:
 
 def report1(models=("resnet18", "resnet50"), seeds=SEEDS, sets=(*REPORT1_SETS, *EXTRA_2D_SETS)):
     """Report 1's recipe; the label's study is `report1` for its ten sets and `medmnist2d` for the others."""
-    epochs_of = {**REPORT1_SETS, **EXTRA_2D_SETS}
     for model in models:
         for seed in seeds:
             for ds in sets:
-                epochs = epochs_of[ds]
+                epochs = report1_epochs(ds)
                 study = "report1" if ds in REPORT1_SETS else "medmnist2d"
                 yield (
                     f"{study}/{ds}/{model}/s{seed}",

@@ -107,16 +107,23 @@ def confusion(rec, dataset: str):
     return confusion_.confusion_figure(row)
 
 
+RECIPE = ["dataset", "model", "epochs", "optimizer", "lr", "mixup_alpha"]  # what a twin run must share
+
+
+def _twins(rec, new: pd.DataFrame, study: str) -> pd.DataFrame:
+    """The study's committed records of the same recipe as the runs in `new`, other than those runs."""
+    old = results.select(rec, study)
+    old = old[old.set_index(RECIPE).index.isin(new.set_index(RECIPE).index)]
+    return old[~old["dir"].isin(new["dir"])]
+
+
 def beside(rec, runs, study: str = "report1"):
     """Runs trained here set among the committed records of the same configs but other seeds: one row per run
     (train / val / test AUC and ACC, best epoch), the committed mean ± std, and where the new test AUC falls."""
     new = results.frame(runs)
     if new.empty:
         return Note("*No runs trained here yet.*")
-    old = results.select(rec, study)
-    old = old[old.set_index(["dataset", "model", "epochs", "optimizer", "lr"]).index.isin(
-        new.set_index(["dataset", "model", "epochs", "optimizer", "lr"]).index)]
-    old = old[~old["dir"].isin(new["dir"])]
+    old = _twins(rec, new, study)
     cols = {"dataset": "dataset", "model": "model", "seed": "seed", "epochs": "epochs", "best_epoch": "best epoch",
             **{f"{s}_{m}": f"{s} {m.upper()}" for s in ("train", "val", "test") for m in ("auc", "acc")}}
     rows = pd.concat([old.assign(source="results/ (committed)"), new.assign(source="trained here")])
@@ -139,11 +146,9 @@ def beside(rec, runs, study: str = "report1"):
 def where_it_lands(rec, runs, study: str = "report1") -> Note:
     """One sentence per new run: its test AUC against the committed seeds' range and mean ± std."""
     new = results.frame(runs)
-    old = results.select(rec, study)
     lines = []
-    for _, r in new.iterrows():
-        o = old[(old["dataset"] == r["dataset"]) & (old["model"] == r["model"]) & (old["epochs"] == r["epochs"])
-                & (old["optimizer"] == r["optimizer"]) & (old["lr"] == r["lr"]) & (old["dir"] != r["dir"])]
+    for i, r in new.iterrows():
+        o = _twins(rec, new.loc[[i]], study)
         if o.empty:
             continue
         lo, hi, ms = o["test_auc"].min(), o["test_auc"].max(), results.mean_std(o["test_auc"])
@@ -161,9 +166,7 @@ def cv_beside(rec, runs, study: str = "report2"):
     new = results.frame(runs)
     if new.empty:
         return Note("*No runs trained here yet.*")
-    old = results.select(rec, study, dataset=list(new["dataset"].unique()), model=list(new["model"].unique()),
-                         mixup_alpha=list(new["mixup_alpha"].unique()))
-    old = old[~old["dir"].isin(new["dir"])]
+    old = _twins(rec, new, study)
     both = pd.concat([old.assign(source="results/ (committed)"), new.assign(source="trained here")],
                      ignore_index=True)
     t = studies.cv_table(both, None, ["source", "model", "mixup_alpha", "seed"])

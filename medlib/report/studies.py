@@ -17,8 +17,7 @@ import pandas as pd
 
 from ..data import registry
 from ..engine.runs import Run
-from ..ensemble import average
-from ..errors import MedlibError
+from ..ensemble import average, member_scores, mix
 from ..experiments import plans
 from ..metrics import auc, bootstrap_ci
 from ..models import build_model, count_parameters
@@ -440,21 +439,8 @@ def _simplex(k: int, step: float = 0.1):
 
 
 def ensemble_parts(d: pd.DataFrame, split: str) -> tuple[pd.DataFrame, list[np.ndarray]]:
-    """The label columns of one split (the same samples in every run, checked) and each run's score array."""
-    frames = [Run(Path(p)).scores(split) for p in d["dir"]]
-    ids = frames[0]["id"].tolist()
-    if any(f["id"].tolist() != ids for f in frames[1:]):
-        raise MedlibError(f"The runs of {d['label'].iloc[0]!r} scored different {split} samples; an ensemble "
-                          "needs the same samples in the same order.")
-    cols = [c for c in frames[0].columns if c.startswith("score_")]
-    return frames[0].drop(columns=cols), [f[cols].to_numpy() for f in frames]
-
-
-def mix(parts: tuple[pd.DataFrame, list[np.ndarray]], weights) -> pd.DataFrame:
-    """A scores table whose scores are the weighted average of the parts' (ensemble.average)."""
-    labels, probs = parts
-    p = average(probs, weights)
-    return labels.assign(**{f"score_{k}": p[:, k] for k in range(p.shape[1])})
+    """member_scores of the records' runs: the shared label columns and each run's score array."""
+    return member_scores([Run(Path(p)) for p in d["dir"]], split)
 
 
 def weighted_ensemble_table(df: pd.DataFrame, study: str = "report2", step: float = 0.1) -> pd.DataFrame:
@@ -492,8 +478,8 @@ def _outdo_recipe(row) -> str:
     """One line for an outdo recipe: its network and `recipe()` words (2D) or optimiser and epochs (3D)."""
     if row["dataset"] == "m3dv":
         return f"Report 2's DenseNet-3D, mixup α {row['mixup_alpha']:g}, 5-fold CV x 3 seeds"
-    words = recipe(row) if row["dataset"] in plans.OUTDO and not row["dataset"].endswith("3d") else \
-        f"{row['optimizer']} {row['lr']:g} {row['schedule']}, flips"
+    words = f"{row['optimizer']} {row['lr']:g} {row['schedule']}, flips" if registry.is_3d(row["dataset"]) \
+        else recipe(row)
     stem = " (7x7/2 stem)" if row["model"].startswith("resnet") and row["stem"] == "imagenet" else ""
     return f"{row['model']}{stem}, {words}, {int(row['epochs'])} epochs"
 
