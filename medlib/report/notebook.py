@@ -71,8 +71,8 @@ def provenance(profile: str) -> str:
     """One line for the top of a notebook: profile, device, date and versions that made these outputs."""
     dev = device_name(resolve_device("auto"))
     what = ("every run of the reports' settings this notebook has (the full profile)" if profile == "full" else
-            "the runs a laptop finishes in minutes, each at its report's full settings (the default; "
-            "`MEDLIB_PROFILE=full` trains every run)")
+            "the runs a laptop finishes in minutes, each at its report's full settings (the quick profile, the "
+            "default; `MEDLIB_PROFILE=full` trains every run)")
     return (f"Outputs made on {dev}, {date.today().isoformat()} (medlib {__version__}, torch {torch.__version__}), "
             f"training {what}.")
 
