@@ -17,6 +17,9 @@ import pandas as pd
 from . import atomic
 from .data.cubes import is_cube_set
 from .engine.runs import Run
+from .engine.runs import load_weights as runs_load_weights
+from .engine.splits import load_for_config
+from .engine.training import score_split
 from .ensemble import ensemble_runs
 from .errors import MedlibError
 from .experiments.records import (
@@ -43,9 +46,9 @@ from .experiments.records import (
 
 __all__ = [
     "CONFIG_COLUMNS", "DEFAULT_RESULTS", "EMPTY", "METRICS", "README_BEGIN", "README_END", "aggregate", "check_record",
-    "compact", "ensemble", "ensemble_score", "fmt", "fmt_col", "frame", "mean_std", "plan_labels", "pooled",
-    "provenance", "records", "results_root", "runs", "runs_behind", "scores_metrics", "select", "study_command",
-    "study_keys", "study_rows", "to_markdown", "write_readme",
+    "compact", "ensemble", "ensemble_score", "fmt", "fmt_col", "frame", "load_weights", "mean_std", "plan_labels",
+    "pooled", "provenance", "records", "rescore", "results_root", "runs", "runs_behind", "scores_metrics", "select",
+    "shipped", "study_command", "study_keys", "study_rows", "to_markdown", "write_readme",
 ]
 
 README_BEGIN, README_END = "<!-- results:begin (python -m medlib results --write-readme) -->", "<!-- results:end -->"
@@ -62,6 +65,42 @@ def ensemble(items, split: str = "test", weights=None) -> pd.DataFrame:
 def ensemble_score(items, split: str = "test") -> dict:
     rs = runs(frame(items))
     return scores_metrics(ensemble(items, split), rs[0].record["data"]["task"])
+
+
+# ---------------------------------------------------------------- shipped weights
+
+
+def load_weights(item):
+    """(net in eval mode, TrainConfig, Meta) of a record that ships its weights: a records row, a Run or a folder.
+    The file is checked against the SHA-256 in run.json first (engine.runs.load_weights)."""
+    return runs_load_weights(_folder(item))
+
+
+def _folder(item) -> Path:
+    """The run folder of a records row, a Run or a path."""
+    return Path(item.dir if isinstance(item, Run) else item if isinstance(item, (str, Path)) else item["dir"])
+
+
+def rescore(item, split: str = "val", device: str = "cpu") -> pd.DataFrame:
+    """A shipped model scored again on a split of its record's own data, in the precision the record was made with:
+    per sample the recorded and the new P(class 1) (id, label, recorded, rescored). The check that results/ ships
+    the weights behind its numbers."""
+    folder = _folder(item)
+    net, cfg, meta = runs_load_weights(folder)
+    s = load_for_config(cfg, check=False)[split]
+    run = Run(folder)
+    probs, _ = score_split(net, cfg, meta, s.X, s.y, device, run.record.get("precision"))
+    recorded = run.scores(split)
+    if list(recorded["id"]) != [str(i) for i in s.ids]:
+        raise MedlibError(f"{folder}: the {split} samples under MEDLIB_DATA are not the ones its record scored; point "
+                          "MEDLIB_DATA at the data the run was trained on.")
+    return pd.DataFrame({"id": recorded["id"], "label": recorded["label"], "recorded": recorded["score_1"],
+                         "rescored": probs[:, 1]})
+
+
+def shipped(df: pd.DataFrame) -> pd.DataFrame:
+    """The records whose weights results/ ships."""
+    return df[df["weights"].notna()].reset_index(drop=True) if "weights" in df else df.iloc[0:0]
 
 
 # ---------------------------------------------------------------- keeping results/ small

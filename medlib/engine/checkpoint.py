@@ -31,6 +31,14 @@ def save(path, *, model, optimizer=None, scheduler=None, epoch: int, best_score:
 
 
 REQUIRED = ("model", "config", "meta")
+WEIGHTS_NAME = "weights.pt"  # what a results folder ships of a run: see save_weights
+
+
+def save_weights(src, dst) -> None:
+    """A checkpoint cut to what predicting needs (weights, config, data description, best epoch): no optimiser, RNG
+    or history, so about a third of best.pt; any medlib reader (`load_model`, `predict`) takes it as it is."""
+    ck = load(src)
+    atomic.torch_save({k: ck[k] for k in (*REQUIRED, "best_epoch", "best_score") if k in ck}, dst)
 
 
 def load(path, map_location="cpu", hint: str | None = None) -> dict:

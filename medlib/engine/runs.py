@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import socket
@@ -23,6 +24,7 @@ from ..data import m3dv, registry
 from ..data.cubes import M3DV, NODULE_CUBES, is_cube_set
 from ..data.nodules import FALLBACK
 from ..errors import MedlibError, permission_denied
+from .checkpoint import WEIGHTS_NAME, load_model, save_weights
 
 DEFAULT_OUT = "runs"
 
@@ -185,6 +187,61 @@ def load_run(path) -> Run:
     if not (path / "run.json").exists():
         raise MedlibError(f"{path} is not a run folder (no run.json); pass a folder made by `medlib train`.")
     return Run(path)
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def ship_weights(folder) -> dict:
+    """Write a complete run's best weights beside its record as weights.pt (tensors only, read with
+    `weights_only=True`) and the file's SHA-256 and size into run.json: a results folder then rebuilds its model
+    without the run folder's best.pt, which is not committed. Returns run.json's new `weights` entry."""
+    folder = Path(folder)
+    run = load_run(folder)
+    if not run.complete:
+        raise MedlibError(f"{folder} is not a complete run; finish it (`reproduce` resumes it) before shipping it.")
+    if not run.best_checkpoint.is_file():
+        raise MedlibError(f"{folder} has no best.pt to ship: its weights were not kept; train it again "
+                          "(`train --fresh` with its config) to ship its weights.")
+    dst = folder / WEIGHTS_NAME
+    save_weights(run.best_checkpoint, dst)
+    rec = run.record
+    rec["weights"] = {"file": WEIGHTS_NAME, "sha256": sha256(dst), "bytes": dst.stat().st_size,
+                      "best_epoch": rec.get("best_epoch")}
+    atomic.write_json(folder / "run.json", rec)
+    return rec["weights"]
+
+
+def load_weights(folder):
+    """(net in eval mode, TrainConfig, Meta) from the weights a record ships, after checking the file against the
+    SHA-256 in its run.json (an edited or swapped file is refused, not silently scored)."""
+    folder = Path(folder)
+    entry = load_run(folder).record.get("weights")
+    if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
+        raise MedlibError(f"{folder} ships no weights (its run.json has no `weights` entry): only the runs of "
+                          "plans.SHIP_WEIGHTS do; `python -m medlib reproduce --only LABEL` writes them for such a "
+                          "run while its best.pt is there, else load the run folder's best.pt itself.")
+    path = folder / Path(entry["file"]).name
+    if not path.is_file():
+        raise MedlibError(f"{path} is missing though run.json lists it; restore it from git (`git checkout -- "
+                          f"{path}`) or ship the run's weights again.")
+    if sha256(path) != entry.get("sha256"):
+        raise MedlibError(f"{path} does not match the SHA-256 its run.json records: the file was altered or "
+                          "swapped; restore it from git or ship the run's weights again.")
+    net, cfg, meta = load_model(path)
+    if cfg.key() != run_key(folder):
+        raise MedlibError(f"{path} holds the weights of another config ({cfg.key()}) than its record's; restore it "
+                          "from git or ship the run's weights again.")
+    return net, cfg, meta
+
+
+def run_key(folder: Path) -> str:
+    return read_record(Path(folder) / "run.json").get("key", "")
 
 
 LOCK_NAME = ".lock"

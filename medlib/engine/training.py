@@ -414,3 +414,15 @@ def format_metrics(record: dict) -> str:
              f"{record['wall_time_s']:.1f}s on {record['device']})", f"{'split':<6} {'AUC':>6} {'ACC':>6}"]
     lines += [f"{s:<6} {v['auc']:>6.3f} {v['acc']:>6.3f}" for s, v in m.items()]
     return "\n".join(lines)
+
+
+def score_split(net, cfg, meta, X, y=None, device="cpu", precision: str | None = None) -> tuple:
+    """P(class) (N, K) and mean loss of a trained net on samples X, with the precision and layout its config
+    evaluates with on `device` (or `precision`, e.g. the one a record was made with), so numbers agree with fit's."""
+    device = torch.device(device) if isinstance(device, str) else device
+    how = step_settings(cfg, device, meta.dims)
+    net = net.to(device)
+    if how.channels_last:
+        net = net.to(memory_format=memory_format(meta.dims))
+    batch = fitting_eval_batch(net, tuple(X.shape[1:]), device, cfg.eval_batch_size, len(X))
+    return predict(net, X, device, meta.task, batch, y, precision or how.precision, how.channels_last, cfg.loss)

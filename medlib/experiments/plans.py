@@ -230,6 +230,11 @@ def outdo_m3dv():
             yield f"outdo/m3dv/s{seed}/f{fold}", make_config("report2", seed=seed, fold=fold)
 
 
+# The runs whose weights results/ ships (weights.pt beside run.json, see engine.runs.ship_weights): Report 2's fold
+# models and its final model, which the 3D Grad-CAM, the test-time augmentation table and the submission need.
+SHIP_WEIGHTS = ("report2/densenet3d/mixup0.2/*", "report2-final/densenet3d/all")
+
+
 def final_model():
     yield "report2-final/densenet3d/all", make_config("report2", fold=-1)
 

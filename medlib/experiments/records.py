@@ -86,6 +86,7 @@ def _row(run: Run, rec: dict) -> dict:
         "torch": v.get("torch"),
         "medlib": v.get("medlib"),
         "world_size": rec.get("world_size", 1),
+        "weights": (rec.get("weights") or {}).get("sha256"),  # set where results/ ships the run's weights.pt
         "key": rec.get("key", ""),
     }
 
@@ -121,6 +122,11 @@ def _check_files(folder: Path, rec: dict) -> None:
                 problem = f"has {rows} rows but the run scored {n} samples"
         if problem:
             raise MedlibError(f"{path} {problem}")
+    shipped = rec.get("weights")
+    if shipped is not None:  # the bytes are checked against the SHA-256 where they are loaded (runs.load_weights)
+        path = folder / Path(str((shipped or {}).get("file", ""))).name if isinstance(shipped, dict) else None
+        if path is None or not path.is_file() or path.stat().st_size != shipped.get("bytes"):
+            raise MedlibError(f"its weights entry names {path or shipped!r}, which is missing or of another size")
 
 
 def check_record(folder: Path, rec: dict) -> TrainConfig:

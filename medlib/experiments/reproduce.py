@@ -23,12 +23,12 @@ from ..data.medmnist import medmnist_meta
 from ..engine.cost import CPU_WARN_HOURS, estimate_seconds
 from ..engine.device import device_name, resolve_device
 from ..engine.hardware import resolve_precision
-from ..engine.runs import RunLocked, read_record, run_dir, runs_root
+from ..engine.runs import RunLocked, load_run, read_record, run_dir, runs_root, ship_weights
 from ..engine.splits import load_for_config
 from ..engine.training import fit
 from ..errors import MedlibError
 from ..progress import tqdm
-from .plans import PLANS, plan
+from .plans import PLANS, SHIP_WEIGHTS, plan
 from .records import check_record, records, results_root
 
 TO_RUN = ("todo", "partial", "failed", "damaged")
@@ -261,8 +261,23 @@ def reproduce(
         run_one(r, out, device, amp, failures, elsewhere)
         bar.update(round(r["estimate_s"] or 60))
     bar.close()
+    ship(rows)
     report_left(missing, elsewhere, failures)
     return rows
+
+
+def ship(rows: list[dict]) -> list[Path]:
+    """Write weights.pt (and its SHA-256 in run.json) for the complete runs of SHIP_WEIGHTS that lack it and still
+    have their best.pt; returns the folders shipped."""
+    shipped = []
+    for r in rows:
+        folder = Path(r["folder"])
+        if (r["status"] == "complete" and any(fnmatch.fnmatch(r["label"], p) for p in SHIP_WEIGHTS)
+                and "weights" not in load_run(folder).record and (folder / "best.pt").is_file()):
+            w = ship_weights(folder)
+            tqdm.write(f"{r['label']}: weights shipped ({w['bytes'] / 1e6:.2f} MB, sha256 {w['sha256'][:12]})")
+            shipped.append(folder)
+    return shipped
 
 
 def add_command(sub) -> None:

@@ -192,7 +192,7 @@ def spatial_layer(net: nn.Module, x: torch.Tensor, min_side: int = 4) -> tuple[n
     at 28 px the ImageNet stem leaves layer4 a 1x1 map, where Grad-CAM is one number spread over the image."""
     net = _unwrap(net)
     if not isinstance(net, ResNet):
-        layer = default_layer(net, x)
+        layer = default_layer(net, _prepare(torch.as_tensor(x)[:1], net))  # found by a forward pass: scaled input
         return layer, type(layer).__name__, ()
     shapes, hooks = {}, []
     for name in ("layer1", "layer2", "layer3", "layer4"):
@@ -211,9 +211,9 @@ def spatial_layer(net: nn.Module, x: torch.Tensor, min_side: int = 4) -> tuple[n
 
 def sanity_figure(net: nn.Module, images: torch.Tensor, labels, class_names=None, n: int = 3,
                   cmap: str = "jet") -> tuple[Figure, np.ndarray]:
-    """Grad-CAM of the trained network on n correct and n wrong test images (top), and of the same network with
-    random weights (bottom), each over its image with a colour bar; returns the figure and, per image, the rank
-    correlation between the two maps (near 0: the map depends on what was learnt)."""
+    """Grad-CAM of the trained network on n correct and n wrong test images (top; cubes: their middle slice), and
+    of the same network with random weights (bottom), each over its image with a colour bar; returns the figure
+    and, per image, the rank correlation between the two maps (near 0: the map depends on what was learnt)."""
     idx, pred, conf = pick_cases(net, images, labels, n)
     if len(idx) == 0:
         raise MedlibError("No images to show: pass a non-empty batch.")
@@ -232,15 +232,17 @@ def sanity_figure(net: nn.Module, images: torch.Tensor, labels, class_names=None
         verdict = "right" if pred[idx[j]] == y[j] else "wrong"
         for i, (cam, row) in enumerate(((trained, "trained"), (random_, "random weights"))):
             ax = axes[i, j]
-            disp = _as_display(x[j])
+            disp = _as_display(x[j][:, x.shape[2] // 2] if x.ndim == 5 else x[j])  # a cube: its middle slice
             ax.imshow(disp, cmap="gray" if disp.ndim == 2 else None, vmin=0, vmax=1)
-            im = ax.imshow(cam[j].numpy(), cmap=cmap, alpha=0.45, vmin=0, vmax=1)
+            im = ax.imshow((cam[j][cam.shape[1] // 2] if x.ndim == 5 else cam[j]).numpy(), cmap=cmap, alpha=0.45,
+                           vmin=0, vmax=1)
             ax.set_axis_off()
             if i == 0:
                 ax.set_title(f"{verdict}: true {name(y[j])}\npred {name(pred[idx[j]])} (p {conf[idx[j]]:.2f})",
                              fontsize=8)
             else:
                 ax.set_title(f"{row}: ρ = {rho[j]:+.2f}", fontsize=8)
-    side = "x".join(map(str, shape))
-    fig.colorbar(im, ax=axes, shrink=0.7, label=f"Grad-CAM at {layer_name} ({side} map), scaled to its peak")
+    side = f" ({'x'.join(map(str, shape))} map)" if shape else ""
+    where = ", middle slice of each cube" if x.ndim == 5 else ""
+    fig.colorbar(im, ax=axes, shrink=0.7, label=f"Grad-CAM at {layer_name}{side}{where}, scaled to its peak")
     return fig, rho

@@ -16,7 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ..data import registry
+from ..data.cubes import is_cube_set
 from ..engine.runs import Run
+from ..engine.splits import load_for_config
 from ..ensemble import average, member_scores, mix
 from ..experiments import plans
 from ..metrics import auc, bootstrap_ci
@@ -29,6 +31,7 @@ from ..results import (
     ensemble,
     fmt,
     fmt_col,
+    load_weights,
     mean_std,
     plan_labels,
     pooled,
@@ -37,11 +40,14 @@ from ..results import (
     results_root,
     scores_metrics,
     select,
+    shipped,
     study_command,
     study_rows,
     to_markdown,
     write_readme,
 )
+from ..tasks import BINARY
+from ..tta import VIEW_SETS, tta_scores, views
 from . import reference
 from .dataset_tables import missing_note
 from .diagnose import diagnose
@@ -402,6 +408,44 @@ def final_table(df: pd.DataFrame) -> pd.DataFrame:
             "CV mean inside the CI": ("yes" if lo <= ms["mean"] <= hi else "no") if ms["n"] else EMPTY,
             "run": Path(r["dir"]).name,
         })
+    return pd.DataFrame(rows)
+
+
+def shipped_folds(df: pd.DataFrame, study: str = "report2") -> pd.DataFrame:
+    """The records of `study` whose weights results/ ships (Report 2's DenseNet fold models), one per fold."""
+    return shipped(select(df, study)).sort_values("fold").reset_index(drop=True)
+
+
+def tta_scores_of(row, kind: str, split: str = "test") -> pd.DataFrame:
+    """A shipped run's per-sample P(class 1) on a split of its own data with the test-time views of `kind`, in the
+    precision the run evaluated with (id, label, score_1)."""
+    net, cfg, meta = load_weights(row)
+    s = load_for_config(cfg, check=False)[split]
+    p = tta_scores(net, cfg, meta, s.X, kind, precision=row["precision"])
+    return pd.DataFrame({"id": [str(i) for i in s.ids], "label": s.y.numpy().astype(int), "score_1": p[:, 1]})
+
+
+def _auc1(s: pd.DataFrame) -> float:
+    return auc(s["label"].to_numpy(), s["score_1"].to_numpy(), BINARY)
+
+
+def tta_table(df: pd.DataFrame, study: str = "report2", kinds=VIEW_SETS) -> pd.DataFrame:
+    """Test-time augmentation on the shipped fold models: per view set, the held-out-fold AUC (mean ± std over
+    folds, and pooled), and its change against the single view per fold. Recomputed from the weights, not stored."""
+    d = shipped_folds(df, study)
+    if d.empty:
+        return pd.DataFrame()
+    dims = 3 if d["dataset"].map(is_cube_set).all() else 2
+    per_kind = {k: [tta_scores_of(r, k) for _, r in d.iterrows()] for k in kinds}
+    base = [_auc1(s) for s in per_kind[kinds[0]]]
+    rows = []
+    for k, frames in per_kind.items():
+        aucs = [_auc1(s) for s in frames]
+        ms, gain = mean_std(aucs), mean_std(np.subtract(aucs, base))
+        rows.append({"views": k, "per cube": len(views(k, dims)), "folds": len(aucs),
+                     "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
+                     "pooled AUC": fmt(_auc1(pd.concat(frames))),
+                     f"change against {kinds[0]} (per fold)": f"{gain['mean']:+.3f} ± {gain['std']:.3f}"})
     return pd.DataFrame(rows)
 
 

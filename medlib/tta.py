@@ -1,0 +1,48 @@
+"""Test-time augmentation: a trained net's P(class) averaged over symmetric views of each sample.
+
+The views are the cube's (or square's) symmetries that training drew from (`ops.augment`): flips along each axis,
+the proper rotations, or both. Every 2019 M3DV entry above 0.70 averaged such views; `studies.tta_table` measures
+what they give Report 2's fold models.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import torch
+
+from .engine.training import score_split
+from .errors import MedlibError
+from .ops.augment import rotate, rotations
+
+VIEW_SETS = ("none", "flips", "rotations", "all")  # 1, 2^d, the rotation group (4 / 24), all 2^d * d! symmetries
+
+
+def views(kind: str, dims: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+    """The views of a view set as (axis permutation, axes to flip) pairs, the identity first."""
+    identity = (tuple(range(dims)), ())
+    if kind == "none":
+        return [identity]
+    if kind == "flips":
+        return [(identity[0], tuple(a for a, f in enumerate(bits) if f))
+                for bits in itertools.product((False, True), repeat=dims)]
+    if kind == "rotations":
+        return list(rotations(dims))
+    if kind == "all":
+        return [(perm, tuple(a for a, f in enumerate(bits) if f)) for perm in itertools.permutations(range(dims))
+                for bits in itertools.product((False, True), repeat=dims)]
+    raise MedlibError(f"test-time view set {kind!r} is unknown; choose one of {', '.join(VIEW_SETS)}.")
+
+
+def tta_scores(net, cfg, meta, X: torch.Tensor, kind: str = "flips", device="cpu",
+               precision: str | None = None) -> np.ndarray:
+    """P(class) (N, K) averaged over the views of `kind`, each scored as `training.score_split` scores a split."""
+    dims = X.ndim - 2
+    if kind != "none" and len({*X.shape[2:]}) != 1:
+        raise MedlibError(f"test-time views need equal sides, not {tuple(X.shape[2:])}.")
+    total = None
+    vs = views(kind, dims)
+    for perm, flips in vs:
+        p, _ = score_split(net, cfg, meta, rotate(X, perm, flips).contiguous(), device=device, precision=precision)
+        total = p if total is None else total + p
+    return total / len(vs)
