@@ -34,15 +34,17 @@ def views(kind: str, dims: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]
     raise MedlibError(f"test-time view set {kind!r} is unknown; choose one of {', '.join(VIEW_SETS)}.")
 
 
-def tta_scores(net, cfg, meta, X: torch.Tensor, kind: str = "flips", device="cpu",
-               precision: str | None = None) -> np.ndarray:
-    """P(class) (N, K) averaged over the views of `kind`, each scored as `training.score_split` scores a split."""
-    dims = X.ndim - 2
+def view_scores(net, cfg, meta, X: torch.Tensor, kind: str = "flips", device="cpu",
+                precision: str | None = None) -> dict:
+    """P(class) (N, K) of every view of `kind`, keyed by the view, each scored as `training.score_split` scores a
+    split; a subset's test-time average is the mean of its views' (what `studies.tta_table` uses: one pass)."""
     if kind != "none" and len({*X.shape[2:]}) != 1:
         raise MedlibError(f"test-time views need equal sides, not {tuple(X.shape[2:])}.")
-    total = None
-    vs = views(kind, dims)
-    for perm, flips in vs:
-        p, _ = score_split(net, cfg, meta, rotate(X, perm, flips).contiguous(), device=device, precision=precision)
-        total = p if total is None else total + p
-    return total / len(vs)
+    return {v: score_split(net, cfg, meta, rotate(X, *v).contiguous(), device=device, precision=precision)[0]
+            for v in views(kind, X.ndim - 2)}
+
+
+def tta_scores(net, cfg, meta, X: torch.Tensor, kind: str = "flips", device="cpu",
+               precision: str | None = None) -> np.ndarray:
+    """P(class) (N, K) averaged over the views of `kind`."""
+    return np.mean(list(view_scores(net, cfg, meta, X, kind, device, precision).values()), axis=0)

@@ -152,3 +152,28 @@ def test_sanity_figure_draws_cubes_by_their_middle_slice(shipped_run):
     img = fig.axes[0].images[0].get_array()
     assert img.shape == tuple(test.X.shape[3:])  # (H, W) of the middle slice, not the cube
     assert "middle slice" in fig.axes[-1].get_ylabel()
+
+
+def test_tta_table_on_shipped_fold_models(tmp_path, monkeypatch):
+    """tta_table on a records folder whose fold models ship weights: one row per view set, 'none' unchanged
+    against itself, and its AUC the AUC of the records' own test scores (the oracle: sklearn on run.json's run)."""
+    from sklearn.metrics import roc_auc_score
+
+    from medlib.experiments.cv import cross_validate
+    from medlib.report import studies
+
+    write_m3dv(tmp_path / "data" / "m3dv", n=30, size=24)
+    monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "data"))
+    runs, _ = cross_validate(medlib.make_config(**TINY), out=tmp_path / "runs")
+    for r in runs:
+        ship_weights(r.dir)
+    df = results.records(tmp_path / "runs")
+    monkeypatch.setattr(studies, "select", lambda d, study=None, **w: d)  # records made outside a plan have no study
+    t = studies.tta_table(df)
+    assert t["views"].tolist() == list(tta.VIEW_SETS) and t["per cube"].tolist() == [1, 8, 24, 48]
+    assert t["change against none (per fold)"].iloc[0] == "+0.000 ± 0.000"
+    own = [roc_auc_score(r.scores("test")["label"], r.scores("test")["score_1"]) for r in runs]
+    assert t["test AUC (per fold)"].iloc[0] == results.fmt(np.mean(own), np.std(own, ddof=1), len(own))
+    reading = studies.tta_reading(t)
+    gain = np.mean(np.subtract(t.attrs["per_fold"]["all"], own))
+    assert f"changed the test AUC by {gain:+.3f}" in reading and "48 views" in reading

@@ -7,14 +7,20 @@ command that would make the missing records. Nothing here trains.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 
 from .. import results
+from ..data import nodules
+from ..engine.splits import load_for_config
+from ..engine.training import score_split
+from ..errors import MedlibError
 from ..experiments import plans
 from . import confusion as confusion_
-from . import studies, tables
+from . import nodule3d, saliency, studies, tables
 
 
 class Note(Markdown):
@@ -189,3 +195,68 @@ def held_out_auc(runs, ids) -> dict:
     task = runs[0].record["data"]["task"]
     s["label"] = s["label"].round().astype(int)
     return {**results.scores_metrics(s.drop(columns="id"), task), "n": len(s)}
+
+
+NO_M3DV = Note("*The shipped models score M3DV's cubes, and M3DV is not under the data root here:* point "
+               "`MEDLIB_DATA` (or `DATA`) at a folder holding `m3dv/train_val/` to draw this from them.")
+
+
+def tta(rec):
+    """The test-time augmentation table of the shipped fold models, and a sentence computed from it."""
+    if not nodules.m3dv_present():
+        return NO_M3DV
+    t = studies.tta_table(rec)
+    if t.empty:
+        return _missing("report2", "shipped-weights ")
+    used = studies.shipped_folds(rec)
+    st = tables.style(t, "repro_tta", "Test-time augmentation: Report 2's shipped DenseNet fold models, P(nodule) "
+                      f"averaged over symmetric views of each held-out cube<br><small>{results.provenance(used)}"
+                      "</small>").hide(axis="index")
+    return st, Note(studies.tta_reading(t))
+
+
+def shipped_model(rec, fold: int = 0):
+    """(net, config, data description, the fold's held-out cubes, its record row) of a shipped Report 2 fold
+    model."""
+    d = studies.shipped_folds(rec)
+    if d.empty or fold not in set(d["fold"]):
+        raise MedlibError(f"results/ ships no Report 2 fold-{fold} model; "
+                          f"`{results.study_command('report2')}` trains and ships them.")
+    row = d[d["fold"] == fold].iloc[0]
+    net, cfg, meta = results.load_weights(row)
+    return net, cfg, meta, load_for_config(cfg, check=False)["test"], row
+
+
+def shipped_saliency(rec, fold: int = 0, n: int = 2):
+    """Grad-CAM of a shipped fold model on n right and n wrong cubes of its held-out fold beside the
+    randomised-weights check (saliency.sanity_figure), with a line naming the model and the correlations."""
+    if not nodules.m3dv_present():
+        return NO_M3DV
+    net, _, _, held, row = shipped_model(rec, fold)
+    fig, rho = saliency.sanity_figure(net, held.X, held.y.numpy(), ["benign", "malignant"], n=n)
+    return Note(f"`{row['label']}` (test AUC {row['test_auc']:.3f} on its {len(held)} held-out cubes): rank "
+                "correlation of each map with the random-weights map " + ", ".join(f"{r:+.2f}" for r in rho)
+                + "."), fig
+
+
+def shipped_nodule(rec, fold: int = 0, index: int = 0):
+    """One held-out cube of a shipped fold model in 3D, its Grad-CAM as translucent shells."""
+    if not nodules.m3dv_present():
+        return NO_M3DV
+    net, cfg, meta, held, row = shipped_model(rec, fold)
+    cube = held.X[index]
+    p = float(score_split(net, cfg, meta, cube[None], precision=row["precision"])[0][0, 1])
+    voxel = cube[0].numpy()
+    return nodule3d.nodule_figure(voxel, voxel > 0, heat=saliency.heat_volume(net, cube),
+                                  title=f"{held.ids[index]} (label {int(held.y[index])}, P(label 1) {p:.2f}): "
+                                  f"Grad-CAM of {row['label']}")
+
+
+def final_weights(rec) -> Path:
+    """The shipped final (`--fold all`) model's weights.pt, as `python -m medlib predict --checkpoint` takes it."""
+    d = results.shipped(results.select(rec, "report2-final"))
+    if d.empty:
+        raise MedlibError("results/ ships no final Report 2 model; `python -m medlib reproduce --only "
+                          "'report2-final/*'` trains and ships it.")
+    results.load_weights(d.iloc[0])  # checked against its SHA-256 before anyone predicts with it
+    return Path(d.iloc[0]["dir"]) / "weights.pt"

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from ..data import registry
-from ..data.cubes import is_cube_set
+from ..engine.hardware import resolve_precision
 from ..engine.runs import Run
 from ..engine.splits import load_for_config
 from ..ensemble import average, member_scores, mix
@@ -47,7 +48,7 @@ from ..results import (
     write_readme,
 )
 from ..tasks import BINARY
-from ..tta import VIEW_SETS, tta_scores, views
+from ..tta import VIEW_SETS, view_scores, views
 from . import reference
 from .dataset_tables import missing_note
 from .diagnose import diagnose
@@ -416,17 +417,39 @@ def shipped_folds(df: pd.DataFrame, study: str = "report2") -> pd.DataFrame:
     return shipped(select(df, study)).sort_values("fold").reset_index(drop=True)
 
 
-def tta_scores_of(row, kind: str, split: str = "test") -> pd.DataFrame:
-    """A shipped run's per-sample P(class 1) on a split of its own data with the test-time views of `kind`, in the
-    precision the run evaluated with (id, label, score_1)."""
+def shipped_rows(df: pd.DataFrame) -> pd.DataFrame:
+    """Report 2's records whose weights results/ ships."""
+    return shipped(study_rows(df, ["report2", "report2-final"]))
+
+
+def shipped_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The runs whose weights results/ ships: which run, its best epoch and numbers, the file's size and SHA-256."""
+    d = shipped_rows(df)
+    if d.empty:
+        return pd.DataFrame()
+    d = d.sort_values(["study", "fold"])
+    return pd.DataFrame({
+        "run": d["label"],
+        "best epoch": d["best_epoch"].astype(int),
+        "val AUC": [fmt(v) for v in d["val_auc"]],
+        "test AUC (held-out fold)": [fmt(v) if np.isfinite(v) else EMPTY for v in d["test_auc"]],
+        "weights.pt": [f"{(Path(p) / 'weights.pt').stat().st_size / 1e6:.2f} MB" for p in d["dir"]],
+        "sha256": [h[:16] for h in d["weights"]],
+    })
+
+
+def _tta_views(row, split: str = "test") -> tuple[pd.DataFrame, dict]:
+    """A shipped run's labels on a split of its own data and P(class 1) per symmetric view (all 2^d * d! of them;
+    fp32 where this CPU lacks native bf16, so emulation cannot take minutes)."""
     net, cfg, meta = load_weights(row)
     s = load_for_config(cfg, check=False)[split]
-    p = tta_scores(net, cfg, meta, s.X, kind, precision=row["precision"])
-    return pd.DataFrame({"id": [str(i) for i in s.ids], "label": s.y.numpy().astype(int), "score_1": p[:, 1]})
+    precision = row["precision"] if resolve_precision("auto", torch.device("cpu")) == row["precision"] else "fp32"
+    per_view = view_scores(net, cfg, meta, s.X, "all", precision=precision)
+    return pd.DataFrame({"id": [str(i) for i in s.ids], "label": s.y.numpy().astype(int)}), per_view
 
 
-def _auc1(s: pd.DataFrame) -> float:
-    return auc(s["label"].to_numpy(), s["score_1"].to_numpy(), BINARY)
+def _auc1(labels: pd.DataFrame, p1: np.ndarray) -> float:
+    return auc(labels["label"].to_numpy(), p1, BINARY)
 
 
 def tta_table(df: pd.DataFrame, study: str = "report2", kinds=VIEW_SETS) -> pd.DataFrame:
@@ -435,18 +458,37 @@ def tta_table(df: pd.DataFrame, study: str = "report2", kinds=VIEW_SETS) -> pd.D
     d = shipped_folds(df, study)
     if d.empty:
         return pd.DataFrame()
-    dims = 3 if d["dataset"].map(is_cube_set).all() else 2
-    per_kind = {k: [tta_scores_of(r, k) for _, r in d.iterrows()] for k in kinds}
-    base = [_auc1(s) for s in per_kind[kinds[0]]]
-    rows = []
-    for k, frames in per_kind.items():
-        aucs = [_auc1(s) for s in frames]
+    folds = [_tta_views(r) for _, r in d.iterrows()]
+    dims = len(next(iter(folds[0][1]))[0])
+    p1 = {k: [np.mean([pv[v][:, 1] for v in views(k, dims)], axis=0) for _, pv in folds] for k in kinds}
+    base = [_auc1(lab, p) for (lab, _), p in zip(folds, p1[kinds[0]])]
+    rows, per_fold = [], {}
+    for k in kinds:
+        aucs = [_auc1(lab, p) for (lab, _), p in zip(folds, p1[k])]
         ms, gain = mean_std(aucs), mean_std(np.subtract(aucs, base))
         rows.append({"views": k, "per cube": len(views(k, dims)), "folds": len(aucs),
                      "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
-                     "pooled AUC": fmt(_auc1(pd.concat(frames))),
+                     "pooled AUC": fmt(_auc1(pd.concat([lab for lab, _ in folds]), np.concatenate(p1[k]))),
                      f"change against {kinds[0]} (per fold)": f"{gain['mean']:+.3f} ± {gain['std']:.3f}"})
-    return pd.DataFrame(rows)
+        per_fold[k] = aucs
+    out = pd.DataFrame(rows)
+    out.attrs["per_fold"] = per_fold  # the numbers behind the cells, for tta_reading
+    return out
+
+
+def tta_reading(t: pd.DataFrame) -> str:
+    """One sentence on a `tta_table` (from the per-fold AUCs it keeps in .attrs): what averaging the most views
+    changed, against the folds' own spread."""
+    per_fold = t.attrs["per_fold"]
+    first, last = list(per_fold)[0], list(per_fold)[-1]
+    gain = mean_std(np.subtract(per_fold[last], per_fold[first]))
+    spread = mean_std(per_fold[first])["std"]
+    size = "smaller than" if abs(gain["mean"]) < spread else "at least"
+    row = t.set_index("views")
+    return (f"Averaging all {row.loc[last, 'per cube']} views of each held-out cube changed the test AUC by "
+            f"{gain['mean']:+.3f} ± {gain['std']:.3f} per fold ({gain['n']} folds; pooled "
+            f"{row.loc[first, 'pooled AUC']} → {row.loc[last, 'pooled AUC']}): {size} the folds' own spread "
+            f"(± {spread:.3f}).")
 
 
 def report2_reference() -> str:
@@ -469,7 +511,8 @@ def batch_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def used_rows(df: pd.DataFrame, fn, studies) -> pd.DataFrame:
     """The records a study table is made from, for its provenance line."""
-    rows_of = {batch_table: batch_rows, loss_table: loss_rows, medmnist2d_table: medmnist2d_rows}
+    rows_of = {batch_table: batch_rows, loss_table: loss_rows, medmnist2d_table: medmnist2d_rows,
+               shipped_table: shipped_rows}
     return rows_of[fn](df) if fn in rows_of else study_rows(df, studies)
 
 
@@ -616,6 +659,8 @@ STUDIES = [  # (title, table function, study names whose records it shows)
     ("Report 2: learning rate and batch size (3-conv baseline, 5 folds)", lr_batch_table, ["lr-batch"]),
     ("Report 2's loss-curve cases, each on a real run", curve_cases_table, ["curves"]),
     ("Report 2: final model on every labelled cube (`--fold all`)", final_table, ["report2-final"]),
+    ("Report 2: the models whose weights results/ ships (weights.pt, checked against run.json's SHA-256)",
+     shipped_table, ["report2", "report2-final"]),
 ]
 
 
