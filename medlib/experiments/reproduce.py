@@ -138,6 +138,30 @@ def schedule(name: str, only: str | None, out, device: torch.device) -> list[dic
     return rows
 
 
+def parse_shard(shard: str | None) -> tuple[int, int] | None:
+    """'K/N' (1 <= K <= N) as (K, N); None for no sharding. Anything else is one error naming the option."""
+    if shard is None:
+        return None
+    try:
+        k, n = (int(x) for x in str(shard).split("/"))
+    except ValueError:
+        k = n = 0
+    if not 1 <= k <= n:
+        raise MedlibError(f"--shard {shard!r} is not K/N with 1 <= K <= N (e.g. --shard 1/4 for the first of four "
+                          "processes, each given the same --plan and --only).")
+    return k, n
+
+
+def take_shard(rows: list[dict], shard: tuple[int, int] | None) -> list[dict]:
+    """Shard K of N: every N-th row of the plan (after --only, before any status), starting at row K - 1. The
+    split depends only on the plan, so N processes given the same --plan and --only never share a run (and each
+    run's lock guards against a mistake); done and still-to-do runs are spread alike."""
+    if shard is None:
+        return rows
+    k, n = shard
+    return rows[k - 1::n]
+
+
 def only_patterns(only: str | None) -> list[str]:
     """--only's comma-separated label patterns; an empty one is refused (it would select the whole plan)."""
     if only is None:
@@ -228,14 +252,17 @@ def reproduce(
     device: str = "auto",
     include_slow: bool = False,
     amp: str | None = None,
+    shard: str | None = None,
 ) -> list[dict]:
     """Run (or with dry_run, list) the plan; returns its rows with their final status. `amp` overrides every
-    run's precision (an engineering choice: run folders and reuse are unchanged; run.json records it)."""
+    run's precision (an engineering choice: run folders and reuse are unchanged; run.json records it); `shard`
+    'K/N' keeps this process to its share (take_shard), e.g. one SLURM array task each."""
+    part = parse_shard(shard)
     dev = resolve_device(device)
     name = name or ("gpu" if dev.type == "cuda" else "cpu")
     # the quick plan is a smoke test: its runs never mix with the committed records
     out = Path(out) if out else (runs_root() / "quick-plan" if name == "quick" else results_root())
-    rows = schedule(name, only, out, dev)
+    rows = take_shard(schedule(name, only, out, dev), part)
     if dry_run:
         print_plan(rows, name, dev)
         return rows
@@ -290,4 +317,8 @@ def add_command(sub) -> None:
     p.add_argument("--include-slow", action="store_true", help="also start runs estimated as GPU jobs")
     p.add_argument("--amp", default=None, choices=PRECISIONS,
                    help="precision of every run (default: each run's own, auto); not part of a run's identity")
-    p.set_defaults(func=lambda a: reproduce(a.plan, a.only, a.out, a.dry_run, a.device, a.include_slow, a.amp))
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="run only shard K of N of the plan (every N-th run), so N processes or machines given the "
+                        "same --plan and --only share one --out without running any run twice")
+    p.set_defaults(func=lambda a: reproduce(a.plan, a.only, a.out, a.dry_run, a.device, a.include_slow, a.amp,
+                                            a.shard))
