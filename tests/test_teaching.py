@@ -142,3 +142,56 @@ def test_weighted_ensemble_weights_come_from_validation_alone():
     names = [f"{r['model']} α{r['mixup_alpha']:g}" for _, r in g.iterrows()]
     expect = "f0: " + ", ".join(f"{n} {w:.1f}" for n, w in zip(names, best) if w > 0)
     assert t.iloc[2]["chosen on validation"].startswith(expect)
+
+
+CUBE_RUN = re.compile(r"\b(m3dv-[a-z0-9_]+-f(?:\d+|all)-s(\d+)-[0-9a-f]{10})\b")
+
+
+def test_notebook_04_trains_nothing_smaller_than_its_plan():
+    """Every M3DV run folder named in 04's committed outputs is a plan config (any seed), never a quick subset,
+    and the shipped-model section shows the records that ship weights, each with its run.json's SHA-256."""
+    text = _outputs(NOTEBOOKS / "04_densenet_mixup.ipynb")
+    names = {m.group(1): int(m.group(2)) for m in CUBE_RUN.finditer(text)}
+    planned = {run_dir(cfg.replace(seed=seed)).name for _, cfg in plans.plan("gpu") + plans.plan("cpu")
+               for seed in set(names.values()) | {0}}
+    assert set(names) <= planned, set(names) - planned
+    shipped = results.shipped(results.records(RESULTS))
+    if shipped.empty:
+        return
+    for _, row in shipped.iterrows():
+        assert row["label"] in text and row["weights"][:16] in text, row["label"]
+    assert "No `report2` shipped-weights records" not in text
+
+
+def test_notebook_04_tta_sentence_is_its_table():
+    """The sentence under the test-time augmentation table restates the table's first and last rows."""
+    nb = nbformat.read(NOTEBOOKS / "04_densenet_mixup.ipynb", 4)
+    cell = next((c for c in nb.cells if c.cell_type == "code" and "reproduction.tta(REC)" in c.source), None)
+    assert cell is not None
+    html = "".join(str(o.get("data", {}).get("text/html", "")) for o in cell.outputs)
+    md = "".join(str(o.get("data", {}).get("text/markdown", "")) for o in cell.outputs)
+    if "M3DV is not under the data root" in md or not html:
+        return
+    pooled = re.findall(r"Averaging all 48 views .* pooled (\d\.\d{3}) → (\d\.\d{3})", md)
+    assert pooled, md
+    first, last = pooled[0]
+    assert first in html and last in html
+
+
+def test_seed_ensemble_is_the_mean_of_the_seeds_probabilities():
+    """The seed-ensemble rows against sklearn on the averaged per-sample scores of the committed records."""
+    from sklearn.metrics import roc_auc_score
+
+    rec = results.records(RESULTS)
+    t = studies.seed_ensemble_table(rec)
+    if t.empty:
+        return
+    row = t[t["members"].str.startswith("average")].iloc[0]
+    d = studies.seed_rows(rec)
+    d = d[(d["model"] == row["model"]) & (d["mixup_alpha"] == row["mixup_alpha"])]
+    aucs = []
+    for _, g in d.groupby("fold"):
+        s = [pd.read_csv(Path(p) / "test_scores.csv").set_index("id") for p in g["dir"]]
+        mean = sum(x["score_1"] for x in s) / len(s)
+        aucs.append(roc_auc_score(s[0]["label"], mean.loc[s[0].index]))
+    assert row["test AUC (per fold)"] == results.fmt(np.mean(aucs), np.std(aucs, ddof=1), len(aucs))
