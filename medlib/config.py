@@ -12,7 +12,7 @@ import torch
 
 from .choices import LAYOUTS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, STEMS
 from .data import registry
-from .data.cubes import M3DV, NODULE_CUBES, is_cube_set
+from .data.cubes import ALL_FOLDS, M3DV, NODULE_CUBES, is_cube_set
 from .errors import MedlibError
 from .models import MODELS
 
@@ -98,7 +98,7 @@ class TrainConfig:
             raise MedlibError(f"--lr-end {self.lr_end:g} must be above --lr {self.lr:g}: the range test climbs.")
         if self.loss not in LOSSES:
             raise MedlibError(f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}.")
-        if not (0 <= self.fold < self.folds or self.fold == -1):
+        if not (0 <= self.fold < self.folds or self.fold == ALL_FOLDS):
             raise MedlibError(f"--fold {self.fold} must be in 0..{self.folds - 1} (--folds {self.folds}), or 'all' "
                               "for the final model trained on every labelled sample.")
         check_applicable(self)

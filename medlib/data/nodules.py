@@ -4,7 +4,7 @@ M3DV (SJTU EE369) cannot be downloaded; NoduleMNIST3D (LIDC-IDRI nodules, benign
 can, MD5-checked like every MedMNIST file. It has no masks, so `medlib.ops.crop.auto_mask` makes one per
 volume (the bright component nearest the centre) for the same crop-around-the-mask and masking steps.
 Either way the result has the shape `load_m3dv` gives: one split "all" (uint8 cubes, int64 labels, ids),
-so `kfold_datasets` and the training loop take it unchanged; `meta.name` says which data it is
+so `cubes.kfold_datasets` and the training loop take it unchanged; `meta.name` says which data it is
 ("m3dv" or "nodulemnist3d") and `meta.source` the folder or file it was read from.
 """
 from __future__ import annotations
@@ -18,16 +18,8 @@ from ..errors import MedlibError
 from ..ops.crop import auto_mask
 from . import registry
 from .base import Dataset, Meta, Split
-from .cubes import M3DV, NODULE_CUBES
-from .m3dv import (
-    LABEL_NAMES,
-    check_options,
-    default_folder,
-    load_m3dv,
-    load_sample,
-    prepare_sample,
-    read_labels,
-)
+from .cubes import LABEL_NAMES, M3DV, NODULE_CUBES, check_options, prepare_sample
+from .m3dv import default_folder, load_m3dv, load_sample, read_labels
 from .medmnist import SPLITS, load_medmnist
 
 FALLBACK = "nodulemnist3d"

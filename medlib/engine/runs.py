@@ -20,7 +20,7 @@ import pandas as pd
 from .. import atomic
 from ..config import TrainConfig
 from ..data import m3dv, registry
-from ..data.cubes import M3DV, NODULE_CUBES, is_cube_set
+from ..data.cubes import ALL_FOLDS, M3DV, NODULE_CUBES, is_cube_set
 from ..data.nodules import FALLBACK
 from ..errors import MedlibError, permission_denied
 
@@ -38,7 +38,7 @@ def runs_root(out=None) -> Path:
 def run_dir(cfg, out=None) -> Path:
     """`<out>/<dataset>[_<size>]-<model>-s<seed>-<config hash>`: readable, and unique per config."""
     size = "" if cfg.dataset == M3DV else f"_{cfg.size}"
-    fold = ("-fall" if cfg.fold == -1 else f"-f{cfg.fold}") if is_cube_set(cfg.dataset) else ""
+    fold = ("-fall" if cfg.fold == ALL_FOLDS else f"-f{cfg.fold}") if is_cube_set(cfg.dataset) else ""
     return runs_root(out) / f"{cfg.dataset}{size}-{cfg.model}{fold}-s{cfg.seed}-{cfg.key()}"
 
 
