@@ -199,7 +199,7 @@ def child_eval() -> dict:
     s = load_medmnist("adrenalmnist3d", 64)["train"]
     net = build_model("baseline3d", 1, 2)
     t = time.perf_counter()
-    probs, _ = predict(net, s.X, torch.device("cpu"), "binary-class", 0, s.y)
+    probs, _ = predict(net, s.X, torch.device("cpu"), "binary-class", y=s.y)
     return {
         "case": "eval adrenalmnist3d@64 train split",
         "samples": len(probs),

@@ -95,7 +95,7 @@ def predict_folder(checkpoints, input_dir, out_csv=None, labels=None, weights=No
         ds = _samples(path, cfg, input_dir, names)
         X = ds["all"].X
         batch = fitting_eval_batch(net, tuple(X.shape[1:]), dev, cfg.eval_batch_size, len(X))
-        probs.append(predict(net.to(dev), X, dev, meta.task, batch)[0])
+        probs.append(predict(net.to(dev), X, dev, meta.task, batch_size=batch)[0])
     p = average(probs, weights)
     df = pd.DataFrame({"id": names, "Predicted": p[:, 1]})
     if table is not None:

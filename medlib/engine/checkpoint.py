@@ -14,13 +14,18 @@ from ..errors import MedlibError, permission_denied
 from ..models import build_model
 
 
-def save(path, *, model, optimizer=None, scheduler=None, epoch: int, best_score: float, best_epoch: int,
-         config, meta, history: list | None = None, generator: torch.Generator | None = None) -> None:
-    """Everything needed to resume or to predict: weights, optimiser, epoch, best score, config, metadata."""
-    net = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    net = getattr(net, "module", net)  # unwrap DDP
+def save(path, *, model: torch.nn.Module | dict, optimizer=None, scheduler=None, epoch: int, best_score: float,
+         best_epoch: int, config, meta, history: list | None = None, generator: torch.Generator | None = None) -> None:
+    """Everything needed to resume or to predict: weights, optimiser, epoch, best score, config, metadata.
+
+    `model` is the network, or a state dict already taken from it (best.pt: the best epoch's weights)."""
+    if isinstance(model, dict):
+        weights = model
+    else:
+        net = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+        weights = getattr(net, "module", net).state_dict()  # unwrap DDP
     state = {
-        "model": net.state_dict(),
+        "model": weights,
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,

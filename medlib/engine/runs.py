@@ -209,14 +209,6 @@ class RunLock:
             os.close(self._fd)
         self._fd = None
 
-    def unlink(self, missing_ok: bool = True) -> None:
-        """Same as release(), for callers that treat the lock as a path."""
-        self.release()
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def __enter__(self) -> "RunLock":
         return self
 
@@ -328,8 +320,8 @@ def current_data_md5(cfg) -> str | None:
     return registry.md5(FALLBACK if cfg.dataset == NODULE_CUBES else cfg.dataset, cfg.size)
 
 
-def check_reuse(run: Run, cfg) -> bool:
-    """True when a complete run may be reused for `cfg`: its recorded data is the data found now. A run made from
+def check_reuse(run: Run, cfg) -> None:
+    """Refuse to reuse a complete run for `cfg` unless its recorded data is the data found now. A run made from
     other data is refused (not silently returned, nor silently overwritten). M3DV runs that recorded a content hash
     are checked by it (a same-size rewrite of a sample is caught); older records by names, labels and sizes."""
     data = run.record.get("data") or {}
@@ -340,7 +332,7 @@ def check_reuse(run: Run, cfg) -> bool:
         except MedlibError:
             current = None
     if recorded is None or current is None or recorded == current:
-        return True
+        return
     raise MedlibError(f"{run.dir} was trained on {cfg.dataset} data with MD5 {recorded}, but the data found now "
                       f"(MEDLIB_DATA) has MD5 {current}; pass --no-reuse to retrain it on this data (replacing its "
                       "results), or --out another folder to keep both.")
