@@ -30,6 +30,7 @@ from medlib.engine.loop import prepare, train_epoch
 from medlib.engine.training import make_optimizer, set_up
 from medlib.errors import MedlibError
 from medlib.models import build_model, model_dims
+from medlib.tasks import BINARY
 
 SIDE_3D = 32  # M3DV crops (Report 2)
 FULL = dict(device="auto", batches=20, warmup=3, repeats=3, batch_size=128, batch_size_3d=32)
@@ -187,7 +188,7 @@ def data_3d(total: int):
     g = torch.Generator().manual_seed(0)
     X = torch.randint(0, 256, (total, 1, SIDE_3D, SIDE_3D, SIDE_3D), generator=g, dtype=torch.uint8)
     y = torch.randint(0, 2, (total,), generator=g)
-    meta = Meta(name="m3dv-shaped", task="binary-class", n_classes=2, n_channels=1, dims=3, size=SIDE_3D)
+    meta = Meta(name="m3dv-shaped", task=BINARY, n_classes=2, n_channels=1, dims=3, size=SIDE_3D)
     return meta, X, y, (X[:, 0].numpy(), y.numpy()[:, None])
 
 

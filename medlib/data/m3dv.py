@@ -34,7 +34,7 @@ _CACHE_VERSION = 1  # bump when the cached array's recipe changes
 
 
 def default_folder() -> Path:
-    return data_root() / "m3dv" / "train_val"
+    return data_root() / M3DV / "train_val"
 
 
 def read_labels(csv_path) -> dict[str, int]:
@@ -151,7 +151,7 @@ def content_md5(paths, y) -> str:
     stats = [Path(p).stat() for p in paths]
     key = _md5([f"{Path(p).name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}|{label}"
                 for p, st, label in zip(paths, stats, y)])
-    cached = cache_dir() / "m3dv" / f"content-{key}.txt"
+    cached = cache_dir() / M3DV / f"content-{key}.txt"
     try:
         return cached.read_text().strip()
     except OSError:
@@ -249,7 +249,7 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
     # inode and ctime too: a file rewritten with its size and mtime restored must not hit the old cache
     key = _md5([f"{n}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}" for n, st in zip(names, stats)]
                + [repr((_CACHE_VERSION, str(folder.resolve()), crop, bool(mask), dilate, center))])
-    cache_file = cache_dir() / "m3dv" / f"{key}.npz"
+    cache_file = cache_dir() / M3DV / f"{key}.npz"
     X = _read_cache(cache_file, names, shape) if cache else None
     if X is None:
         X = _crop_all(paths, shape, mask, dilate, center, progress, folder.name)

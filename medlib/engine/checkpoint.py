@@ -10,6 +10,7 @@ import torch
 from .. import atomic
 from ..config import TrainConfig
 from ..data.base import Meta
+from ..data.cubes import M3DV
 from ..errors import MedlibError, permission_denied
 from ..models import build_model
 
@@ -95,7 +96,7 @@ def check_compatible(path, trained, data) -> None:
         if a != b:
             raise MedlibError(f"Checkpoint {path} was trained on {trained.name} ({what}: {a}) but {data.name} has "
                               f"{what} {b}; evaluate it on a dataset like the one it was trained on.")
-    if trained.name == "m3dv" == data.name and trained.md5 and data.md5 and trained.md5 != data.md5:
+    if trained.name == M3DV == data.name and trained.md5 and data.md5 and trained.md5 != data.md5:
         raise MedlibError(f"Checkpoint {path} was trained on M3DV data with MD5 {trained.md5}, but the data under "
                           f"MEDLIB_DATA has MD5 {data.md5}: its folds would mix training samples into --split. Point "
                           "MEDLIB_DATA at the data it was trained on, or use `medlib predict` for new samples.")

@@ -312,7 +312,7 @@ def clean_stale_temp(folder: Path) -> list[Path]:
 def current_data_md5(cfg) -> str | None:
     """The identity of the data `cfg` would train on now: MedMNIST files are verified against their official MD5,
     so that MD5 is it; M3DV's is computed from the folder (names, labels, file sizes). None when not found."""
-    if cfg.dataset == "m3dv":
+    if cfg.dataset == M3DV:
         try:
             return m3dv.folder_md5()
         except MedlibError:
@@ -326,7 +326,7 @@ def check_reuse(run: Run, cfg) -> None:
     are checked by it (a same-size rewrite of a sample is caught); older records by names, labels and sizes."""
     data = run.record.get("data") or {}
     recorded, current = data.get("md5"), current_data_md5(cfg)
-    if cfg.dataset == "m3dv" and data.get("content_md5"):
+    if cfg.dataset == M3DV and data.get("content_md5"):
         try:
             recorded, current = data["content_md5"], m3dv.folder_content_md5()
         except MedlibError:

@@ -25,7 +25,7 @@ def load_for_config(cfg, check: bool = True) -> Dataset:
     `check` refuses splits whose AUC would be undefined (see metrics.check_classes): for training, where such a
     split would keep no model and record NaN as a result."""
     if is_cube_set(cfg.dataset):
-        source = "m3dv" if cfg.dataset == M3DV else FALLBACK
+        source = M3DV if cfg.dataset == M3DV else FALLBACK
         ds = load_nodules(source, crop=cfg.crop, mask=cfg.mask, dilate=cfg.dilate, size=cfg.size)
         ds = final_split(ds) if cfg.fold == ALL_FOLDS else kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0)
     else:
