@@ -194,12 +194,13 @@ def child_eval() -> dict:
     from medlib.engine.hardware import tune_allocator
     from medlib.engine.loop import predict
     from medlib.models import build_model
+    from medlib.tasks import BINARY
 
     tune_allocator()
     s = load_medmnist("adrenalmnist3d", 64)["train"]
     net = build_model("baseline3d", 1, 2)
     t = time.perf_counter()
-    probs, _ = predict(net, s.X, torch.device("cpu"), "binary-class", 0, s.y)
+    probs, _ = predict(net, s.X, torch.device("cpu"), BINARY, y=s.y)
     return {
         "case": "eval adrenalmnist3d@64 train split",
         "samples": len(probs),

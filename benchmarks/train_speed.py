@@ -24,13 +24,13 @@ from PIL import Image
 
 from medlib import atomic, make_config
 from medlib.data import load_medmnist
-from medlib.data.base import Meta
+from medlib.data.base import Dataset, Meta, Split
 from medlib.engine.device import device_name, resolve_device
-from medlib.engine.hardware import StepSettings, memory_format, resolve_precision, use_channels_last
 from medlib.engine.loop import prepare, train_epoch
-from medlib.engine.training import make_optimizer
+from medlib.engine.training import make_optimizer, set_up
 from medlib.errors import MedlibError
 from medlib.models import build_model, model_dims
+from medlib.tasks import BINARY
 
 SIDE_3D = 32  # M3DV crops (Report 2)
 FULL = dict(device="auto", batches=20, warmup=3, repeats=3, batch_size=128, batch_size_3d=32)
@@ -118,16 +118,13 @@ def official_runner(name, meta, data, cfg, device, args, batch):
     return run, lambda steps: official_input(loader, device, steps)
 
 
-def medlib_runner(name, meta, X, y, cfg, device):
-    """(train, input, seconds to put the set on the device); train runs medlib's own train_epoch."""
-    torch.manual_seed(0)
-    net = build_model(name, meta.n_channels, meta.n_classes, stem=cfg.stem).to(device)
-    how = StepSettings(resolve_precision(cfg.amp, device), use_channels_last(cfg.channels_last, device, meta.dims))
-    if how.channels_last:
-        net = net.to(memory_format=memory_format(meta.dims))
-    opt = make_optimizer(cfg, net.parameters())
+def medlib_runner(meta, X, y, cfg, device):
+    """(train, input, seconds to put the set on the device); train runs medlib's own train_epoch on the session
+    `training.set_up` builds for fit() (device settings, seeded model and optimiser, precision and layout)."""
+    session = set_up(cfg.replace(device=str(device)), Dataset(meta, {"train": Split(X, y)}), folder=None,
+                     resume=False, verbose=False)
+    net, opt, how, generator = session.net, session.opt, session.how, session.generator
     train_net = torch.compile(net) if cfg.compile else net
-    generator = torch.Generator().manual_seed(0)
     t = time.perf_counter()
     Xd, yd = X.to(device), y.to(device)  # once per run, as fit() does
     sync(device)
@@ -191,7 +188,7 @@ def data_3d(total: int):
     g = torch.Generator().manual_seed(0)
     X = torch.randint(0, 256, (total, 1, SIDE_3D, SIDE_3D, SIDE_3D), generator=g, dtype=torch.uint8)
     y = torch.randint(0, 2, (total,), generator=g)
-    meta = Meta(name="m3dv-shaped", task="binary-class", n_classes=2, n_channels=1, dims=3, size=SIDE_3D)
+    meta = Meta(name="m3dv-shaped", task=BINARY, n_classes=2, n_channels=1, dims=3, size=SIDE_3D)
     return meta, X, y, (X[:, 0].numpy(), y.numpy()[:, None])
 
 
@@ -213,7 +210,7 @@ def bench(name: str, device: torch.device, args) -> dict:
         cfg = make_config("report2", model=name, **no_aug, batch_size=medlib_batch, amp="auto" if gpu else "fp32",
                           channels_last="on" if gpu else "off", compile=args.compile)
     runners = {"official": official_runner(name, meta, official_data, cfg, device, args, batch)}
-    *runners["medlib"], setup = medlib_runner(name, meta, X, y, cfg, device)
+    *runners["medlib"], setup = medlib_runner(meta, X, y, cfg, device)
     for train, _ in runners.values():
         train(args.warmup)
     trials = {(k, part): [] for k in runners for part in ("train", "input")}

@@ -61,7 +61,7 @@ def cmd_evaluate(args) -> None:
     if how.channels_last:
         net = net.to(memory_format=memory_format(meta.dims))
     batch = fitting_eval_batch(net, tuple(s.X.shape[1:]), device, cfg.eval_batch_size, len(s))
-    probs, loss = predict(net, s.X, device, meta.task, batch, s.y, how.precision, how.channels_last, cfg.loss)
+    probs, loss = predict(net, s.X, device, meta.task, batch_size=batch, y=s.y, how=how, loss=cfg.loss)
     m = evaluate(s.y.numpy(), probs, meta.task)
     print(f"{cfg.dataset} {args.split} (n={len(s)}): AUC {m['auc']:.3f}  ACC {m['acc']:.3f}  loss {loss:.4f}")
 

@@ -12,7 +12,8 @@ import torch
 
 from .choices import LAYOUTS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, STEMS
 from .data import registry
-from .data.cubes import M3DV, NODULE_CUBES, is_cube_set
+from .data.cubes import ALL_FOLDS, M3DV, NODULE_CUBES, is_cube_set
+from .data.nodules import FALLBACK
 from .errors import MedlibError
 from .models import MODELS
 
@@ -98,7 +99,7 @@ class TrainConfig:
             raise MedlibError(f"--lr-end {self.lr_end:g} must be above --lr {self.lr:g}: the range test climbs.")
         if self.loss not in LOSSES:
             raise MedlibError(f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}.")
-        if not (0 <= self.fold < self.folds or self.fold == -1):
+        if not (0 <= self.fold < self.folds or self.fold == ALL_FOLDS):
             raise MedlibError(f"--fold {self.fold} must be in 0..{self.folds - 1} (--folds {self.folds}), or 'all' "
                               "for the final model trained on every labelled sample.")
         check_applicable(self)
@@ -217,13 +218,13 @@ PRESETS = {
     "official": {"optimizer": "adam", "lr": 1e-3, "schedule": "multistep", "epochs": 100, "stem": "small"},
     "tuned": {"optimizer": "sgd", "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "schedule": "cosine",
               "epochs": 100, "stem": "small", "flip": True, "shift": 2},
-    "report2": {"dataset": "m3dv", "model": "densenet3d", "optimizer": "adamax", "lr": 2e-3, "batch_size": 30,
+    "report2": {"dataset": M3DV, "model": "densenet3d", "optimizer": "adamax", "lr": 2e-3, "batch_size": 30,
                 "epochs": 26, "shift": 5, "rot90": True, "flip": True, "mixup_alpha": 0.2, "crop": 32,
                 "mask": True},
 }
 # The recipe a dataset was reported with, used when a command names the data but no --preset: Report 1's
 # MedMNIST defaults (batch 128) would not even fit a laptop for M3DV's DenseNet; Report 2 trained it at 30.
-NATURAL_PRESETS = {"m3dv": "report2"}
+NATURAL_PRESETS = {M3DV: "report2"}
 
 
 def natural_preset(dataset) -> str:
@@ -258,7 +259,7 @@ def make_config(preset: str = "report1", profile: str = "full", **overrides) -> 
     if is_cube_set(cfg.dataset):
         cfg.dataset = cfg.dataset.strip().lower()
         if cfg.dataset == NODULE_CUBES:  # the source volumes' side; --crop cuts the cube
-            registry.check_size("nodulemnist3d", cfg.size)
+            registry.check_size(FALLBACK, cfg.size)
     else:
         cfg.dataset = registry.canonical(cfg.dataset)  # v1 names and case map to one run folder
         registry.check_size(cfg.dataset, cfg.size)

@@ -6,6 +6,7 @@ from dataclasses import fields
 
 from .choices import LAYOUTS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
 from .config import PRESETS, PROFILES, TrainConfig, make_config, natural_preset
+from .data.cubes import ALL_FOLDS
 from .models import MODELS
 
 _HELP = {
@@ -22,9 +23,9 @@ _HELP = {
 
 
 def fold_arg(text: str) -> int:
-    """--fold takes a number or 'all' (stored as -1)."""
+    """--fold takes a number or 'all' (stored as ALL_FOLDS)."""
     if text.strip().lower() == "all":
-        return -1
+        return ALL_FOLDS
     try:
         return int(text)
     except ValueError:

@@ -6,7 +6,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from .errors import MedlibError
-from .tasks import MULTILABEL
+from .tasks import BINARY, MULTILABEL
 
 
 def binary_auc(y_true: np.ndarray, score: np.ndarray) -> float:
@@ -26,7 +26,7 @@ def auc(y_true: np.ndarray, y_score: np.ndarray, task: str) -> float:
     y_score = check_scores(y_score).squeeze()
     if task == MULTILABEL:
         return float(np.mean([binary_auc(y_true[:, i], y_score[:, i]) for i in range(y_score.shape[1])]))
-    if task == "binary-class":
+    if task == BINARY:
         score = y_score[:, -1] if y_score.ndim == 2 else y_score
         return binary_auc(y_true, score)
     return float(np.mean([binary_auc(y_true == i, y_score[:, i]) for i in range(y_score.shape[1])]))
@@ -38,7 +38,7 @@ def acc(y_true: np.ndarray, y_score: np.ndarray, task: str, threshold: float = 0
     y_score = check_scores(y_score).squeeze()
     if task == MULTILABEL:
         return float(np.mean((y_score > threshold) == (y_true > 0.5)))
-    if task == "binary-class":
+    if task == BINARY:
         score = y_score[:, -1] if y_score.ndim == 2 else y_score
         return float(np.mean((score > threshold) == y_true.astype(bool)))
     return float(np.mean(np.argmax(y_score, axis=-1) == y_true))

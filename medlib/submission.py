@@ -7,6 +7,7 @@ import pandas as pd
 
 from . import atomic
 from .config import check_device
+from .data.cubes import M3DV
 from .data.m3dv import list_candidates, load_m3dv, read_labels
 from .engine.checkpoint import load_model
 from .engine.device import resolve_device
@@ -15,6 +16,7 @@ from .engine.training import fitting_eval_batch
 from .ensemble import average
 from .errors import MedlibError
 from .metrics import evaluate
+from .tasks import BINARY
 
 HEADER = "id,Predicted"  # the course's submission format, the only kind of file --out may replace
 
@@ -90,12 +92,12 @@ def predict_folder(checkpoints, input_dir, out_csv=None, labels=None, weights=No
     probs = []
     for path in checkpoints:
         net, cfg, meta = load_model(path)
-        if meta.dims != 3 or cfg.dataset != "m3dv":
+        if meta.dims != 3 or cfg.dataset != M3DV:
             raise MedlibError(f"{path} was trained on {cfg.dataset}, not M3DV; predict needs an M3DV checkpoint.")
         ds = _samples(path, cfg, input_dir, names)
         X = ds["all"].X
         batch = fitting_eval_batch(net, tuple(X.shape[1:]), dev, cfg.eval_batch_size, len(X))
-        probs.append(predict(net.to(dev), X, dev, meta.task, batch)[0])
+        probs.append(predict(net.to(dev), X, dev, meta.task, batch_size=batch)[0])
     p = average(probs, weights)
     df = pd.DataFrame({"id": names, "Predicted": p[:, 1]})
     if table is not None:
@@ -103,7 +105,7 @@ def predict_folder(checkpoints, input_dir, out_csv=None, labels=None, weights=No
         if not known:
             raise MedlibError(f"--labels {labels} names none of the {len(names)} samples in {input_dir}.")
         y = [table[names[i]] for i in known]
-        df.attrs["metrics"] = {**evaluate(y, p[known], "binary-class"), "n": len(known)}
+        df.attrs["metrics"] = {**evaluate(y, p[known], BINARY), "n": len(known)}
     if out_csv is not None:  # last: a failure above leaves no CSV behind
         atomic.write_text(out_csv, df.to_csv(index=False))
     return df

@@ -77,7 +77,8 @@ from medlib.engine.loop import predict
 from medlib.models import build_model
 tune_allocator()
 s = load_medmnist("adrenalmnist3d", 64)["train"]
-probs, _ = predict(build_model("baseline3d", 1, 2), s.X, torch.device("cpu"), "binary-class", int(sys.argv[1]), s.y)
+net = build_model("baseline3d", 1, 2)
+probs, _ = predict(net, s.X, torch.device("cpu"), "binary-class", batch_size=int(sys.argv[1]), y=s.y)
 print(len(probs), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 """
 

@@ -10,7 +10,8 @@ import pytest
 import torch
 from synth_m3dv import write_m3dv
 
-from medlib.data.m3dv import kfold_datasets, list_candidates, load_m3dv, load_sample, read_labels, stratified_folds
+from medlib.data.cubes import final_split, kfold_datasets, stratified_folds, stratified_share
+from medlib.data.m3dv import list_candidates, load_m3dv, load_sample, read_labels
 from medlib.errors import MedlibError
 from medlib.ops import apply_mask, crop_cube, mask_centroid
 
@@ -150,6 +151,25 @@ def test_kfold_datasets(tmp_path):
     assert sorted(tests) == sorted(ds["all"].ids)
     with pytest.raises(MedlibError, match="fold=5 is out of range"):
         kfold_datasets(ds, k=5, fold=5)
+
+
+def test_final_split_is_a_stratified_share_of_every_sample(tmp_path):
+    """The final model's train / val (`--fold all`) is cut by the same stratified share as a fold's val."""
+    folder, _ = write_m3dv(tmp_path, n=20, size=16)
+    ds = load_m3dv(folder, crop=8)
+    fs = final_split(ds, val_fraction=0.2, seed=0)
+    assert set(fs.splits) == {"train", "val"} and len(fs["val"]) == 4 and fs["val"].y.sum() == 2
+    assert sorted(fs["train"].ids + fs["val"].ids) == sorted(ds["all"].ids)
+    y = ds["all"].y.numpy()
+    share = stratified_share(y, np.arange(len(y)), 0.2, np.random.default_rng(0))
+    assert fs["val"].ids == [ds["all"].ids[i] for i in share]
+
+
+def test_both_nodule_sources_take_the_recipe_from_cubes():
+    from medlib.data import cubes, m3dv, nodules
+
+    for name in ("LABEL_NAMES", "check_options", "prepare_sample"):
+        assert getattr(m3dv, name) is getattr(cubes, name) is getattr(nodules, name)
 
 
 # ---- the real course data ----

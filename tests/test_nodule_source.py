@@ -6,7 +6,8 @@ from synth_m3dv import write_m3dv
 from synth_nodules import N, write_nodulemnist3d
 
 from medlib.data import registry
-from medlib.data.m3dv import kfold_datasets, load_m3dv
+from medlib.data.cubes import kfold_datasets
+from medlib.data.m3dv import load_m3dv
 from medlib.data.nodules import load_nodules, m3dv_present
 from medlib.errors import MedlibError
 

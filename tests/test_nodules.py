@@ -9,6 +9,7 @@ from synth_m3dv import write_m3dv
 
 import medlib
 from medlib import ensemble, results
+from medlib.data.cubes import ALL_FOLDS
 from medlib.engine import training
 from medlib.errors import MedlibError
 from medlib.experiments import cv
@@ -115,7 +116,7 @@ def test_short_cpu_training_on_real_m3dv_beats_chance(real_data, tmp_path, monke
 
 def test_final_model_trains_on_every_labelled_cube_and_predicts(m3dv_root, tmp_path):
     """`--fold all`: no test fold, a stratified validation share only picks the checkpoint; predict takes it as is."""
-    run = medlib.fit(medlib.make_config(**{**TINY, "fold": -1}), out=tmp_path / "runs", verbose=False)
+    run = medlib.fit(medlib.make_config(**{**TINY, "fold": ALL_FOLDS}), out=tmp_path / "runs", verbose=False)
     assert run.dir.name.startswith("m3dv-baseline3d-fall-") and "test" not in run.metrics
     n = run.record["data"]
     assert n["n_train"] + n["n_val"] == 30 and n["n_val"] == round(0.15 * 15) * 2  # 15 per class, 15% of each

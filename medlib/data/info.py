@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from ..tasks import BINARY
 from . import files, registry
+from .cubes import M3DV
 
 
 def info_table(root=None, check_md5: bool = True) -> pd.DataFrame:
@@ -24,9 +26,9 @@ def info_table(root=None, check_md5: bool = True) -> pd.DataFrame:
                      "channels": inf["n_channels"], "classes": len(inf["label"]), "train": n["train"],
                      "val": n["val"], "test": n["test"], "sizes": "/".join(map(str, registry.sizes(name))),
                      "present": ",".join(present) or "-", "md5": " ".join(status) or "-"})
-    m3dv = root / "m3dv"
+    m3dv = root / M3DV
     n_m3dv = len(list((m3dv / "train_val").glob("candidate*.npz"))) if (m3dv / "train_val").exists() else 0
-    rows.append({"dataset": "m3dv", "dims": "3D", "task": "binary-class", "channels": 1, "classes": 2,
+    rows.append({"dataset": M3DV, "dims": "3D", "task": BINARY, "channels": 1, "classes": 2,
                  "train": n_m3dv, "val": 0, "test": 0, "sizes": "any cube >= crop",
                  "present": f"{n_m3dv} samples" if n_m3dv else "-", "md5": "-"})
     return pd.DataFrame(rows)

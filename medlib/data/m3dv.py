@@ -1,4 +1,5 @@
-"""The EE369 M3DV lung-nodule data (Report 2): candidateN.npz volumes with masks, labels CSV, folds, cache.
+"""The EE369 M3DV lung-nodule data (Report 2): candidateN.npz volumes with masks, labels CSV, cache; the cube
+recipe and the folds it shares with NoduleMNIST3D are in `cubes`.
 
 A folder holds `candidateN.npz` files (`voxel` uint8 cube, `seg` bool mask, any side) and beside it an
 optional `<folder>.csv` with header `name,label` (or the course's misspelt `name,lable`).
@@ -17,19 +18,23 @@ import torch
 
 from .. import atomic
 from ..errors import MedlibError, permission_denied
-from ..ops.crop import apply_mask, crop_cube, mask_centroid
 from ..progress import tqdm
+from ..tasks import BINARY
 from .base import Dataset, Meta, Split
+from .cubes import (
+    LABEL_NAMES,
+    M3DV,
+    check_options,
+    kfold_datasets,  # noqa: F401  (report/cv_tables imports it from here until it moves to cubes)
+    prepare_sample,
+)
 from .files import cache_dir, data_root
 
-# The course gives only a 0/1 label per nodule; benign/malignant is our reading of it, not the course's words.
-LABEL_NAMES = {"0": "benign", "1": "malignant"}
-CENTERS = ("mask", "volume")
 _CACHE_VERSION = 1  # bump when the cached array's recipe changes
 
 
 def default_folder() -> Path:
-    return data_root() / "m3dv" / "train_val"
+    return data_root() / M3DV / "train_val"
 
 
 def read_labels(csv_path) -> dict[str, int]:
@@ -103,12 +108,6 @@ def load_sample(path) -> tuple[np.ndarray, np.ndarray]:
     return voxel, seg
 
 
-def prepare_sample(voxel: np.ndarray, seg: np.ndarray, crop: int, mask: bool, dilate: int, center: str) -> np.ndarray:
-    """Mask (optionally dilated), then crop a cube of side `crop` around the mask centroid or the volume centre."""
-    c = mask_centroid(seg) if center == "mask" else None
-    return crop_cube(apply_mask(voxel, seg, dilate) if mask else voxel, crop, c)
-
-
 def _md5(lines) -> str:
     h = hashlib.md5()
     for line in lines:
@@ -152,7 +151,7 @@ def content_md5(paths, y) -> str:
     stats = [Path(p).stat() for p in paths]
     key = _md5([f"{Path(p).name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}|{label}"
                 for p, st, label in zip(paths, stats, y)])
-    cached = cache_dir() / "m3dv" / f"content-{key}.txt"
+    cached = cache_dir() / M3DV / f"content-{key}.txt"
     try:
         return cached.read_text().strip()
     except OSError:
@@ -189,17 +188,6 @@ def _write_cache(path: Path, X: np.ndarray, names: list[str]) -> None:
             np.savez(f, X=X, ids=np.array(names))
     except OSError:
         pass  # a read-only cache only costs a slower next load
-
-
-def check_options(crop, dilate, mask: bool, center: str) -> tuple[int, int]:
-    """(crop, dilate) as ints after checking the cube options M3DV and NoduleMNIST3D share; one clear error if bad."""
-    if center not in CENTERS:
-        raise MedlibError(f"center must be one of {CENTERS}, not {center!r}.")
-    if int(crop) != crop or crop < 1:
-        raise MedlibError(f"crop must be a positive whole number of voxels, not {crop!r}.")
-    if int(dilate) != dilate or dilate < 0 or (dilate and not mask):
-        raise MedlibError(f"dilate={dilate!r}: use a whole number >= 0, and only together with mask=True.")
-    return int(crop), int(dilate)
 
 
 def _samples(folder: Path, labels, ids):
@@ -261,57 +249,13 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
     # inode and ctime too: a file rewritten with its size and mtime restored must not hit the old cache
     key = _md5([f"{n}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}" for n, st in zip(names, stats)]
                + [repr((_CACHE_VERSION, str(folder.resolve()), crop, bool(mask), dilate, center))])
-    cache_file = cache_dir() / "m3dv" / f"{key}.npz"
+    cache_file = cache_dir() / M3DV / f"{key}.npz"
     X = _read_cache(cache_file, names, shape) if cache else None
     if X is None:
         X = _crop_all(paths, shape, mask, dilate, center, progress, folder.name)
         if cache:
             _write_cache(cache_file, X, names)
     md5 = _source_md5(names, y, stats)
-    meta = Meta(name="m3dv", task="binary-class", n_classes=2, n_channels=1, dims=3, size=crop,
+    meta = Meta(name=M3DV, task=BINARY, n_classes=2, n_channels=1, dims=3, size=crop,
                 label_names=dict(LABEL_NAMES), md5=md5, source=str(folder), content_md5=content_md5(paths, y))
     return Dataset(meta, {"all": Split(torch.from_numpy(X), torch.from_numpy(y), names)})
-
-
-def stratified_folds(y, k: int = 5, seed: int = 0) -> list[np.ndarray]:
-    """k disjoint, sorted arrays of test indices covering all samples, each with about 1/k of every class."""
-    y = np.asarray(y)
-    if k < 2 or k > len(y):
-        raise MedlibError(f"--folds {k} is out of range: use 2 to {len(y)} (the number of labelled samples).")
-    if (y < 0).any():
-        raise MedlibError("Cannot stratify unlabelled samples (label -1); load them with a labels CSV.")
-    rng = np.random.default_rng(seed)
-    folds: list[list[int]] = [[] for _ in range(k)]
-    dealt = 0
-    for c in np.unique(y):
-        # deal each class round-robin, continuing where the last class stopped so fold sizes differ by <= 1
-        for idx in rng.permutation(np.flatnonzero(y == c)):
-            folds[dealt % k].append(int(idx))
-            dealt += 1
-    return [np.sort(np.array(f, dtype=np.int64)) for f in folds]
-
-
-def kfold_datasets(ds_all: Dataset, k: int = 5, fold: int = 0, val_fraction: float = 0.15, seed: int = 0) -> Dataset:
-    """train / val / test of one fold: test = fold `fold`, val = a stratified share of the rest, train = the remainder.
-
-    The splits are disjoint sample indices drawn before any augmentation, so (unlike Report 2) no
-    augmented copy of a training nodule can land in validation or test.
-    """
-    if "all" not in ds_all.splits:
-        raise MedlibError("kfold_datasets needs a dataset with one split 'all' (from load_m3dv), "
-                          f"not {list(ds_all.splits)}.")
-    if not 0 <= fold < k:
-        raise MedlibError(f"fold={fold} is out of range for k={k}; use 0..{k - 1}.")
-    if not 0 <= val_fraction < 1:
-        raise MedlibError(f"val_fraction={val_fraction} must be in [0, 1).")
-    split = ds_all["all"]
-    y = split.y.numpy()
-    test = stratified_folds(y, k, seed)[fold]
-    rest = np.setdiff1d(np.arange(len(y)), test)
-    rng = np.random.default_rng([seed, fold])
-    val = np.sort(np.concatenate([
-        rng.permutation(rest[y[rest] == c])[: int(round(val_fraction * (y[rest] == c).sum()))]
-        for c in np.unique(y[rest])
-    ])).astype(np.int64)
-    train = np.setdiff1d(rest, val)
-    return Dataset(ds_all.meta, {"train": split.subset(train), "val": split.subset(val), "test": split.subset(test)})

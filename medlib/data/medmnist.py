@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from ..errors import MedlibError, permission_denied
+from ..tasks import MULTILABEL
 from . import files, registry
 from .base import Dataset, Meta, Split, to_rgb
 
@@ -66,7 +67,7 @@ def check_labels(lab: np.ndarray, inf: dict, where: str, url: str) -> None:
     """Labels must fit the task: one class index in 0..K-1 per sample, or K 0/1 flags for multi-label. A label
     out of range would otherwise crash (or silently corrupt) training far from its cause."""
     k = len(inf["label"])
-    multilabel = inf["task"] == "multi-label, binary-class"
+    multilabel = inf["task"] == MULTILABEL
     want = (k,) if multilabel else (1,)
     if lab.ndim not in (1, 2) or (lab.ndim == 2 and lab.shape[1:] != want) or (multilabel and lab.ndim == 1):
         raise MedlibError(f"{where} has shape {lab.shape}, expected (N, {want[0]}); the file is not the official one: "

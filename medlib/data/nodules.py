@@ -4,7 +4,7 @@ M3DV (SJTU EE369) cannot be downloaded; NoduleMNIST3D (LIDC-IDRI nodules, benign
 can, MD5-checked like every MedMNIST file. It has no masks, so `medlib.ops.crop.auto_mask` makes one per
 volume (the bright component nearest the centre) for the same crop-around-the-mask and masking steps.
 Either way the result has the shape `load_m3dv` gives: one split "all" (uint8 cubes, int64 labels, ids),
-so `kfold_datasets` and the training loop take it unchanged; `meta.name` says which data it is
+so `cubes.kfold_datasets` and the training loop take it unchanged; `meta.name` says which data it is
 ("m3dv" or "nodulemnist3d") and `meta.source` the folder or file it was read from.
 """
 from __future__ import annotations
@@ -16,22 +16,15 @@ import torch
 
 from ..errors import MedlibError
 from ..ops.crop import auto_mask
+from ..tasks import BINARY
 from . import registry
 from .base import Dataset, Meta, Split
-from .cubes import M3DV, NODULE_CUBES
-from .m3dv import (
-    LABEL_NAMES,
-    check_options,
-    default_folder,
-    load_m3dv,
-    load_sample,
-    prepare_sample,
-    read_labels,
-)
+from .cubes import LABEL_NAMES, M3DV, NODULE_CUBES, check_options, prepare_sample
+from .m3dv import default_folder, load_m3dv, load_sample, read_labels
 from .medmnist import SPLITS, load_medmnist
 
 FALLBACK = "nodulemnist3d"
-SOURCES = ("auto", "m3dv", FALLBACK)
+SOURCES = ("auto", M3DV, FALLBACK)
 
 
 def m3dv_present(folder=None) -> bool:
@@ -69,7 +62,7 @@ def load_nodulemnist3d(size: int = 28, crop: int = 32, mask: bool = True, dilate
     if not official_splits:
         splits = {"all": Split(torch.cat([splits[s].X for s in SPLITS]), torch.cat([splits[s].y for s in SPLITS]),
                                [i for s in SPLITS for i in splits[s].ids])}
-    meta = Meta(name=FALLBACK, task="binary-class", n_classes=2, n_channels=1, dims=3, size=crop,
+    meta = Meta(name=FALLBACK, task=BINARY, n_classes=2, n_channels=1, dims=3, size=crop,
                 label_names=dict(LABEL_NAMES), md5=registry.md5(FALLBACK, size), source=raw.meta.source)
     return Dataset(meta, splits)
 
@@ -83,7 +76,7 @@ def load_nodules(source: str = "auto", crop: int = 32, mask: bool = True, dilate
     """
     if source not in SOURCES:
         raise MedlibError(f"source must be one of {', '.join(SOURCES)}, not {source!r}.")
-    if source == "m3dv" or (source == "auto" and m3dv_present(folder)):
+    if source == M3DV or (source == "auto" and m3dv_present(folder)):
         return load_m3dv(folder, crop=crop, mask=mask, dilate=dilate, center=center, **m3dv_kw)
     return load_nodulemnist3d(size, crop, mask, dilate, center, root=root, download=download)
 
@@ -94,7 +87,7 @@ M3DV_EXAMPLES = ("candidate1", "candidate2")  # a benign and a malignant nodule;
 
 def source(folder=None) -> str:
     """'m3dv' when the course data is here, else 'nodulemnist3d' (what `load_nodules()` will read)."""
-    return "m3dv" if m3dv_present(folder) else FALLBACK
+    return M3DV if m3dv_present(folder) else FALLBACK
 
 
 def training_dataset(folder=None) -> str:

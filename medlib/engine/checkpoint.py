@@ -10,17 +10,23 @@ import torch
 from .. import atomic
 from ..config import TrainConfig
 from ..data.base import Meta
+from ..data.cubes import M3DV
 from ..errors import MedlibError, permission_denied
 from ..models import build_model
 
 
-def save(path, *, model, optimizer=None, scheduler=None, epoch: int, best_score: float, best_epoch: int,
-         config, meta, history: list | None = None, generator: torch.Generator | None = None) -> None:
-    """Everything needed to resume or to predict: weights, optimiser, epoch, best score, config, metadata."""
-    net = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-    net = getattr(net, "module", net)  # unwrap DDP
+def save(path, *, model: torch.nn.Module | dict, optimizer=None, scheduler=None, epoch: int, best_score: float,
+         best_epoch: int, config, meta, history: list | None = None, generator: torch.Generator | None = None) -> None:
+    """Everything needed to resume or to predict: weights, optimiser, epoch, best score, config, metadata.
+
+    `model` is the network, or a state dict already taken from it (best.pt: the best epoch's weights)."""
+    if isinstance(model, dict):
+        weights = model
+    else:
+        net = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+        weights = getattr(net, "module", net).state_dict()  # unwrap DDP
     state = {
-        "model": net.state_dict(),
+        "model": weights,
         "optimizer": optimizer.state_dict() if optimizer is not None else None,
         "scheduler": scheduler.state_dict() if scheduler is not None else None,
         "epoch": epoch, "best_score": best_score, "best_epoch": best_epoch,
@@ -98,7 +104,7 @@ def check_compatible(path, trained, data) -> None:
         if a != b:
             raise MedlibError(f"Checkpoint {path} was trained on {trained.name} ({what}: {a}) but {data.name} has "
                               f"{what} {b}; evaluate it on a dataset like the one it was trained on.")
-    if trained.name == "m3dv" == data.name and trained.md5 and data.md5 and trained.md5 != data.md5:
+    if trained.name == M3DV == data.name and trained.md5 and data.md5 and trained.md5 != data.md5:
         raise MedlibError(f"Checkpoint {path} was trained on M3DV data with MD5 {trained.md5}, but the data under "
                           f"MEDLIB_DATA has MD5 {data.md5}: its folds would mix training samples into --split. Point "
                           "MEDLIB_DATA at the data it was trained on, or use `medlib predict` for new samples.")

@@ -203,14 +203,6 @@ def total_bytes(device: torch.device) -> int:
     return min([total, *(limit for limit, _ in process_limits())])
 
 
-def peak_rss_bytes() -> int:
-    """This process's peak resident memory."""
-    import resource
-
-    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return kb if platform.system() == "Darwin" else kb * 1024
-
-
 @lru_cache(maxsize=None)
 def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
     """This machine's fp32 matrix-multiply rate (GFLOP/s) with torch's current threads: the yardstick for 'fast'."""

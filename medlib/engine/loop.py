@@ -105,19 +105,21 @@ def train_epoch(net, opt, X, y, cfg, meta, device, generator, how: StepSettings 
 
 
 @torch.no_grad()
-def predict(net, X, device, task: str, batch_size: int = 0, y=None, precision: str = "fp32",
-            channels_last: bool = False, loss: str = "auto") -> tuple[np.ndarray, float]:
+def predict(net, X, device, task: str, *, batch_size: int = 0, y=None, how: StepSettings | None = None,
+            loss: str = "auto") -> tuple[np.ndarray, float]:
     """Probabilities (N, K) in eval mode, plus the mean loss when labels are given (else nan).
 
-    batch_size 0 sizes batches from a memory budget (memory.eval_batch_size), so any set fits.
+    batch_size 0 sizes batches from a memory budget (memory.eval_batch_size), so any set fits. `how` is the
+    precision and layout, as for train_epoch (default fp32, contiguous).
     """
+    how = how or StepSettings()
     net.eval()
     if len(X) and batch_size <= 0:
         batch_size = eval_batch_size(net, tuple(X.shape[1:]), device)
     scores, total = [], 0.0
     for start in range(0, len(X), batch_size):
-        x = prepare(X[start : start + batch_size], device, channels_last)
-        with autocast(device, precision):
+        x = prepare(X[start : start + batch_size], device, how.channels_last)
+        with autocast(device, how.precision):
             logits = net(x).float()
         if y is not None:
             yb = y[start : start + batch_size].to(device)

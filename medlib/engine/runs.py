@@ -21,7 +21,7 @@ import pandas as pd
 from .. import atomic
 from ..config import TrainConfig
 from ..data import m3dv, registry
-from ..data.cubes import M3DV, NODULE_CUBES, is_cube_set
+from ..data.cubes import ALL_FOLDS, M3DV, NODULE_CUBES, is_cube_set
 from ..data.nodules import FALLBACK
 from ..errors import MedlibError, permission_denied
 from .checkpoint import WEIGHTS_NAME, load_model, save_weights
@@ -40,7 +40,7 @@ def runs_root(out=None) -> Path:
 def run_dir(cfg, out=None) -> Path:
     """`<out>/<dataset>[_<size>]-<model>-s<seed>-<config hash>`: readable, and unique per config."""
     size = "" if cfg.dataset == M3DV else f"_{cfg.size}"
-    fold = ("-fall" if cfg.fold == -1 else f"-f{cfg.fold}") if is_cube_set(cfg.dataset) else ""
+    fold = ("-fall" if cfg.fold == ALL_FOLDS else f"-f{cfg.fold}") if is_cube_set(cfg.dataset) else ""
     return runs_root(out) / f"{cfg.dataset}{size}-{cfg.model}{fold}-s{cfg.seed}-{cfg.key()}"
 
 
@@ -266,14 +266,6 @@ class RunLock:
             os.close(self._fd)
         self._fd = None
 
-    def unlink(self, missing_ok: bool = True) -> None:
-        """Same as release(), for callers that treat the lock as a path."""
-        self.release()
-
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def __enter__(self) -> "RunLock":
         return self
 
@@ -377,7 +369,7 @@ def clean_stale_temp(folder: Path) -> list[Path]:
 def current_data_md5(cfg) -> str | None:
     """The identity of the data `cfg` would train on now: MedMNIST files are verified against their official MD5,
     so that MD5 is it; M3DV's is computed from the folder (names, labels, file sizes). None when not found."""
-    if cfg.dataset == "m3dv":
+    if cfg.dataset == M3DV:
         try:
             return m3dv.folder_md5()
         except MedlibError:
@@ -385,19 +377,19 @@ def current_data_md5(cfg) -> str | None:
     return registry.md5(FALLBACK if cfg.dataset == NODULE_CUBES else cfg.dataset, cfg.size)
 
 
-def check_reuse(run: Run, cfg) -> bool:
-    """True when a complete run may be reused for `cfg`: its recorded data is the data found now. A run made from
+def check_reuse(run: Run, cfg) -> None:
+    """Refuse to reuse a complete run for `cfg` unless its recorded data is the data found now. A run made from
     other data is refused (not silently returned, nor silently overwritten). M3DV runs that recorded a content hash
     are checked by it (a same-size rewrite of a sample is caught); older records by names, labels and sizes."""
     data = run.record.get("data") or {}
     recorded, current = data.get("md5"), current_data_md5(cfg)
-    if cfg.dataset == "m3dv" and data.get("content_md5"):
+    if cfg.dataset == M3DV and data.get("content_md5"):
         try:
             recorded, current = data["content_md5"], m3dv.folder_content_md5()
         except MedlibError:
             current = None
     if recorded is None or current is None or recorded == current:
-        return True
+        return
     raise MedlibError(f"{run.dir} was trained on {cfg.dataset} data with MD5 {recorded}, but the data found now "
                       f"(MEDLIB_DATA) has MD5 {current}; pass --no-reuse to retrain it on this data (replacing its "
                       "results), or --out another folder to keep both.")

@@ -1,13 +1,11 @@
-"""Turn a config into train / val / test splits: load, split M3DV folds, take quick-profile subsets."""
+"""Turn a config into train / val / test splits: load, cut the cube folds (`data.cubes`), take quick-profile subsets."""
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from ..data import load_medmnist
 from ..data.base import Dataset
-from ..data.cubes import M3DV, is_cube_set
-from ..data.m3dv import kfold_datasets
+from ..data.cubes import ALL_FOLDS, M3DV, final_split, is_cube_set, kfold_datasets
 from ..data.nodules import FALLBACK, load_nodules
 from ..errors import MedlibError
 from ..metrics import check_classes
@@ -21,27 +19,13 @@ def seeded_subset(split, n: int, seed: int):
     return split.subset(torch.randperm(len(split), generator=g)[:n].sort().values)
 
 
-ALL_FOLDS = -1  # `--fold all`: the final model, trained on every labelled cube
-
-
-def final_split(ds_all: Dataset, val_fraction: float = 0.15, seed: int = 0) -> Dataset:
-    """train / val over all labelled samples (no test fold): val is a stratified share, only to pick the checkpoint."""
-    split = ds_all["all"]
-    y = split.y.numpy()
-    rng = np.random.default_rng(seed)
-    val = np.sort(np.concatenate([rng.permutation(np.flatnonzero(y == c))[: int(round(val_fraction * (y == c).sum()))]
-                                  for c in np.unique(y)])).astype(np.int64)
-    train = np.setdiff1d(np.arange(len(y)), val)
-    return Dataset(ds_all.meta, {"train": split.subset(train), "val": split.subset(val)})
-
-
 def load_for_config(cfg, check: bool = True) -> Dataset:
     """The dataset a config asks for, with the train/val/test splits the loop uses.
 
     `check` refuses splits whose AUC would be undefined (see metrics.check_classes): for training, where such a
     split would keep no model and record NaN as a result."""
     if is_cube_set(cfg.dataset):
-        source = "m3dv" if cfg.dataset == M3DV else FALLBACK
+        source = M3DV if cfg.dataset == M3DV else FALLBACK
         ds = load_nodules(source, crop=cfg.crop, mask=cfg.mask, dilate=cfg.dilate, size=cfg.size)
         ds = final_split(ds) if cfg.fold == ALL_FOLDS else kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0)
     else:

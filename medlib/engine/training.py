@@ -14,11 +14,14 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 
 import pandas as pd
 import torch
 
 from .. import atomic
+from ..config import TrainConfig
+from ..data.base import Dataset
 from ..errors import MedlibError
 from ..evalformat import write_evaluator_csv
 from ..metrics import evaluate
@@ -104,14 +107,14 @@ def _row_metrics(prefix: str, scores, labels, task) -> dict:
 class Training:
     """Everything one training session holds between its steps."""
 
-    cfg: object
-    ds: object
-    folder: object
+    cfg: TrainConfig
+    ds: Dataset
+    folder: Path | None  # None: a session that writes nothing (benchmarks/train_speed.py)
     device: torch.device
     how: StepSettings
     net: torch.nn.Module
     opt: torch.optim.Optimizer
-    sched: object
+    sched: torch.optim.lr_scheduler.LRScheduler | None
     generator: torch.Generator
     owned_group: bool = False
     eval_batch: int = 0
@@ -135,8 +138,9 @@ def check_model_fits_data(cfg, meta) -> None:
                           f"pick a {three if meta.dims == 3 else '2D (resnet18, resnet50)'} model.")
 
 
-def set_up(cfg, ds, folder, resume: bool, verbose: bool) -> Training:
-    """Device, precision and layout for this machine; seeded model and optimiser; resume from last.pt."""
+def set_up(cfg: TrainConfig, ds: Dataset, folder: Path | None, resume: bool, verbose: bool) -> Training:
+    """Device, precision and layout for this machine; seeded model and optimiser; resume from last.pt (when
+    `resume`: `folder` is read only then)."""
     meta = ds.meta
     device, owned_group = distributed.setup(resolve_device(cfg.device), cfg.batch_size)
     if device.type == "cpu":
@@ -156,8 +160,8 @@ def set_up(cfg, ds, folder, resume: bool, verbose: bool) -> Training:
     largest = max(len(s) for s in ds.splits.values())
     t = Training(cfg, ds, folder, device, how, net, opt, make_scheduler(cfg, opt), generator, owned_group,
                  eval_batch=fitting_eval_batch(net, sample_shape, device, cfg.eval_batch_size, largest))
-    last = folder / "last.pt"
-    if resume and last.exists():
+    last = folder / "last.pt" if resume else None
+    if last is not None and last.exists():
         resume_from(t, checkpoint.load(last, map_location=device), last)
         if verbose:
             print(f"resuming {folder} at epoch {t.start_epoch}")
@@ -250,8 +254,8 @@ def train_epochs(t: Training, main: bool, show: bool) -> None:
             t.sched.step()
         if not main:
             continue
-        val_scores, val_loss = predict(t.net, Xva, t.device, meta.task, t.eval_batch, va.y, t.how.precision,
-                                       t.how.channels_last, cfg.loss)
+        val_scores, val_loss = predict(t.net, Xva, t.device, meta.task, batch_size=t.eval_batch, y=va.y, how=t.how,
+                                       loss=cfg.loss)
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
                **_row_metrics("train", stats.get("scores"), stats.get("labels"), meta.task),
                "val_loss": val_loss, **_row_metrics("val", val_scores, va.y.numpy(), meta.task),
@@ -274,21 +278,11 @@ def save_checkpoints(t: Training, epoch: int, best_weights: dict | None) -> None
     """best.pt (weights of the best epoch so far, when it changed since the last save), then last.pt, then run.json."""
     common = dict(config=t.cfg, meta=t.meta, history=t.history, best_score=t.best_score, best_epoch=t.best_epoch)
     if best_weights is not None:  # weights only: resuming uses last.pt
-        checkpoint.save(t.folder / "best.pt", model=_Weights(best_weights), epoch=t.best_epoch - 1, **common)
+        checkpoint.save(t.folder / "best.pt", model=best_weights, epoch=t.best_epoch - 1, **common)
     checkpoint.save(t.folder / "last.pt", model=t.net, optimizer=t.opt, scheduler=t.sched, epoch=epoch,
                     generator=t.generator, **common)
     t.saved_epochs = epoch + 1
     write_progress(t)
-
-
-class _Weights:
-    """A saved state dict that checkpoint.save can take where it expects a module."""
-
-    def __init__(self, state: dict):
-        self._state = state
-
-    def state_dict(self) -> dict:
-        return self._state
 
 
 def evaluate_best(t: Training) -> dict:
@@ -300,8 +294,8 @@ def evaluate_best(t: Training) -> dict:
         net = net.to(memory_format=memory_format(t.meta.dims))
     metrics = {}
     for split, s in t.ds.splits.items():
-        probs, loss = predict(net, s.X, t.device, t.meta.task, t.eval_batch, s.y, t.how.precision,
-                              t.how.channels_last, t.cfg.loss)
+        probs, loss = predict(net, s.X, t.device, t.meta.task, batch_size=t.eval_batch, y=s.y, how=t.how,
+                              loss=t.cfg.loss)
         metrics[split] = {**evaluate(s.y.numpy(), probs, t.meta.task), "loss": loss, "n": len(s)}
         if split != "train":
             write_scores(t.folder / f"{split}_scores.csv", probs, s.y.numpy(), s.ids)
@@ -339,7 +333,8 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
     verbose = verbose and main
     folder = run_dir(cfg, out)
     done = Run(folder).complete
-    if reuse and done and check_reuse(Run(folder), cfg):  # refused when it was made from other data
+    if reuse and done:
+        check_reuse(Run(folder), cfg)  # refused when it was made from other data
         if verbose:
             print(f"reusing {folder}")
         return Run(folder)
@@ -377,7 +372,7 @@ def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, pr
         raise
     finally:
         if lock is not None:
-            lock.unlink(missing_ok=True)
+            lock.release()
             if lock.created and t is None:
                 remove_if_empty(folder)  # a run refused before it began leaves no empty folder behind
         if t is not None:

@@ -9,6 +9,7 @@ every 3D set;
 from __future__ import annotations
 
 from ..config import make_config
+from ..data.cubes import ALL_FOLDS
 from ..errors import MedlibError
 
 SEEDS = (0, 1, 2)
@@ -249,7 +250,7 @@ SHIP_WEIGHTS = ("report2/densenet3d/mixup0.2/*", "report2-final/densenet3d/all")
 
 
 def final_model():
-    yield "report2-final/densenet3d/all", make_config("report2", fold=-1)
+    yield "report2-final/densenet3d/all", make_config("report2", fold=ALL_FOLDS)
 
 
 def quick():
