@@ -17,10 +17,8 @@ from .engine import fit
 from .engine.checkpoint import check_compatible, load_model
 from .engine.device import resolve_device
 from .engine.distributed import is_main
-from .engine.hardware import memory_format, step_settings
-from .engine.loop import predict
 from .engine.splits import load_for_config
-from .engine.training import fitting_eval_batch, is_out_of_memory
+from .engine.training import is_out_of_memory, score_split
 from .errors import MedlibError, MedlibWarning
 from .experiments import cv, reproduce, sweep
 from .flags import add_config_flags, config_from_args
@@ -56,12 +54,7 @@ def cmd_evaluate(args) -> None:
                           f"choose one of {', '.join(ds.splits)}.")
     s = ds[args.split]
     # the precision and layout the run itself evaluated with on this device, so the numbers agree
-    how = step_settings(cfg, device, meta.dims)
-    net = net.to(device)
-    if how.channels_last:
-        net = net.to(memory_format=memory_format(meta.dims))
-    batch = fitting_eval_batch(net, tuple(s.X.shape[1:]), device, cfg.eval_batch_size, len(s))
-    probs, loss = predict(net, s.X, device, meta.task, batch_size=batch, y=s.y, how=how, loss=cfg.loss)
+    probs, loss = score_split(net, cfg, meta, s.X, s.y, device)
     m = evaluate(s.y.numpy(), probs, meta.task)
     print(f"{cfg.dataset} {args.split} (n={len(s)}): AUC {m['auc']:.3f}  ACC {m['acc']:.3f}  loss {loss:.4f}")
 

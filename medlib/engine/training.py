@@ -7,6 +7,7 @@ A run that fails or is interrupted leaves an honest record: status, epochs done,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import math
 import os
@@ -416,8 +417,10 @@ def score_split(net, cfg, meta, X, y=None, device="cpu", precision: str | None =
     evaluates with on `device` (or `precision`, e.g. the one a record was made with), so numbers agree with fit's."""
     device = torch.device(device) if isinstance(device, str) else device
     how = step_settings(cfg, device, meta.dims)
+    if precision:
+        how = dataclasses.replace(how, precision=precision)
     net = net.to(device)
     if how.channels_last:
         net = net.to(memory_format=memory_format(meta.dims))
     batch = fitting_eval_batch(net, tuple(X.shape[1:]), device, cfg.eval_batch_size, len(X))
-    return predict(net, X, device, meta.task, batch, y, precision or how.precision, how.channels_last, cfg.loss)
+    return predict(net, X, device, meta.task, batch_size=batch, y=y, how=how, loss=cfg.loss)
