@@ -10,7 +10,17 @@ from dataclasses import asdict, dataclass, fields
 
 import torch
 
-from .choices import LAYOUTS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES, STEMS
+from .choices import (
+    LAYOUTS,
+    LOSSES,
+    MIXUP_LABELS,
+    OPTIMIZERS,
+    PRECISIONS,
+    SCALINGS,
+    SCHEDULES,
+    STEMS,
+    VAL_SPLITS,
+)
 from .data import registry
 from .data.cubes import ALL_FOLDS, M3DV, NODULE_CUBES, is_cube_set
 from .data.nodules import FALLBACK
@@ -19,7 +29,7 @@ from .models import MODELS
 
 ENGINEERING = ("device", "eval_batch_size", "amp", "channels_last", "compile")  # not part of a run's identity
 # hashed only when changed, so run folders named before they existed stay valid
-ADDED_LATER = {"loss": "auto", "lr_end": 0.0}
+ADDED_LATER = {"loss": "auto", "lr_end": 0.0, "mixup_labels": "soft", "scaling": "centered", "val_split": "before"}
 
 
 @dataclass
@@ -56,6 +66,10 @@ class TrainConfig:
     shift: int = 0
     rot90: bool = False
     mixup_alpha: float = 0.0
+    # Report 2's code, switchable to measure its flaws (choices.MIXUP_LABELS, SCALINGS, VAL_SPLITS)
+    mixup_labels: str = "soft"
+    scaling: str = "centered"
+    val_split: str = "before"
     # engineering
     seed: int = 0
     device: str = "auto"
@@ -82,7 +96,8 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if self.model not in MODELS:
             raise MedlibError(f"--model {self.model!r} is unknown; choose one of {', '.join(MODELS)}.")
-        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "stem": STEMS}
+        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "stem": STEMS, "mixup_labels": MIXUP_LABELS,
+                   "scaling": SCALINGS, "val_split": VAL_SPLITS}
         for name, ok in choices.items():
             if getattr(self, name) not in ok:
                 raise MedlibError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {', '.join(ok)}.")
@@ -97,6 +112,12 @@ class TrainConfig:
                               f"--lr-end {self.lr_end:g}.")
         if self.schedule == "range" and self.lr_end <= self.lr:
             raise MedlibError(f"--lr-end {self.lr_end:g} must be above --lr {self.lr:g}: the range test climbs.")
+        if self.mixup_labels != "soft" and self.mixup_alpha <= 0:
+            raise MedlibError(f"--mixup-labels {self.mixup_labels} changes mixup's targets and needs "
+                              "--mixup-alpha > 0.")
+        if self.val_split != "before" and self.fold == ALL_FOLDS:
+            raise MedlibError("--val-split after is Report 2's leaky fold split, measured by cross-validation; the "
+                              "final model (--fold all) has no test fold to show what it costs: drop one of them.")
         if self.loss not in LOSSES:
             raise MedlibError(f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}.")
         if not (0 <= self.fold < self.folds or self.fold == ALL_FOLDS):
@@ -107,7 +128,8 @@ class TrainConfig:
         return self
 
 
-CUBE_FIELDS = ("crop", "mask", "dilate", "folds", "fold")  # the nodule cubes' recipe: no other dataset reads them
+# the nodule cubes' recipe: no other dataset reads them
+CUBE_FIELDS = ("crop", "mask", "dilate", "folds", "fold", "val_split")
 
 
 def check_applicable(cfg) -> None:

@@ -97,6 +97,9 @@ def to_rgb(ds: Dataset) -> Dataset:
     return Dataset(replace(ds.meta, n_channels=3), splits)
 
 
-def normalize(x: torch.Tensor) -> torch.Tensor:
-    """uint8 [0, 255] -> float [-1, 1], done on the fly on whatever device the batch lives on."""
+def normalize(x: torch.Tensor, scaling: str = "centered") -> torch.Tensor:
+    """uint8 [0, 255] -> float [-1, 1], done on the fly on whatever device the batch lives on; scaling 'report2'
+    is Report 2's x / 127, in [0, 2.01] (not centred), kept to measure what it cost."""
+    if scaling == "report2":
+        return x.float().div_(127.0)
     return x.float().mul_(2.0 / 255.0).sub_(1.0)

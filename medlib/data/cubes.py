@@ -8,10 +8,12 @@ model's train / val).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from ..errors import MedlibError
+from ..ops.augment import augment_batch
 from ..ops.crop import apply_mask, crop_cube, mask_centroid
-from .base import Dataset
+from .base import Dataset, Split
 
 M3DV = "m3dv"
 NODULE_CUBES = "nodulemnist3d-cubes"  # NoduleMNIST3D (28³ or 64³) auto-masked, cropped, folded like M3DV
@@ -77,11 +79,30 @@ def stratified_share(y: np.ndarray, pool: np.ndarray, fraction: float, rng: np.r
     ])).astype(np.int64)
 
 
-def kfold_datasets(ds_all: Dataset, k: int = 5, fold: int = 0, val_fraction: float = 0.15, seed: int = 0) -> Dataset:
+LEAKY_COPIES = 4  # val_split "after": each cube and 3 augmented copies, pooled before validation is drawn
+
+
+def leaky_split(pool: Split, val_fraction: float, seed: int, copies: int = LEAKY_COPIES) -> tuple[Split, Split]:
+    """Report 2's validation split, kept to measure it: every cube of `pool` and copies-1 augmented copies of it
+    (flips, 90° rotations, shifts of up to 5 voxels), shuffled, then a random share taken as validation. Views of
+    one nodule then sit on both sides, so validation AUC (and the checkpoint it picks) is optimistic. Ids get
+    '#k' for copy k."""
+    g = torch.Generator().manual_seed(10_000 + seed)
+    views = [pool.X] + [augment_batch(pool.X, flip=True, shift=5, rot90=True, generator=g) for _ in range(copies - 1)]
+    ids = [f"{i}#{k}" for k in range(copies) for i in (pool.ids or range(len(pool.X)))]
+    allx = Split(torch.cat(views), pool.y.repeat(copies), ids)
+    order = torch.randperm(len(allx.X), generator=g)
+    n_val = int(round(val_fraction * len(order)))
+    return allx.subset(order[n_val:].sort().values), allx.subset(order[:n_val].sort().values)
+
+
+def kfold_datasets(ds_all: Dataset, k: int = 5, fold: int = 0, val_fraction: float = 0.15, seed: int = 0,
+                   val_split: str = "before") -> Dataset:
     """train / val / test of one fold: test = fold `fold`, val = a stratified share of the rest, train = the remainder.
 
     The splits are disjoint sample indices drawn before any augmentation, so (unlike Report 2) no
-    augmented copy of a training nodule can land in validation or test.
+    augmented copy of a training nodule can land in validation or test. `val_split="after"` is Report 2's way
+    (leaky_split) for the train / val side; the test fold stays clean either way.
     """
     if "all" not in ds_all.splits:
         raise MedlibError("kfold_datasets needs a dataset with one split 'all' (from load_m3dv), "
@@ -94,6 +115,9 @@ def kfold_datasets(ds_all: Dataset, k: int = 5, fold: int = 0, val_fraction: flo
     y = split.y.numpy()
     test = stratified_folds(y, k, seed)[fold]
     rest = np.setdiff1d(np.arange(len(y)), test)
+    if val_split == "after":
+        train_, val_ = leaky_split(split.subset(rest), val_fraction, seed + fold)
+        return Dataset(ds_all.meta, {"train": train_, "val": val_, "test": split.subset(test)})
     val = stratified_share(y, rest, val_fraction, np.random.default_rng([seed, fold]))
     train = np.setdiff1d(rest, val)
     return Dataset(ds_all.meta, {"train": split.subset(train), "val": split.subset(val), "test": split.subset(test)})

@@ -30,6 +30,7 @@ class StepSettings:
 
     precision: str = "fp32"
     channels_last: bool = False
+    scaling: str = "centered"  # how uint8 inputs become floats (config.scaling)
 
 
 def tune_allocator() -> bool:
@@ -217,7 +218,8 @@ def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 def step_settings(cfg, device: torch.device, dims: int):
     """The precision and layout a config trains and evaluates with on `device`."""
-    return StepSettings(resolve_precision(cfg.amp, device), use_channels_last(cfg.channels_last, device, dims))
+    return StepSettings(resolve_precision(cfg.amp, device), use_channels_last(cfg.channels_last, device, dims),
+                        getattr(cfg, "scaling", "centered"))
 
 
 def _cgroup_cpu_quota(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> float | None:

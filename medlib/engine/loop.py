@@ -11,7 +11,7 @@ from ..data.base import normalize
 from ..errors import MedlibError
 from ..metrics import MULTILABEL, scores_from_logits
 from ..ops.augment import augment_batch
-from ..ops.mixup import mixup, soft_loss, soft_targets
+from ..ops.mixup import hard_targets, mixup, soft_loss, soft_targets
 from . import distributed
 from .device import autocast
 from .hardware import StepSettings, memory_format
@@ -39,9 +39,10 @@ def mixed_loss(logits: torch.Tensor, y_soft: torch.Tensor, task: str, loss: str 
     return soft_loss(logits.float(), y_soft, task)
 
 
-def prepare(xb: torch.Tensor, device: torch.device, channels_last: bool) -> torch.Tensor:
-    x = normalize(xb.to(device, non_blocking=True))
-    if channels_last:
+def prepare(xb: torch.Tensor, device: torch.device, how: StepSettings) -> torch.Tensor:
+    """A batch on the device as the network takes it: scaled to float (how.scaling), in how's memory layout."""
+    x = normalize(xb.to(device, non_blocking=True), how.scaling)
+    if how.channels_last:
         x = x.contiguous(memory_format=memory_format(x.ndim - 2))
     return x
 
@@ -70,11 +71,13 @@ def train_epoch(net, opt, X, y, cfg, meta, device, generator, how: StepSettings 
         xb, yb = X[idx], y[idx]
         if augment:
             xb = augment_batch(xb, flip=cfg.flip, shift=cfg.shift, rot90=cfg.rot90, generator=generator)
-        x = prepare(xb, device, how.channels_last)
+        x = prepare(xb, device, how)
         yb = yb.to(device, non_blocking=True)
         with autocast(device, how.precision):
             if cfg.mixup_alpha > 0:
                 x, y_soft, _ = mixup(x, soft_targets(yb, meta.task, meta.n_classes), cfg.mixup_alpha, generator)
+                if cfg.mixup_labels == "hard":  # Report 2's code: mixed targets cast back to 0/1
+                    y_soft = hard_targets(y_soft)
                 logits = net(x)
                 loss = mixed_loss(logits, y_soft, meta.task, cfg.loss)
             else:
@@ -118,7 +121,7 @@ def predict(net, X, device, task: str, *, batch_size: int = 0, y=None, how: Step
         batch_size = eval_batch_size(net, tuple(X.shape[1:]), device)
     scores, total = [], 0.0
     for start in range(0, len(X), batch_size):
-        x = prepare(X[start : start + batch_size], device, how.channels_last)
+        x = prepare(X[start : start + batch_size], device, how)
         with autocast(device, how.precision):
             logits = net(x).float()
         if y is not None:

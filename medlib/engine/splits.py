@@ -27,7 +27,8 @@ def load_for_config(cfg, check: bool = True) -> Dataset:
     if is_cube_set(cfg.dataset):
         source = M3DV if cfg.dataset == M3DV else FALLBACK
         ds = load_nodules(source, crop=cfg.crop, mask=cfg.mask, dilate=cfg.dilate, size=cfg.size)
-        ds = final_split(ds) if cfg.fold == ALL_FOLDS else kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0)
+        ds = (final_split(ds) if cfg.fold == ALL_FOLDS else
+              kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0, val_split=cfg.val_split))
     else:
         ds = load_medmnist(cfg.dataset, cfg.size)
     for name in ("train", "val"):

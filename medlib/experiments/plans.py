@@ -158,6 +158,21 @@ def report2_seeds(models=("baseline3d",), mixups=(0.2, 0.0)):
                            make_config("report2", model=model, mixup_alpha=alpha, fold=fold, seed=seed))
 
 
+# Report 2's code flaws, each alone on top of Report 2's recipe (plan label -> the config field it sets)
+REPORT2_FLAWS = {"hard-labels": {"mixup_labels": "hard"}, "scale-127": {"scaling": "report2"},
+                 "leaky-val": {"val_split": "after"}}
+
+
+def report2_flaws(models=("baseline3d",)):
+    """Report 2's recipe (mixup 0.2) with one of its code's flaws put back, on all 5 folds: beside
+    report2/<model>/mixup0.2 it measures what each flaw cost (studies.flaws_table)."""
+    for model in models:
+        for flaw, change in REPORT2_FLAWS.items():
+            for fold in range(5):
+                yield (f"report2-flaws/{model}/{flaw}/f{fold}",
+                       make_config("report2", model=model, mixup_alpha=0.2, fold=fold, **change))
+
+
 def batch_study():
     for batch in REPORT2_BATCHES:
         for fold in range(5):
@@ -287,6 +302,7 @@ PLANS = {
         *report1(("resnet18",), sets=("bloodmnist",)),
         *tuned(("organamnist", "bloodmnist")),
         *report1(("resnet50",), sets=("bloodmnist",)),
+        *report2_flaws(),
         *report2_seeds(),
         *outdo(),
         *outdo_m3dv(),
@@ -297,6 +313,7 @@ PLANS = {
         *loss_study(),
         *tuned(),
         *report2(),
+        *report2_flaws(("baseline3d", "densenet3d")),
         *report2_seeds(),
         *batch_study(),
         *final_model(),

@@ -41,6 +41,12 @@ def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Gener
     return lam * x + (1 - lam) * x[perm], lam * y + (1 - lam) * y[perm.to(y.device)], lam
 
 
+def hard_targets(y_soft: torch.Tensor) -> torch.Tensor:
+    """Mixed targets rounded back to one-hot 0/1 (the class with the larger share; a tie goes to the first), as
+    Report 2's code did: what mixup's label interpolation gave is thrown away, the mixed input is kept."""
+    return F.one_hot(y_soft.argmax(1), y_soft.shape[1]).to(y_soft.dtype)
+
+
 def soft_targets(y: torch.Tensor, task: str, n_classes: int) -> torch.Tensor:
     """Int labels (N,) -> one-hot float (N, K); multi-label (N, L) targets pass through as float."""
     _check_task(task)
