@@ -195,3 +195,27 @@ def test_seed_ensemble_is_the_mean_of_the_seeds_probabilities():
         mean = sum(x["score_1"] for x in s) / len(s)
         aucs.append(roc_auc_score(s[0]["label"], mean.loc[s[0].index]))
     assert row["test AUC (per fold)"] == results.fmt(np.mean(aucs), np.std(aucs, ddof=1), len(aucs))
+
+
+def test_flaws_table_rows_are_the_committed_folds():
+    """The flaws table's 'none' row is cv_table's baseline / mixup 0.2 row; each flaw row's test AUC is the mean
+    of its five records' test AUC (sklearn on their scores), and the gap is val minus test per fold."""
+    from sklearn.metrics import roc_auc_score
+
+    rec = results.records(RESULTS)
+    t = studies.flaws_table(rec)
+    if t.empty:
+        return
+    cv = studies.cv_table(rec)
+    base = cv[(cv["model"] == "baseline3d") & (cv["mixup_alpha"] == 0.2)].iloc[0]
+    none = t[t["flaw put back"] == "none (medlib)"].iloc[0]
+    assert none["test AUC"] == base["test AUC"] and none["pooled test AUC"] == base["pooled AUC"]
+    for flaw, change in plans.REPORT2_FLAWS.items():
+        d = results.select(rec, "report2-flaws", model="baseline3d", **change)
+        if len(d) < 5:
+            continue
+        row = t[t["flaw put back"] == flaw].iloc[0]
+        scores = [pd.read_csv(Path(p) / "test_scores.csv") for p in d["dir"]]
+        aucs = [roc_auc_score(s["label"], s["score_1"]) for s in scores]
+        assert row["test AUC"] == results.fmt(np.mean(aucs), np.std(aucs, ddof=1), len(aucs))
+        assert row["val − test"] == f"{(d['val_auc'] - d['test_auc']).mean():+.3f}"

@@ -27,6 +27,7 @@ from ..tasks import TASKS
 from .plans import PLANS
 
 CONFIG_COLUMNS = [f.name for f in fields(TrainConfig)]
+CONFIG_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
 METRICS = [f"{s}_{m}" for s in ("train", "val", "test") for m in ("auc", "acc")]
 EMPTY = "–"
 DEFAULT_RESULTS = "results"
@@ -72,7 +73,7 @@ def _row(run: Run, rec: dict) -> dict:
         "dir": str(run.dir),
         "study": label.split("/")[0] if label else "",
         "label": label,
-        **rec["config"],
+        **CONFIG_DEFAULTS, **rec["config"],  # a field added after a record was made reads as its default
         **{f"{s}_{k}": m.get(s, {}).get(k, math.nan) for s in ("train", "val", "test") for k in ("auc", "acc")},
         "best_epoch": rec.get("best_epoch"),
         "seconds_per_epoch": rec.get("seconds_per_epoch"),
