@@ -6,7 +6,7 @@ import hashlib
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
@@ -32,51 +32,64 @@ ENGINEERING = ("device", "eval_batch_size", "amp", "channels_last", "compile")  
 ADDED_LATER = {"loss": "auto", "lr_end": 0.0, "mixup_labels": "soft", "scaling": "centered", "val_split": "before"}
 
 
+def knob(default, help: str = "", *, choices: tuple | None = None, min=None, above=None, max=None, why: str = "",
+         unit: str = ""):
+    """A config field described once, where it is declared: `help` (the CLI's text), `choices` (the names it takes),
+    a range (`min` <= value, or `above` < value, and value <= `max`; `why` says why when refused) and a `unit`.
+    Flags, help, validation and `describe_fields()` are generated from this metadata."""
+    meta = {"help": help, "choices": choices, "min": min, "above": above, "max": max, "why": why, "unit": unit}
+    return field(default=default, metadata={k: v for k, v in meta.items() if v not in (None, "")})
+
+
 @dataclass
 class TrainConfig:
     """Everything that decides a run's numbers. Its hash names the run folder, so equal configs reuse runs."""
 
     # data
-    dataset: str = "breastmnist"
-    size: int = 28
-    max_train: int = 0  # 0 = all; >0 keeps a seeded random subset (the quick profile)
-    max_eval: int = 0  # same for val and test
+    dataset: str = knob("breastmnist", "MedMNIST name (v1 organ names accepted) or m3dv")
+    size: int = knob(28, "image side: 28/64/128/224 (3D: 28/64)", min=1, unit="px")
+    max_train: int = knob(0, "train on a seeded random subset of this many (0 = all)", min=0, why="0 = all",
+                          unit="samples")  # >0: the quick profile
+    max_eval: int = knob(0, "same for val and test", min=0, why="0 = all", unit="samples")
     # M3DV / 3D preprocessing (Report 2): crop a cube around the nodule, keep only the nodule
-    crop: int = 32
-    mask: bool = True
-    dilate: int = 0
-    folds: int = 5
-    fold: int = 0
+    crop: int = knob(32, "3D: cube side around the nodule", min=1, unit="voxels")
+    mask: bool = knob(True, "3D: keep only the segmented nodule")
+    dilate: int = knob(0, "3D: grow the mask by this many voxels", min=0, unit="voxels")
+    folds: int = knob(5, min=2)
+    fold: int = knob(0, "M3DV: the cross-validation fold used as test set (0..folds-1), or 'all' for the final model "
+                     "trained on every labelled cube")  # checked against folds in validate(); 'all' is ALL_FOLDS
     # network
-    model: str = "resnet18"
-    stem: str = "imagenet"  # Report 1 built the torchvision stem (7x7/2 + max-pool) even at 28 px
+    model: str = knob("resnet18", choices=MODELS)
+    # Report 1 built the torchvision stem (7x7/2 + max-pool) even at 28 px
+    stem: str = knob("imagenet", "ResNets, 2D and 3D: imagenet (7x7/2 + pool) | small (3x3/1)", choices=STEMS)
     # optimisation (v1 recipe that Report 1 built on: SGD lr 1e-3 momentum 0.9, batch 128, no schedule)
-    epochs: int = 100
-    batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adam | adamw | adamax
-    lr: float = 1e-3
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "none"  # none | multistep (x0.1 at 50% and 75%, the official recipe) | cosine | range
-    lr_end: float = 0.0  # schedule "range" only: the lr climbs geometrically, epoch by epoch, from lr to lr_end
+    epochs: int = knob(100, min=1)
+    batch_size: int = knob(128, min=2, why="BatchNorm needs at least 2 samples per batch", unit="samples")
+    optimizer: str = knob("sgd", choices=OPTIMIZERS)
+    lr: float = knob(1e-3, above=0)  # a learning rate of 0 trains nothing
+    momentum: float = knob(0.9, min=0, max=1)
+    weight_decay: float = knob(0.0, min=0)
+    schedule: str = knob("none", choices=SCHEDULES)  # what each does: medlib.choices
+    lr_end: float = knob(0.0, "schedule range: the last epoch's lr (0 = off)", min=0, why="0 = off")
     # auto: cross-entropy (BCE for multi-label) | ce | bce: BCE-with-logits on one-hot (Report 1, binary)
-    loss: str = "auto"
+    loss: str = knob("auto", choices=LOSSES)
     # augmentation on the fly, on whole batches
-    flip: bool = False
-    shift: int = 0
-    rot90: bool = False
-    mixup_alpha: float = 0.0
-    # Report 2's code, switchable to measure its flaws (choices.MIXUP_LABELS, SCALINGS, VAL_SPLITS)
-    mixup_labels: str = "soft"
-    scaling: str = "centered"
-    val_split: str = "before"
+    flip: bool = knob(False)
+    shift: int = knob(0, "random shift of up to this many pixels/voxels", min=0, unit="pixels/voxels")
+    rot90: bool = knob(False)
+    mixup_alpha: float = knob(0.0, "mixup Beta(a, a); 0 = off", min=0, why="0 = off")
+    # Report 2's code, switchable to measure its flaws (what each choice means: medlib.choices)
+    mixup_labels: str = knob("soft", choices=MIXUP_LABELS)
+    scaling: str = knob("centered", choices=SCALINGS)
+    val_split: str = knob("before", choices=VAL_SPLITS)
     # engineering
-    seed: int = 0
-    device: str = "auto"
-    amp: str = "auto"  # auto: bf16 where the hardware computes it natively (Ampere+ GPU, AVX512-BF16 CPU) | bf16 | fp32
-    channels_last: str = "auto"  # auto: on for CUDA and for 3D on CPU | on | off
-    compile: bool = False
-    eval_batch_size: int = 0  # 0 = sized from a memory budget
+    seed: int = knob(0, min=0, max=2**63 - 1)
+    device: str = knob("auto")
+    # auto: bf16 where the hardware computes it natively (Ampere+ GPU, AVX512-BF16 CPU) | bf16 | fp32
+    amp: str = knob("auto", choices=PRECISIONS)
+    channels_last: str = knob("auto", choices=LAYOUTS)  # auto: on for CUDA and for 3D on CPU | on | off
+    compile: bool = knob(False)
+    eval_batch_size: int = knob(0, min=0, why="0 = sized from memory", unit="samples")
 
     def __post_init__(self):
         self.amp = normalize_precision(self.amp)  # records before 0.2 stored bools
@@ -96,9 +109,8 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if self.model not in MODELS:
             raise MedlibError(f"--model {self.model!r} is unknown; choose one of {', '.join(MODELS)}.")
-        choices = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "stem": STEMS, "mixup_labels": MIXUP_LABELS,
-                   "scaling": SCALINGS, "val_split": VAL_SPLITS}
-        for name, ok in choices.items():
+        for name in ("optimizer", "schedule", "stem", "mixup_labels", "scaling", "val_split"):
+            ok = FIELDS[name].metadata["choices"]
             if getattr(self, name) not in ok:
                 raise MedlibError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {', '.join(ok)}.")
         check_numbers(self)
@@ -118,8 +130,8 @@ class TrainConfig:
         if self.val_split != "before" and self.fold == ALL_FOLDS:
             raise MedlibError("--val-split after is Report 2's leaky fold split, measured by cross-validation; the "
                               "final model (--fold all) has no test fold to show what it costs: drop one of them.")
-        if self.loss not in LOSSES:
-            raise MedlibError(f"--loss {self.loss!r} is not one of {', '.join(LOSSES)}.")
+        if self.loss not in FIELDS["loss"].metadata["choices"]:
+            raise MedlibError(f"--loss {self.loss!r} is not one of {', '.join(FIELDS['loss'].metadata['choices'])}.")
         if not (0 <= self.fold < self.folds or self.fold == ALL_FOLDS):
             raise MedlibError(f"--fold {self.fold} must be in 0..{self.folds - 1} (--folds {self.folds}), or 'all' "
                               "for the final model trained on every labelled sample.")
@@ -137,8 +149,7 @@ def check_applicable(cfg) -> None:
     folder and could count twice in a table."""
     if not isinstance(cfg.dataset, str) or is_cube_set(cfg.dataset):
         return
-    default = TrainConfig.__dataclass_fields__
-    given = [f for f in CUBE_FIELDS if getattr(cfg, f) != default[f].default]
+    given = [f for f in CUBE_FIELDS if getattr(cfg, f) != FIELDS[f].default]
     if given:
         flags = " ".join(_flag(f) if f != "mask" else "--no-mask" for f in given)
         raise MedlibError(f"{flags} only apply to the nodule cubes ({M3DV}, {NODULE_CUBES}); {cfg.dataset} ignores "
@@ -155,16 +166,16 @@ def check_shift(cfg) -> None:
                           f"and train on blanks; use at most {most} (a few pixels is usual).")
 
 
-# (field, lowest, highest, why): every number must be finite and in range. BatchNorm needs two samples per
-# batch, so a batch (or a training subset) of one would train nothing and still be recorded as a run.
-_RANGES = (
-    ("epochs", 1, None, ""), ("batch_size", 2, None, "BatchNorm needs at least 2 samples per batch"),
-    ("eval_batch_size", 0, None, "0 = sized from memory"), ("size", 1, None, ""), ("crop", 1, None, ""),
-    ("dilate", 0, None, ""), ("folds", 2, None, ""), ("shift", 0, None, ""), ("seed", 0, 2**63 - 1, ""),
-    ("lr", 0, None, ""), ("lr_end", 0, None, "0 = off"), ("momentum", 0, 1, ""), ("weight_decay", 0, None, ""),
-    ("mixup_alpha", 0, None, "0 = off"),
-    ("max_train", 0, None, "0 = all"), ("max_eval", 0, None, "0 = all"),
-)
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+# (field, lowest, highest, why), from the fields' metadata: every number must be finite and in range. BatchNorm needs
+# two samples per batch, so a batch (or a training subset) of one would train nothing and still be recorded as a run.
+_RANGES = tuple((name, m.get("min", m.get("above")), m.get("max"), m.get("why", ""))
+                for name, m in ((f.name, f.metadata) for f in FIELDS.values()) if "min" in m or "above" in m)
+
+
+def describe_fields() -> list[dict]:
+    """Every config field as one row: name, default, help, choices, range and unit (what the metadata says)."""
+    return [{"field": f.name, "default": f.default, **f.metadata} for f in FIELDS.values()]
 
 
 def _flag(name: str) -> str:
@@ -177,7 +188,7 @@ def check_numbers(cfg) -> None:
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             raise MedlibError(f"{_flag(name)} must be a finite number, not {v!r}.")
-        strict = name == "lr"  # a learning rate of 0 trains nothing
+        strict = "above" in FIELDS[name].metadata
         if (v <= lo if strict else v < lo) or (hi is not None and v > hi):
             want = f"> {lo}" if strict else f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
             raise MedlibError(f"{_flag(name)} must be {want}, not {v!r}{f' ({why})' if why else ''}.")

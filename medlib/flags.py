@@ -4,22 +4,18 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from .choices import LAYOUTS, LOSSES, OPTIMIZERS, PRECISIONS, SCHEDULES
-from .config import PRESETS, PROFILES, TrainConfig, make_config, natural_preset
+from .config import FIELDS, PRESETS, PROFILES, TrainConfig, make_config, natural_preset
 from .data.cubes import ALL_FOLDS
-from .models import MODELS
 
-_HELP = {
-    "dataset": "MedMNIST name (v1 organ names accepted) or m3dv", "size": "image side: 28/64/128/224 (3D: 28/64)",
-    "model": " | ".join(MODELS), "stem": "ResNets, 2D and 3D: imagenet (7x7/2 + pool) | small (3x3/1)",
-    "max_train": "train on a seeded random subset of this many (0 = all)", "max_eval": "same for val and test",
-    "optimizer": " | ".join(OPTIMIZERS), "schedule": " | ".join(SCHEDULES), "loss": " | ".join(LOSSES),
-    "amp": " | ".join(PRECISIONS), "channels_last": " | ".join(LAYOUTS),
-    "shift": "random shift of up to this many pixels/voxels", "mixup_alpha": "mixup Beta(a, a); 0 = off",
-    "crop": "3D: cube side around the nodule", "mask": "3D: keep only the segmented nodule",
-    "dilate": "3D: grow the mask by this many voxels", "lr_end": "schedule range: the last epoch's lr (0 = off)",
-    "fold": "M3DV: which cross-validation fold is the test set",
-}
+
+def field_help(name: str) -> str:
+    """A field's help as the CLI shows it: its `help` metadata, else the names it takes (`a | b | c`)."""
+    meta = FIELDS[name].metadata
+    return meta.get("help") or " | ".join(meta.get("choices") or ())
+
+
+# generated from the fields' metadata (config.knob): what each flag means is written once, where it is declared
+_HELP = {name: text for name in FIELDS if (text := field_help(name))}
 
 
 def fold_arg(text: str) -> int:
@@ -37,14 +33,10 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         kind = type(f.default)
-        if f.name == "fold":
-            p.add_argument(flag, type=fold_arg, default=None, metavar="FOLD",
-                           help="M3DV: the cross-validation fold used as test set (0..folds-1), or 'all' for the final "
-                                "model trained on every labelled cube (default 0)")
-        elif kind is bool:
+        if kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP.get(f.name))
-        else:
-            p.add_argument(flag, type=kind, default=None, metavar=f.name.upper(),
+        else:  # --fold also takes 'all'
+            p.add_argument(flag, type=fold_arg if f.name == "fold" else kind, default=None, metavar=f.name.upper(),
                            help=f"{_HELP.get(f.name, '')} (default {f.default})".strip())
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="base settings (default: report2 for --dataset m3dv, else report1)")
