@@ -143,3 +143,16 @@ def test_a_same_size_rewrite_of_a_sample_is_not_reused(m3dv_root, tmp_path):
     assert sample.stat().st_size == stat.st_size
     with pytest.raises(MedlibError, match="MD5"):
         medlib.fit(cfg, out=tmp_path / "runs", verbose=False)
+
+
+def test_split_sizes_are_the_loaded_ones_per_fold_and_for_the_final_model(m3dv_root):
+    """engine.splits.split_sizes (reproduce's and the notebooks' estimates) counts what load_for_config gives."""
+    from medlib.engine.splits import load_for_config, split_sizes
+
+    for fold, val_split in ((0, "before"), (0, "after"), (1, "before"), (ALL_FOLDS, "before")):
+        cfg = medlib.make_config(**{**TINY, "fold": fold, "val_split": val_split})
+        ds = load_for_config(cfg)
+        want = (len(ds["train"]), sum(len(s) for k, s in ds.splits.items() if k != "train"))
+        assert split_sizes(cfg)[1:] == want
+        if fold == ALL_FOLDS:  # one load serves a set's folds; the final model's split is its own view
+            assert split_sizes(cfg, per_fold=False, check=False)[1:] == want

@@ -176,10 +176,10 @@ def test_dry_run_downloads_nothing_and_lists_runs_without_their_data(tmp_path, m
 
 def test_sizes_from_info_match_the_loaded_data(real_data):
     from medlib.config import make_config
-    from medlib.engine.splits import load_for_config
+    from medlib.engine.splits import load_for_config, split_sizes
 
     for cfg in (make_config(dataset="breastmnist"), make_config(dataset="retinamnist", max_train=100, max_eval=50)):
-        meta, n_train, n_eval = reproduce._sizes(cfg)
+        meta, n_train, n_eval = split_sizes(cfg)
         ds = load_for_config(cfg)
         assert (meta.n_classes, meta.n_channels, meta.dims) == (ds.meta.n_classes, ds.meta.n_channels, ds.meta.dims)
         assert (n_train, n_eval) == (len(ds["train"]), len(ds["val"]) + len(ds["test"]))

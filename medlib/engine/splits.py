@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import torch
 
-from ..data import load_medmnist
+from ..config import CUBE_FIELDS
+from ..data import load_medmnist, registry
 from ..data.base import Dataset
 from ..data.cubes import ALL_FOLDS, M3DV, final_split, is_cube_set, kfold_datasets
+from ..data.files import data_root
+from ..data.medmnist import medmnist_meta
 from ..data.nodules import FALLBACK, load_nodules
 from ..errors import MedlibError
 from ..metrics import check_classes
@@ -41,3 +44,30 @@ def load_for_config(cfg, check: bool = True) -> Dataset:
     for s, split in splits.items() if check else ():
         check_classes(split.y.numpy(), ds.meta.task, ds.meta.n_classes, s, every=s != "train")
     return Dataset(ds.meta, splits)
+
+
+def capped_size(n: int, most: int) -> int:
+    """A split's size after `seeded_subset(split, most)` (0 = all)."""
+    return min(n, most) if most else n
+
+
+_SIZES: dict = {}
+
+
+def split_sizes(cfg, per_fold: bool = True, check: bool = True) -> tuple:
+    """(meta, n_train, n_eval) of a config, for estimates before training: MedMNIST's from its INFO (nothing is read
+    or downloaded), a cube set's by loading it once per view (a missing set raises MedlibError; `check` as in
+    load_for_config). `per_fold=False` lets one load serve every fold of a set (they differ by a cube or two; the
+    final split is another shape)."""
+    if not is_cube_set(cfg.dataset):
+        n = registry.info(cfg.dataset)["n_samples"]
+        n_eval = capped_size(n["val"], cfg.max_eval) + capped_size(n["test"], cfg.max_eval)
+        return medmnist_meta(cfg.dataset, cfg.size), capped_size(n["train"], cfg.max_train), n_eval
+    fold = cfg.fold if per_fold else "all" if cfg.fold == ALL_FOLDS else "any"
+    # the data root too: a process may point MEDLIB_DATA elsewhere between two plans
+    recipe = tuple(getattr(cfg, f) for f in CUBE_FIELDS if f != "fold")
+    key = (str(data_root()), cfg.dataset, cfg.size, *recipe, fold, cfg.max_train, cfg.max_eval, check)
+    if key not in _SIZES:
+        ds = load_for_config(cfg, check=check)
+        _SIZES[key] = (ds.meta, len(ds["train"]), sum(len(s) for k, s in ds.splits.items() if k != "train"))
+    return _SIZES[key]

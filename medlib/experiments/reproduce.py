@@ -17,14 +17,11 @@ import torch
 
 from ..choices import PRECISIONS
 from ..config import TrainConfig
-from ..data import files, registry
-from ..data.cubes import is_cube_set
-from ..data.medmnist import medmnist_meta
 from ..engine.cost import CPU_WARN_HOURS, estimate_seconds
 from ..engine.device import device_name, resolve_device
 from ..engine.hardware import resolve_precision
 from ..engine.runs import RunLocked, load_run, read_record, run_dir, runs_root, ship_weights
-from ..engine.splits import load_for_config
+from ..engine.splits import split_sizes
 from ..engine.training import fit
 from ..errors import MedlibError
 from ..progress import tqdm
@@ -51,29 +48,6 @@ def run_status(folder: Path) -> tuple[str, int]:
     if not isinstance(done, int) or isinstance(done, bool) or not 0 <= done <= epochs:
         return "damaged", 0
     return ("failed" if rec.get("status") == "failed" else "partial"), done
-
-
-_DATA_SIZES: dict = {}
-
-
-def _capped(n: int, most: int) -> int:
-    """A split's size after `seeded_subset(split, most)` (0 = all)."""
-    return min(n, most) if most else n
-
-
-def _sizes(cfg) -> tuple:
-    """(meta, n_train, n_eval) for a config. MedMNIST sizes come from its INFO (nothing is read or downloaded);
-    the cube sets are loaded once per distinct view. A missing cube set raises MedlibError."""
-    if not is_cube_set(cfg.dataset):
-        n = registry.info(cfg.dataset)["n_samples"]
-        n_eval = sum(_capped(n[k], cfg.max_eval) for k in ("val", "test"))
-        return medmnist_meta(cfg.dataset, cfg.size), _capped(n["train"], cfg.max_train), n_eval
-    key = (str(files.data_root()), cfg.dataset, cfg.size, cfg.crop, cfg.mask, cfg.dilate, cfg.fold, cfg.max_train,
-           cfg.max_eval)  # the root too: a process may point MEDLIB_DATA elsewhere between two plans
-    if key not in _DATA_SIZES:
-        ds = load_for_config(cfg)
-        _DATA_SIZES[key] = (ds.meta, len(ds["train"]), sum(len(s) for k, s in ds.splits.items() if k != "train"))
-    return _DATA_SIZES[key]
 
 
 # what an epoch's cost depends on: finished runs equal on these took about as long per epoch
@@ -107,7 +81,7 @@ def schedule(name: str, only: str | None, out, device: torch.device) -> list[dic
         folder = run_dir(cfg, out)
         status, done = run_status(folder)
         try:
-            meta, n_train, n_eval = _sizes(cfg)
+            meta, n_train, n_eval = split_sizes(cfg)
         except MedlibError as e:
             rows.append({"label": label, "config": cfg, "folder": folder, "status": "no data",
                          "epochs": f"{done}/{cfg.epochs}", "estimate_s": None, "why": str(e)})
