@@ -158,17 +158,22 @@ def address_limit() -> tuple[int, int] | None:
     return soft, _self_vm_bytes()
 
 
-def cgroup_limit(root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> tuple[int, int] | None:
-    """(limit, used) of this process's memory cgroup (docker --memory, Kubernetes, SLURM), v2 or v1; None if none."""
-    v2 = v1 = ""  # this process's cgroup paths ("0::/path" in v2, "N:memory:/path" in v1)
+def cgroup_entries(proc_cgroup: str = "/proc/self/cgroup") -> list[tuple[str, str]] | None:
+    """(controllers, path) of each of this process's cgroups ("0::/path" in v2: no controllers; "N:memory:/path" in
+    v1), or None when the file cannot be read (not Linux)."""
     try:
         with open(proc_cgroup) as f:
-            for line in f:
-                _, controllers, path = line.strip().split(":", 2)
-                v2 = path if controllers == "" else v2
-                v1 = path if "memory" in controllers.split(",") else v1
-    except (OSError, ValueError):
-        pass
+            return [tuple(line.strip().split(":", 2)[1:]) for line in f if line.count(":") >= 2]
+    except OSError:
+        return None
+
+
+def cgroup_limit(root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup") -> tuple[int, int] | None:
+    """(limit, used) of this process's memory cgroup (docker --memory, Kubernetes, SLURM), v2 or v1; None if none."""
+    v2 = v1 = ""  # this process's cgroup paths; unknown: the root's own files still count
+    for controllers, path in cgroup_entries(proc_cgroup) or ():
+        v2 = path if controllers == "" else v2
+        v1 = path if "memory" in controllers.split(",") else v1
     v1_root = os.path.join(root, "memory")
     candidates = [(os.path.join(root, v2.lstrip("/")), "memory.max", "memory.current"),
                   (root, "memory.max", "memory.current"),
@@ -224,12 +229,8 @@ def step_settings(cfg, device: torch.device, dims: int):
 
 def _cgroup_cpu_quota(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> float | None:
     """CPUs' worth of time this process's cgroup may use (cgroup v2 cpu.max or v1 cfs quota), None if unlimited."""
-    try:
-        with open(proc) as f:
-            entries = [line.rstrip("\n").split(":", 2) for line in f if line.count(":") >= 2]
-    except OSError:
-        return None
-    for _, controllers, path in entries:
+    entries = cgroup_entries(proc)
+    for controllers, path in entries or ():
         path = path.lstrip("/")
         if controllers == "":  # v2: "max 100000" or "150000 100000", the nearest limit up the tree counts
             parts = path.split("/") if path else []
