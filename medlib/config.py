@@ -79,9 +79,12 @@ class TrainConfig:
     rot90: bool = knob(False)
     mixup_alpha: float = knob(0.0, "mixup Beta(a, a); 0 = off", min=0, why="0 = off")
     # Report 2's code, switchable to measure its flaws (what each choice means: medlib.choices)
-    mixup_labels: str = knob("soft", choices=MIXUP_LABELS)
-    scaling: str = knob("centered", choices=SCALINGS)
-    val_split: str = knob("before", choices=VAL_SPLITS)
+    mixup_labels: str = knob("soft", "mixup targets: soft (interpolated) | hard (Report 2's code: rounded to 0/1)",
+                             choices=MIXUP_LABELS)
+    scaling: str = knob("centered", "uint8 inputs: centered (x/127.5 - 1) | report2 (Report 2's code: x/127)",
+                        choices=SCALINGS)
+    val_split: str = knob("before", "cubes: validation drawn before augmentation | after (Report 2's code: from "
+                          "augmented copies, leaky)", choices=VAL_SPLITS)
     # engineering
     seed: int = knob(0, min=0, max=2**63 - 1)
     device: str = knob("auto")

@@ -10,15 +10,12 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..data import registry
-from ..data.cubes import is_cube_set
 from ..data.files import ENV_ROOT, data_root
-from ..data.medmnist import medmnist_meta
 from ..engine.cost import estimate_seconds
 from ..engine.device import device_name, resolve_device
 from ..engine.hardware import resolve_precision, sgemm_gflops
 from ..engine.runs import run_dir
-from ..engine.splits import ALL_FOLDS, load_for_config
+from ..engine.splits import split_sizes
 from ..errors import MedlibError
 from ..experiments.reproduce import run_status
 from ..version import __version__
@@ -124,27 +121,6 @@ def check_data_root(data: str = "", needed: bool = True) -> Path:
 
 # A notebook's whole training above this on a CPU stops before it starts, unless the notebook is told otherwise
 CPU_STOP_HOURS = 2.0
-_SIZES: dict = {}
-
-
-def _split_sizes(cfg) -> tuple:
-    """(meta, n_train, n_eval) of a config: MedMNIST's from its INFO (nothing read), a cube set's by loading it once."""
-
-    if not is_cube_set(cfg.dataset):
-        n = registry.info(cfg.dataset)["n_samples"]
-
-        def capped(split: str, most: int) -> int:  # a split's size after seeded_subset(split, most); 0 = all
-            return min(n[split], most) if most else n[split]
-
-        return (medmnist_meta(cfg.dataset, cfg.size), capped("train", cfg.max_train),
-                capped("val", cfg.max_eval) + capped("test", cfg.max_eval))
-    # the folds of one set differ by a cube or two: one load serves them all (the final split is another shape)
-    key = (str(data_root()), cfg.dataset, cfg.size, cfg.crop, cfg.mask, cfg.dilate, cfg.folds, cfg.fold == ALL_FOLDS,
-           cfg.max_train, cfg.max_eval)
-    if key not in _SIZES:
-        ds = load_for_config(cfg, check=False)
-        _SIZES[key] = (ds.meta, len(ds["train"]), sum(len(s) for k, s in ds.splits.items() if k != "train"))
-    return _SIZES[key]
 
 
 def training_estimate(configs, runs=None, device="auto", gflops: float | None = None) -> dict:
@@ -159,7 +135,7 @@ def training_estimate(configs, runs=None, device="auto", gflops: float | None = 
         if status == "complete":
             finished += 1
             continue
-        meta, n_train, n_eval = _split_sizes(cfg)
+        meta, n_train, n_eval = split_sizes(cfg, per_fold=False, check=False)
         left = cfg.replace(epochs=max(cfg.epochs - done, 1))
         sec = estimate_seconds(left, meta, n_train, n_eval, dev, resolve_precision(cfg.amp, dev), gflops=rate)
         total = None if sec is None or total is None else total + sec

@@ -407,6 +407,29 @@ def flaws_table(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def flaws_reading(df: pd.DataFrame) -> str:
+    """Sentences on the flaws table, computed from the same records: each flaw's change in test AUC against
+    medlib's run of the same folds (against the folds' spread) and its validation-minus-test gap."""
+    d = flaw_rows(df)
+    if d.empty:
+        return ""
+    d = d.assign(flaw=[_flaw(r) for _, r in d.iterrows()])
+    out = []
+    for model, g in d.groupby("model"):
+        base = g[g["flaw"] == "none (medlib)"]
+        b, b_gap = mean_std(base["test_auc"]), float((base["val_auc"] - base["test_auc"]).mean())
+        for flaw in plans.REPORT2_FLAWS:
+            f = g[g["flaw"] == flaw]
+            if len(f) < len(base) or base.empty:
+                continue
+            t, gap = mean_std(f["test_auc"]), float((f["val_auc"] - f["test_auc"]).mean())
+            within = "within" if abs(t["mean"] - b["mean"]) <= b["std"] else "outside"
+            out.append(f"- **{flaw}** ({model}): test AUC {t['mean']:.3f} against medlib's {b['mean']:.3f} "
+                       f"({t['mean'] - b['mean']:+.3f}, {within} the folds' spread of ± {b['std']:.3f}); validation "
+                       f"AUC {gap:+.3f} above test (medlib: {b_gap:+.3f}).")
+    return "\n".join(out)
+
+
 def lr_batch_table(df: pd.DataFrame) -> pd.DataFrame:
     """Learning rate x batch size (full batch included), 5 folds each: test AUC, pooled AUC, best epoch."""
     d = select(df, "lr-batch")
