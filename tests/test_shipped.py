@@ -3,6 +3,7 @@ per-sample scores, is refused when altered, and `predict` takes it as it is; the
 The committed records that ship weights are re-scored on the real data too."""
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -177,3 +178,23 @@ def test_tta_table_on_shipped_fold_models(tmp_path, monkeypatch):
     reading = studies.tta_reading(t)
     gain = np.mean(np.subtract(t.attrs["per_fold"]["all"], own))
     assert f"changed the test AUC by {gain:+.3f}" in reading and "48 views" in reading
+
+
+def test_predict_on_the_shipped_final_model_writes_every_cube(real_data, tmp_path):
+    """`python -m medlib predict` with the committed final model's weights.pt as it is: one row per cube of a
+    folder (the 12 full-size cubes), probabilities in [0, 1], the shipped file checked against its SHA-256."""
+    from medlib.cli import main
+
+    full = real_data / "m3dv" / "full_size"
+    if not full.is_dir():
+        pytest.skip("M3DV not under MEDLIB_DATA")
+    final = results.shipped(results.select(results.records(), "report2-final"))
+    if final.empty:
+        pytest.skip("no committed final model ships weights")
+    results.load_weights(final.iloc[0])  # the hash holds
+    out = tmp_path / "submission.csv"
+    assert main(["predict", "--checkpoint", str(Path(final.iloc[0]["dir"]) / "weights.pt"), "--input", str(full),
+                 "--out", str(out)]) == 0
+    sub = pd.read_csv(out)
+    assert list(sub.columns) == ["id", "Predicted"] and sorted(sub["id"]) == sorted(p.stem for p in full.glob("*.npz"))
+    assert sub["Predicted"].between(0, 1).all()

@@ -8,6 +8,8 @@ every 3D set;
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from ..config import make_config
 from ..data.cubes import ALL_FOLDS
 from ..errors import MedlibError
@@ -326,6 +328,20 @@ PLANS = {
     ],
     "quick": lambda: list(quick()),
 }
+
+
+@dataclass(frozen=True)
+class Label:
+    """A plan label read once: `<study>/<part>/<part>...`, e.g. report2/densenet3d/mixup0.2/f0 (study report2)."""
+
+    study: str
+    parts: tuple[str, ...]
+
+
+def parse_label(label: str) -> Label:
+    """The study and the parts of a plan label ('' study for a record made outside any plan)."""
+    study, *parts = str(label).split("/") if label else ("",)
+    return Label(study, tuple(parts))
 
 
 def plan(name: str) -> list[tuple[str, object]]:

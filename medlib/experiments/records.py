@@ -24,7 +24,7 @@ from ..engine.runs import HISTORY_COLUMNS, Run, read_record, run_dir, runs_root,
 from ..errors import MedlibError, warn
 from ..metrics import evaluate
 from ..tasks import TASKS
-from .plans import PLANS
+from .plans import PLANS, parse_label
 
 CONFIG_COLUMNS = [f.name for f in fields(TrainConfig)]
 CONFIG_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
@@ -55,7 +55,7 @@ def study_keys() -> dict[str, frozenset]:
     keys: dict[str, set] = {}
     for name in ("cpu", "gpu", "quick"):
         for label, cfg in PLANS[name]():
-            keys.setdefault(label.split("/")[0], set()).add(cfg.key())
+            keys.setdefault(parse_label(label).study, set()).add(cfg.key())
     return {k: frozenset(v) for k, v in keys.items()}
 
 
@@ -71,7 +71,7 @@ def _row(run: Run, rec: dict) -> dict:
     v = rec.get("versions", {})
     return {
         "dir": str(run.dir),
-        "study": label.split("/")[0] if label else "",
+        "study": parse_label(label).study,
         "label": label,
         **CONFIG_DEFAULTS, **rec["config"],  # a field added after a record was made reads as its default
         **{f"{s}_{k}": m.get(s, {}).get(k, math.nan) for s in ("train", "val", "test") for k in ("auc", "acc")},

@@ -54,21 +54,15 @@ def r18_vs_r50(rec):
     return st.set_caption(f"{st.caption}<br><small>{results.provenance(d)}</small>")
 
 
-def table(rec, name: str, title: str | None = None):
-    """One of the study tables (see studies.STUDIES) by its function name, e.g. 'cv_table'."""
-    for t, fn, names in studies.STUDIES:
-        if getattr(fn, "__name__", "") == name or (title and t == title):
-            df = fn(rec)
-            if df.empty:
-                return _missing(names[-1])
-            used = studies.used_rows(rec, fn, names)
-            st = tables.style(
-                df,
-                f"repro_{name}",
-                f"{t}<br><small>{results.provenance(used, results.study_command(names[-1]))}</small>",
-            )
-            return st.hide(axis="index")
-    raise ValueError(f"No results table named {name!r}; see medlib.report.studies.STUDIES.")
+def table(rec, name: str):
+    """One of the study tables (studies.STUDIES) by its function's name, e.g. 'cv_table', styled with its
+    provenance line as caption; a note naming the command where no record exists yet."""
+    st = studies.study(name)
+    df = st.table(rec)
+    if df.empty:
+        return _missing(st.studies[-1])
+    caption = f"{st.title}<br><small>{results.provenance(st.used(rec), st.command)}</small>"
+    return tables.style(df, f"repro_{name}", caption).hide(axis="index")
 
 
 def batch_table(rec):

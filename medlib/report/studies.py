@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -21,6 +23,7 @@ from ..engine.hardware import resolve_precision
 from ..engine.runs import Run
 from ..engine.splits import load_for_config
 from ..ensemble import average, member_scores, mix
+from ..errors import MedlibError
 from ..experiments import plans
 from ..metrics import auc, bootstrap_ci
 from ..models import build_model, count_parameters
@@ -213,7 +216,7 @@ def tuned_table(df: pd.DataFrame) -> pd.DataFrame:
 @lru_cache(maxsize=1)
 def search_names() -> dict[str, str]:
     """config key -> candidate name for the recipe search (its runs may also carry a 'tuned' label)."""
-    return {cfg.key(): label.split("/")[2] for label, cfg in plans.recipe_search()}
+    return {cfg.key(): plans.parse_label(label).parts[1] for label, cfg in plans.recipe_search()}
 
 
 def _search(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -462,7 +465,7 @@ def curve_cases_table(df: pd.DataFrame) -> pd.DataFrame:
         dg = diagnose(Run(Path(r["dir"])).history)
         rows.append(
             {
-                "made to show": r["label"].split("/")[1].replace("-", " "),
+                "made to show": plans.parse_label(r["label"]).parts[0].replace("-", " "),
                 "data": r["dataset"],
                 "model": r["model"],
                 "optimizer": r["optimizer"],
@@ -599,13 +602,6 @@ def batch_table(df: pd.DataFrame) -> pd.DataFrame:
     return cv_table(batch_rows(df), None, ["batch_size"])
 
 
-def used_rows(df: pd.DataFrame, fn, studies) -> pd.DataFrame:
-    """The records a study table is made from, for its provenance line."""
-    rows_of = {batch_table: batch_rows, loss_table: loss_rows, medmnist2d_table: medmnist2d_rows,
-               shipped_table: shipped_rows, seed_ensemble_table: seed_rows, flaws_table: flaw_rows}
-    return rows_of[fn](df) if fn in rows_of else study_rows(df, studies)
-
-
 
 def _simplex(k: int, step: float = 0.1):
     """Every weight vector of k non-negative multiples of `step` summing to one."""
@@ -732,30 +728,64 @@ def outdo_table(df: pd.DataFrame) -> pd.DataFrame:
     return t.where(t.notna(), EMPTY)
 
 
-STUDIES = [  # (title, table function, study names whose records it shows)
-    ("Report 1's recipe (ResNet-18/50, SGD lr 1e-3, batch 128, Report 1's epochs)", report1_table, ["report1"]),
-    ("Loss: cross-entropy vs Report 1's BCE-with-logits (ResNet-18)", loss_table, ["report1", "loss-bce"]),
-    ("MedMNIST 2D beyond Report 1 (its recipe and medlib's)", medmnist2d_table, ["tuned", "medmnist2d"]),
-    ("medlib's CPU recipe (ResNet-18, ImageNet stem) against the goal", tuned_table, ["tuned"]),
-    ("BreastMNIST recipe search (ResNet-18, 60 epochs; chosen by validation AUC)", search_table, ["search"]),
-    ("MedMNIST 3D", medmnist3d_table, ["medmnist3d"]),
-    ("Outdo the references: medlib's recipe over >= 5 seeds, chosen without the test split", outdo_table,
-     ["outdo"]),
-    ("Report 2 on M3DV: 5-fold cross-validation (test = held-out fold)", cv_table, ["report2"]),
-    ("Report 2: ensembles (probabilities averaged per fold)", ensemble_table, ["report2"]),
-    ("Report 2's weighted average of runs, weights chosen on validation only", weighted_ensemble_table,
-     ["report2"]),
-    ("Report 2's code flaws, each put back alone (3-conv baseline, mixup 0.2, the same 5 folds)", flaws_table,
-     ["report2", "report2-flaws"]),
-    ("Report 2's recipe over several seeds: each seed alone and their average (per fold, pooled)",
-     seed_ensemble_table, ["report2", "outdo", "report2-seeds"]),
-    ("Report 2: batch-size study (DenseNet, 5 folds)", batch_table, ["report2", "report2-batch"]),
-    ("Report 2: learning rate and batch size (3-conv baseline, 5 folds)", lr_batch_table, ["lr-batch"]),
-    ("Report 2's loss-curve cases, each on a real run", curve_cases_table, ["curves"]),
-    ("Report 2: final model on every labelled cube (`--fold all`)", final_table, ["report2-final"]),
-    ("Report 2: the models whose weights results/ ships (weights.pt, checked against run.json's SHA-256)",
-     shipped_table, ["report2", "report2-final"]),
+@dataclass(frozen=True)
+class Study:
+    """One table of the reproduction: its title, the function computing it from the records, the plan studies
+    whose records it shows (the last names the command that makes them) and, where the table reads only some
+    of those records, the function choosing them (for its provenance line)."""
+
+    title: str
+    table: Callable[[pd.DataFrame], pd.DataFrame]
+    studies: tuple[str, ...]
+    rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+
+    @property
+    def name(self) -> str:
+        return self.table.__name__
+
+    @property
+    def command(self) -> str:
+        return study_command(self.studies[-1])
+
+    def used(self, df: pd.DataFrame) -> pd.DataFrame:
+        """The records this table is made from."""
+        return self.rows(df) if self.rows is not None else study_rows(df, self.studies)
+
+
+STUDIES = [
+    Study("Report 1's recipe (ResNet-18/50, SGD lr 1e-3, batch 128, Report 1's epochs)", report1_table, ("report1",)),
+    Study("Loss: cross-entropy vs Report 1's BCE-with-logits (ResNet-18)", loss_table, ("report1", "loss-bce"),
+          loss_rows),
+    Study("MedMNIST 2D beyond Report 1 (its recipe and medlib's)", medmnist2d_table, ("tuned", "medmnist2d"),
+          medmnist2d_rows),
+    Study("medlib's CPU recipe (ResNet-18, ImageNet stem) against the goal", tuned_table, ("tuned",)),
+    Study("BreastMNIST recipe search (ResNet-18, 60 epochs; chosen by validation AUC)", search_table, ("search",)),
+    Study("MedMNIST 3D", medmnist3d_table, ("medmnist3d",)),
+    Study("Outdo the references: medlib's recipe over >= 5 seeds, chosen without the test split", outdo_table,
+          ("outdo",)),
+    Study("Report 2 on M3DV: 5-fold cross-validation (test = held-out fold)", cv_table, ("report2",)),
+    Study("Report 2: ensembles (probabilities averaged per fold)", ensemble_table, ("report2",)),
+    Study("Report 2's weighted average of runs, weights chosen on validation only", weighted_ensemble_table,
+          ("report2",)),
+    Study("Report 2's code flaws, each put back alone (3-conv baseline, mixup 0.2, the same 5 folds)", flaws_table,
+          ("report2", "report2-flaws"), flaw_rows),
+    Study("Report 2's recipe over several seeds: each seed alone and their average (per fold, pooled)",
+          seed_ensemble_table, ("report2", "outdo", "report2-seeds"), seed_rows),
+    Study("Report 2: batch-size study (DenseNet, 5 folds)", batch_table, ("report2", "report2-batch"), batch_rows),
+    Study("Report 2: learning rate and batch size (3-conv baseline, 5 folds)", lr_batch_table, ("lr-batch",)),
+    Study("Report 2's loss-curve cases, each on a real run", curve_cases_table, ("curves",)),
+    Study("Report 2: final model on every labelled cube (`--fold all`)", final_table, ("report2-final",)),
+    Study("Report 2: the models whose weights results/ ships (weights.pt, checked against run.json's SHA-256)",
+          shipped_table, ("report2", "report2-final"), shipped_rows),
 ]
+
+
+def study(name: str) -> Study:
+    """A study table by its function's name, e.g. 'cv_table'."""
+    for st in STUDIES:
+        if st.name == name:
+            return st
+    raise MedlibError(f"No results table named {name!r}; choose one of {', '.join(s.name for s in STUDIES)}.")
 
 
 NO_RECORDS = "No reproduction records yet: `python -m medlib reproduce` writes them into results/."
@@ -767,19 +797,11 @@ def markdown(df: pd.DataFrame | None = None) -> str:
     if df.empty:  # Report 1's table lists its ten sets even then: say plainly that nothing was recorded
         return NO_RECORDS
     out = []
-    for title, fn, studies in STUDIES:
-        t = fn(df)
+    for st in STUDIES:
+        t = st.table(df)
         if t.empty:
             continue
-        used = used_rows(df, fn, studies)
-        out += [
-            f"#### {title}",
-            "",
-            to_markdown(t),
-            "",
-            f"<sub>{provenance(used, study_command(studies[-1]))}</sub>",
-            "",
-        ]
+        out += [f"#### {st.title}", "", to_markdown(t), "", f"<sub>{provenance(st.used(df), st.command)}</sub>", ""]
     if not out:
         return NO_RECORDS
     return "\n".join(out).rstrip() + "\n"
@@ -801,10 +823,10 @@ def cmd_results(args) -> None:
     if args.markdown:
         print(markdown(df), end="")
         return
-    for title, fn, studies in STUDIES:
-        t = fn(df)
+    for st in STUDIES:
+        t = st.table(df)
         if not t.empty:
-            print(f"\n{title}\n{t.to_string(index=False)}\n  {provenance(used_rows(df, fn, studies))}")
+            print(f"\n{st.title}\n{t.to_string(index=False)}\n  {provenance(st.used(df))}")
     if df.empty:
         print(markdown(df))
 
