@@ -156,10 +156,12 @@ def test_sanity_figure_draws_cubes_by_their_middle_slice(shipped_run):
 
 
 def test_tta_table_on_shipped_fold_models(tmp_path, monkeypatch):
-    """tta_table on a records folder whose fold models ship weights: one row per view set, 'none' unchanged
-    against itself, and its AUC the AUC of the records' own test scores (the oracle: sklearn on run.json's run)."""
+    """tta_table on a records folder whose fold models keep their per-view scores: one row per view set, 'none'
+    unchanged against itself and equal to the AUC of the records' own test scores (sklearn on run.json's run);
+    kept scores that disagree with the run's own are refused."""
     from sklearn.metrics import roc_auc_score
 
+    from medlib.engine.splits import load_for_config
     from medlib.experiments.cv import cross_validate
     from medlib.report import studies
 
@@ -168,16 +170,47 @@ def test_tta_table_on_shipped_fold_models(tmp_path, monkeypatch):
     runs, _ = cross_validate(medlib.make_config(**TINY), out=tmp_path / "runs")
     for r in runs:
         ship_weights(r.dir)
+        net, cfg, meta = results.load_weights(r)
+        s = load_for_config(cfg, check=False)["test"]
+        tta.write_view_scores(r.dir, net, cfg, meta, s.X, s.ids, s.y.numpy())
+    kept = tta.read_view_scores(runs[0].dir)
+    assert kept.shape[1] == 2 + 28  # id, label and the 28 distinct views of none, flips and rotations
     df = results.records(tmp_path / "runs")
     monkeypatch.setattr(studies, "select", lambda d, study=None, **w: d)  # records made outside a plan have no study
     t = studies.tta_table(df)
-    assert t["views"].tolist() == list(tta.VIEW_SETS) and t["per cube"].tolist() == [1, 8, 24, 48]
+    assert t["views"].tolist() == list(tta.VIEW_SETS) and t["per cube"].tolist() == [1, 8, 24]
     assert t["change against none (per fold)"].iloc[0] == "+0.000 ± 0.000"
     own = [roc_auc_score(r.scores("test")["label"], r.scores("test")["score_1"]) for r in runs]
     assert t["test AUC (per fold)"].iloc[0] == results.fmt(np.mean(own), np.std(own, ddof=1), len(own))
     reading = studies.tta_reading(t)
-    gain = np.mean(np.subtract(t.attrs["per_fold"]["all"], own))
-    assert f"changed the test AUC by {gain:+.3f}" in reading and "48 views" in reading
+    gain = np.mean(np.subtract(t.attrs["per_fold"]["rotations"], own))
+    assert f"changed the test AUC by {gain:+.3f}" in reading and "24 rotations" in reading
+    kept["012-f"] = 1 - kept["012-f"]
+    kept.to_csv(runs[0].dir / tta.VIEW_SCORES, index=False, compression="gzip")
+    with pytest.raises(MedlibError, match="does not match the run's own test scores"):
+        studies.tta_table(df)
+
+
+def test_committed_view_scores_are_the_shipped_weights(real_data, monkeypatch):
+    """Two kept test-time views of one committed fold model, scored again from its weights.pt: the kept columns
+    agree (bf16 rounding allowed)."""
+    from medlib.engine.splits import load_for_config
+    from medlib.ops.augment import rotate
+
+    if not (real_data / "m3dv" / "train_val").is_dir():
+        pytest.skip("M3DV not under MEDLIB_DATA")
+    monkeypatch.setenv("MEDLIB_DATA", str(real_data))
+    df = results.shipped(results.select(results.records(), "report2"))
+    kept = tta.read_view_scores(df.iloc[0]["dir"]) if not df.empty else None
+    if kept is None:
+        pytest.skip("no committed fold model keeps view scores")
+    net, cfg, meta = results.load_weights(df.iloc[0])
+    X = load_for_config(cfg, check=False)["test"].X
+    for v in (tta.views("flips", 3)[5], tta.views("rotations", 3)[7]):
+        from medlib.engine.training import score_split
+
+        p = score_split(net, cfg, meta, rotate(X, *v).contiguous(), precision=df.iloc[0]["precision"])[0][:, 1]
+        assert np.abs(p - kept[tta.view_name(v)].to_numpy()).max() <= 0.02
 
 
 def test_predict_on_the_shipped_final_model_writes_every_cube(real_data, tmp_path):

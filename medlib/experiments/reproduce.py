@@ -20,11 +20,12 @@ from ..config import TrainConfig
 from ..engine.cost import CPU_WARN_HOURS, estimate_seconds
 from ..engine.device import device_name, resolve_device
 from ..engine.hardware import resolve_precision
-from ..engine.runs import RunLocked, load_run, read_record, run_dir, runs_root, ship_weights
-from ..engine.splits import split_sizes
+from ..engine.runs import RunLocked, load_run, load_weights, read_record, run_dir, runs_root, ship_weights
+from ..engine.splits import load_for_config, split_sizes
 from ..engine.training import fit
 from ..errors import MedlibError
 from ..progress import tqdm
+from ..tta import VIEW_SCORES, write_view_scores
 from .plans import PLANS, SHIP_WEIGHTS, plan
 from .records import check_record, records, results_root
 
@@ -268,17 +269,26 @@ def reproduce(
 
 
 def ship(rows: list[dict]) -> list[Path]:
-    """Write weights.pt (and its SHA-256 in run.json) for the complete runs of SHIP_WEIGHTS that lack it and still
-    have their best.pt; returns the folders shipped."""
-    shipped = []
+    """For the complete runs of SHIP_WEIGHTS: write weights.pt (and its SHA-256 in run.json) where it is missing
+    and best.pt is still there, then score each fold model's test cubes under every test-time view once
+    (tta.write_view_scores) where not yet done. Returns the folders changed."""
+    changed = []
     for r in rows:
         folder = Path(r["folder"])
-        if (r["status"] == "complete" and any(fnmatch.fnmatch(r["label"], p) for p in SHIP_WEIGHTS)
-                and "weights" not in load_run(folder).record and (folder / "best.pt").is_file()):
+        if r["status"] != "complete" or not any(fnmatch.fnmatch(r["label"], p) for p in SHIP_WEIGHTS):
+            continue
+        rec = load_run(folder).record
+        if "weights" not in rec and (folder / "best.pt").is_file():
             w = ship_weights(folder)
             tqdm.write(f"{r['label']}: weights shipped ({w['bytes'] / 1e6:.2f} MB, sha256 {w['sha256'][:12]})")
-            shipped.append(folder)
-    return shipped
+            rec, changed = load_run(folder).record, [*changed, folder]
+        if "weights" in rec and "test" in rec["metrics"] and not (folder / VIEW_SCORES).is_file():
+            net, cfg, meta = load_weights(folder)
+            s = load_for_config(cfg, check=False)["test"]
+            write_view_scores(folder, net, cfg, meta, s.X, s.ids, s.y.numpy(), precision=rec.get("precision"))
+            tqdm.write(f"{r['label']}: test-time views scored ({VIEW_SCORES})")
+            changed.append(folder)
+    return changed
 
 
 def add_command(sub) -> None:

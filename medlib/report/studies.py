@@ -16,12 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..data import registry
-from ..engine.hardware import resolve_precision
 from ..engine.runs import Run
-from ..engine.splits import load_for_config
 from ..ensemble import average, member_scores, mix
 from ..errors import MedlibError
 from ..experiments import plans
@@ -35,7 +32,6 @@ from ..results import (
     ensemble,
     fmt,
     fmt_col,
-    load_weights,
     mean_std,
     plan_labels,
     pooled,
@@ -51,7 +47,7 @@ from ..results import (
     write_readme,
 )
 from ..tasks import BINARY
-from ..tta import VIEW_SETS, view_scores, views
+from ..tta import VIEW_SCORES, VIEW_SETS, read_view_scores, view_name, views
 from . import reference
 from .dataset_tables import missing_note
 from .diagnose import diagnose
@@ -531,37 +527,42 @@ def shipped_table(df: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def _tta_views(row, split: str = "test") -> tuple[pd.DataFrame, dict]:
-    """A shipped run's labels on a split of its own data and P(class 1) per symmetric view (all 2^d * d! of them;
-    fp32 where this CPU lacks native bf16, so emulation cannot take minutes)."""
-    net, cfg, meta = load_weights(row)
-    s = load_for_config(cfg, check=False)[split]
-    precision = row["precision"] if resolve_precision("auto", torch.device("cpu")) == row["precision"] else "fp32"
-    per_view = view_scores(net, cfg, meta, s.X, "all", precision=precision)
-    return pd.DataFrame({"id": [str(i) for i in s.ids], "label": s.y.numpy().astype(int)}), per_view
+def _tta_views(row) -> pd.DataFrame | None:
+    """A shipped fold model's kept per-view test scores (tta.write_view_scores), checked against the record: its
+    identity view must be the test scores run.json's run wrote (bf16 rounding allowed)."""
+    v = read_view_scores(row["dir"])
+    if v is None:
+        return None
+    own = Run(Path(row["dir"])).scores("test")
+    ident = view_name(views("none", 3)[0])
+    if list(v["id"]) != list(own["id"].astype(str)) or not np.allclose(v[ident], own["score_1"], atol=0.02):
+        raise MedlibError(f"{row['dir']}/{VIEW_SCORES} does not match the run's own test scores; delete it and run "
+                          "`python -m medlib reproduce --only 'report2/*'` to score the views again.")
+    return v
 
 
-def _auc1(labels: pd.DataFrame, p1: np.ndarray) -> float:
-    return auc(labels["label"].to_numpy(), p1, BINARY)
+def _auc1(labels, p1) -> float:
+    return auc(np.asarray(labels), np.asarray(p1), BINARY)
 
 
 def tta_table(df: pd.DataFrame, study: str = "report2", kinds=VIEW_SETS) -> pd.DataFrame:
     """Test-time augmentation on the shipped fold models: per view set, the held-out-fold AUC (mean ± std over
-    folds, and pooled), and its change against the single view per fold. Recomputed from the weights, not stored."""
+    folds, and pooled), and its change against the single view per fold; from the per-view scores kept beside
+    each record (tests/test_shipped.py scores views again from the weights)."""
     d = shipped_folds(df, study)
-    if d.empty:
+    folds = [v for v in (_tta_views(r) for _, r in d.iterrows()) if v is not None]
+    if not folds:
         return pd.DataFrame()
-    folds = [_tta_views(r) for _, r in d.iterrows()]
-    dims = len(next(iter(folds[0][1]))[0])
-    p1 = {k: [np.mean([pv[v][:, 1] for v in views(k, dims)], axis=0) for _, pv in folds] for k in kinds}
-    base = [_auc1(lab, p) for (lab, _), p in zip(folds, p1[kinds[0]])]
+    dims = 3
+    p1 = {k: [f[[view_name(v) for v in views(k, dims)]].mean(axis=1).to_numpy() for f in folds] for k in kinds}
+    base = [_auc1(f["label"], p) for f, p in zip(folds, p1[kinds[0]])]
     rows, per_fold = [], {}
     for k in kinds:
-        aucs = [_auc1(lab, p) for (lab, _), p in zip(folds, p1[k])]
+        aucs = [_auc1(f["label"], p) for f, p in zip(folds, p1[k])]
         ms, gain = mean_std(aucs), mean_std(np.subtract(aucs, base))
         rows.append({"views": k, "per cube": len(views(k, dims)), "folds": len(aucs),
                      "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
-                     "pooled AUC": fmt(_auc1(pd.concat([lab for lab, _ in folds]), np.concatenate(p1[k]))),
+                     "pooled AUC": fmt(_auc1(pd.concat([f["label"] for f in folds]), np.concatenate(p1[k]))),
                      f"change against {kinds[0]} (per fold)": f"{gain['mean']:+.3f} ± {gain['std']:.3f}"})
         per_fold[k] = aucs
     out = pd.DataFrame(rows)
@@ -578,7 +579,7 @@ def tta_reading(t: pd.DataFrame) -> str:
     spread = mean_std(per_fold[first])["std"]
     size = "smaller than" if abs(gain["mean"]) < spread else "at least"
     row = t.set_index("views")
-    return (f"Averaging all {row.loc[last, 'per cube']} views of each held-out cube changed the test AUC by "
+    return (f"Averaging the {row.loc[last, 'per cube']} {last} of each held-out cube changed the test AUC by "
             f"{gain['mean']:+.3f} ± {gain['std']:.3f} per fold ({gain['n']} folds; pooled "
             f"{row.loc[first, 'pooled AUC']} → {row.loc[last, 'pooled AUC']}): {size} the folds' own spread "
             f"(± {spread:.3f}).")
