@@ -46,7 +46,7 @@ from .experiments.records import (
 
 __all__ = [
     "CONFIG_COLUMNS", "DEFAULT_RESULTS", "EMPTY", "METRICS", "README_BEGIN", "README_END", "aggregate", "check_record",
-    "compact", "ensemble", "ensemble_score", "fmt", "fmt_col", "frame", "load_weights", "mean_std", "plan_labels",
+    "compact", "ensemble", "fmt", "fmt_col", "frame", "load_weights", "mean_std", "plan_labels",
     "pooled", "provenance", "records", "rescore", "results_root", "runs", "runs_behind", "scores_metrics", "select",
     "shipped", "study_command", "study_keys", "study_rows", "to_markdown", "write_readme",
 ]
@@ -60,11 +60,6 @@ README_BEGIN, README_END = "<!-- results:begin (python -m medlib results --write
 def ensemble(items, split: str = "test", weights=None) -> pd.DataFrame:
     """Per-sample probabilities averaged over runs scored on the same samples (e.g. one fold's models)."""
     return ensemble_runs(runs(frame(items)), split, weights)
-
-
-def ensemble_score(items, split: str = "test") -> dict:
-    rs = runs(frame(items))
-    return scores_metrics(ensemble(items, split), rs[0].record["data"]["task"])
 
 
 # ---------------------------------------------------------------- shipped weights
