@@ -10,6 +10,7 @@ import pytest
 
 from medlib.config import TrainConfig
 from medlib.engine import load_run, run_dir
+from medlib.errors import MedlibError
 from medlib.models import build_model, count_parameters
 from medlib.report import diagnose, layers, reference, tables
 
@@ -78,7 +79,7 @@ def test_short_history_is_not_confident():
     d = diagnose.diagnose(hist(np.array([1.0, 0.8]), np.array([1.0, 0.9])))
     assert not d.confident
     assert d.case == "both falling: still learning"
-    with pytest.raises(ValueError):
+    with pytest.raises(MedlibError, match="history"):
         diagnose.diagnose(pd.DataFrame({"train_loss": []}))
 
 

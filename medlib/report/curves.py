@@ -12,6 +12,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..errors import MedlibError
 from . import reference
 from .diagnose import diagnose, tail_window
 from .report1_tables import aggregate, unique
@@ -29,7 +30,7 @@ def history_frame(runs: Iterable) -> pd.DataFrame:
         h["run"] = run.dir.name
         frames.append(h)
     if not frames:
-        raise ValueError("No runs given.")
+        raise MedlibError("No runs given.")
     return pd.concat(frames, ignore_index=True)
 
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..errors import MedlibError
 from .report1_tables import unique
 
 FALLING, FLAT, RISING = "falling", "flat", "rising"
@@ -130,10 +131,10 @@ def diagnose(history: pd.DataFrame, frac: float = 0.5, min_points: int = 3, tol:
     """Which of Report 2's cases a run's history (columns epoch, train_loss, val_loss) is in."""
     missing = {"train_loss", "val_loss"} - set(history.columns)
     if missing:
-        raise ValueError(f"history lacks column(s) {sorted(missing)}; pass a run's history (Run.history).")
+        raise MedlibError(f"history lacks column(s) {sorted(missing)}; pass a run's history (Run.history).")
     h = history.reset_index(drop=True)
     if len(h) == 0:
-        raise ValueError("history is empty: the run has no finished epoch.")
+        raise MedlibError("history is empty: the run has no finished epoch.")
     epochs = h["epoch"] if "epoch" in h else pd.Series(np.arange(1, len(h) + 1))
     lo, hi = tail_window(len(h), frac, min_points)
     x = epochs.iloc[lo:hi].to_numpy(float)

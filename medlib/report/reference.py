@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import MedlibError
+
 REFERENCE_DIR = Path(__file__).with_name("reference")
 
 # Report 1's ten datasets in its column order (1. Pathmnist ... 10. organmnist_axial), today's names.
@@ -41,7 +43,7 @@ def report1_table(model: str = "resnet18") -> pd.DataFrame:
     df = report1()
     df = df[df["model"] == model]
     if df.empty:
-        raise ValueError(f"Report 1 has tables for resnet18 and resnet50, not {model!r}.")
+        raise MedlibError(f"Report 1 has tables for resnet18 and resnet50, not {model!r}.")
     df = df.assign(row=df["split"] + df["metric"])
     return df.pivot(index="row", columns="dataset", values="value").loc[ROWS, REPORT1_DATASETS].rename_axis(None)
 
@@ -74,7 +76,7 @@ def official_best(dataset: str) -> tuple[float, str]:
     df = official()
     df = df[(df["dataset"] == dataset) & df["method"].str.startswith("resnet") & ~df["method"].str.endswith("_224")]
     if df.empty:
-        raise KeyError(f"The MedMNIST v2 benchmark has no ResNet row for {dataset!r}.")
+        raise MedlibError(f"The MedMNIST v2 benchmark has no ResNet row for {dataset!r}.")
     best = df.loc[df["test_auc"].idxmax()]
     return float(best["test_auc"]), method_name(best["method"])
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from .. import results
+from ..errors import MedlibError
 from ..results import fmt
 from . import reference
 from .dataset_tables import missing_note
@@ -59,7 +60,7 @@ def report_layout(runs: Iterable, model: str = "resnet18") -> tuple[pd.DataFrame
     """Report 1's table for one model from run folders: (mean, std, n), rows trainAUC..testACC, columns datasets."""
     runs = [r for r in runs if r.record["config"]["model"] == model]
     if not runs:
-        raise ValueError(f"No complete {model} runs among those given.")
+        raise MedlibError(f"No complete {model} runs among those given.")
     agg = aggregate(runs, ["dataset"])
     agg["row"] = agg["split"] + agg["metric"]
     out = []

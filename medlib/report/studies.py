@@ -258,7 +258,7 @@ STEM_NAMES = {"imagenet": "7³/2 + pool", "small": "3³/1"}
 def _official_best(dataset: str) -> str:
     try:
         auc, method = reference.official_best(dataset)
-    except KeyError:
+    except MedlibError:
         return EMPTY
     return f"{auc:.3f} ({method})"
 
