@@ -182,14 +182,7 @@ def batch_study():
 
 
 # Runs made to land in Report 2's loss-curve cases: the 3-conv baseline, on M3DV fold 0 (report2 preset) or on
-# AdrenalMNIST3D (28³, flips). "Both rising" took many tries, all on AdrenalMNIST3D. Constant rates, 20 epochs
-# (SGD lr 0.5 with momentum 0.9 and lr 2 without, Adam lr 0.05 and 0.3, SGD with momentum 1 at lr 1e-3 and 1e-2):
-# BatchNorm keeps the training loss from climbing. Learning-rate range tests (--schedule range) with BatchNorm
-# (SGD 1e-3 -> 100 and 1e-3 -> 1000, Adam 1e-4 -> 10, SGD 0.01 -> 3): the training loss climbs, but validation
-# under BatchNorm's running statistics jumps tenfold from epoch to epoch (one epoch reached 1.5e11), so its trend
-# is not significant. Without BatchNorm (baseline3d_plain), SGD 1e-3 -> 10 and full-batch SGD 0.01 -> 3 fall to
-# predicting the class prior or end in NaN, and constant Adam 0.01 overfits. Adam 1e-4 -> 0.1 rose, then collapsed
-# to the prior at ~0.05; stopping the range below that (1e-3 -> 0.04) gives the case.
+# AdrenalMNIST3D (28³, flips). How "both rising" was found is in results/README.md ("Lab notes").
 ADRENAL = dict(dataset="adrenalmnist3d", size=28, batch_size=32, flip=True)
 CURVE_CASES = {
     # lr 1e-3 over 10 epochs flattened in its last epochs (read as flat); 3e-4 over 12 still falls at the end
