@@ -140,7 +140,7 @@ def medlib_runner(meta, X, y, cfg, device):
         perm = torch.randperm(len(Xd), generator=generator).to(Xd.device)
         for start in range(0, steps * cfg.batch_size, cfg.batch_size):
             idx = perm[start : start + cfg.batch_size]
-            _batch = prepare(Xd[idx], device, how.channels_last), yd[idx]  # the input side alone, timed
+            _batch = prepare(Xd[idx], device, how), yd[idx]  # the input side alone, timed
         return steps * cfg.batch_size
 
     return run, batches, setup

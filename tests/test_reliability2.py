@@ -510,12 +510,10 @@ def test_17_out_of_memory_mid_run_is_one_line_naming_the_batch(breast, tmp_path,
 
 
 def test_17_out_of_memory_in_evaluate_is_one_line(breast, tmp_path, capsys, monkeypatch):
-    import medlib.cli
-
     def oom(*a, **k):
         raise RuntimeError("CUDA out of memory. Tried to allocate 20.00 GiB\nmore lines")
 
-    monkeypatch.setattr(medlib.cli, "predict", oom)
+    monkeypatch.setattr(training, "predict", oom)  # evaluate scores through training.score_split
     ck = fake_checkpoint(tmp_path / "b.pt")
     rc, _, err = run_cli(capsys, "evaluate", "--checkpoint", ck)
     assert_one_line(rc, err, "out of memory (CUDA out of memory. Tried to allocate 20.00 GiB)", "free memory")
