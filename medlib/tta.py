@@ -39,14 +39,16 @@ def views(kind: str, dims: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]
     raise MedlibError(f"test-time view set {kind!r} is unknown; choose one of {', '.join(VIEW_SETS)}.")
 
 
-def view_scores(net, cfg, meta, X: torch.Tensor, kind: str = "flips", device="cpu",
+def view_scores(net, cfg, meta, X: torch.Tensor, kinds="flips", device="cpu",
                 precision: str | None = None) -> dict:
-    """P(class) (N, K) of every view of `kind`, keyed by the view, each scored as `training.score_split` scores a
-    split; a subset's test-time average is the mean of its views' (what `studies.tta_table` uses: one pass)."""
-    if kind != "none" and len({*X.shape[2:]}) != 1:
+    """P(class) (N, K) of every distinct view of `kinds` (one view set or several), keyed by the view, each scored
+    as `training.score_split` scores a split; a set's test-time average is the mean of its views'."""
+    kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
+    if kinds != ("none",) and len({*X.shape[2:]}) != 1:
         raise MedlibError(f"test-time views need equal sides, not {tuple(X.shape[2:])}.")
+    unique = dict.fromkeys(v for k in kinds for v in views(k, X.ndim - 2))
     return {v: score_split(net, cfg, meta, rotate(X, *v).contiguous(), device=device, precision=precision)[0]
-            for v in views(kind, X.ndim - 2)}
+            for v in unique}
 
 
 def tta_scores(net, cfg, meta, X: torch.Tensor, kind: str = "flips", device="cpu",
@@ -64,10 +66,9 @@ def view_name(view: tuple[tuple[int, ...], tuple[int, ...]]) -> str:
 def write_view_scores(folder, net, cfg, meta, X, ids, labels, kinds=VIEW_SETS, precision: str | None = None):
     """Score the test samples under every view of `kinds` once and keep P(class 1) per view beside the record
     (VIEW_SCORES: id, label, one column per view), so the TTA table is read, not recomputed."""
-    unique = list(dict.fromkeys(v for k in kinds for v in views(k, X.ndim - 2)))
     df = pd.DataFrame({"id": [str(i) for i in ids], "label": np.asarray(labels).astype(int)})
-    for v in unique:
-        df[view_name(v)] = score_split(net, cfg, meta, rotate(X, *v).contiguous(), precision=precision)[0][:, 1]
+    for v, p in view_scores(net, cfg, meta, X, kinds, precision=precision).items():
+        df[view_name(v)] = p[:, 1]
     path = Path(folder) / VIEW_SCORES
     with atomic.atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, compression="gzip", float_format="%.6g")

@@ -24,6 +24,16 @@ def real_data():
 
 
 @pytest.fixture
+def m3dv_root(tmp_path, monkeypatch):
+    """A generated M3DV folder (30 cubes of 24³, labels alternating) under a data root MEDLIB_DATA points at."""
+    from synth_m3dv import write_m3dv
+
+    write_m3dv(tmp_path / "data" / "m3dv", n=30, size=24)
+    monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "data"))
+    return tmp_path / "data" / "m3dv"
+
+
+@pytest.fixture
 def synth_root(tmp_path, monkeypatch):
     """A data root of generated files, with MEDLIB_DATA pointing at it and MD5 checks satisfied."""
     import medlib.data.files as files

@@ -5,6 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
+# A Report 2-shaped run small enough for a test: the 3-conv baseline, 16³ crops, 3 folds, 2 epochs, mixup
+TINY_CUBES = dict(dataset="m3dv", model="baseline3d", crop=16, epochs=2, batch_size=8, optimizer="adam", lr=1e-3,
+                  folds=3, flip=True, shift=2, rot90=True, mixup_alpha=0.2)
+
 
 def ellipsoid_sample(size: int, rng: np.random.Generator, radius: float) -> tuple[np.ndarray, np.ndarray]:
     """(voxel uint8, seg bool): a bright ellipsoid near the centre of a noisy dark cube of side `size`."""

@@ -3,7 +3,6 @@ did, is off by default, leaves every existing run folder's hash alone, and is re
 import numpy as np
 import pytest
 import torch
-from synth_m3dv import write_m3dv
 
 import medlib
 from medlib.config import TrainConfig
@@ -73,9 +72,7 @@ def test_the_switches_are_refused_where_they_mean_nothing():
         medlib.make_config(dataset="breastmnist", scaling="255").validate()
 
 
-def test_a_leaky_run_trains_and_records_views(tmp_path, monkeypatch):
-    write_m3dv(tmp_path / "data" / "m3dv", n=30, size=24)
-    monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "data"))
+def test_a_leaky_run_trains_and_records_views(m3dv_root, tmp_path):
     cfg = medlib.make_config(dataset="m3dv", model="baseline3d", crop=16, epochs=1, batch_size=8, folds=3,
                              mixup_alpha=0.2, mixup_labels="hard", scaling="report2", val_split="after")
     run = medlib.fit(cfg, out=tmp_path / "runs", verbose=False)

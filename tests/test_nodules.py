@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from synth_m3dv import write_m3dv
+from synth_m3dv import TINY_CUBES
 
 import medlib
 from medlib import ensemble, results
@@ -15,15 +15,7 @@ from medlib.errors import MedlibError
 from medlib.experiments import cv
 from medlib.submission import predict_folder
 
-TINY = dict(dataset="m3dv", model="baseline3d", crop=16, epochs=2, batch_size=8, optimizer="adam", lr=1e-3,
-            folds=3, flip=True, shift=2, rot90=True, mixup_alpha=0.2)
-
-
-@pytest.fixture
-def m3dv_root(tmp_path, monkeypatch):
-    write_m3dv(tmp_path / "data" / "m3dv", n=30, size=24)
-    monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "data"))
-    return tmp_path / "data" / "m3dv"
+TINY = TINY_CUBES
 
 
 def _digests(X):

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from synth_m3dv import write_m3dv
+from synth_m3dv import TINY_CUBES
 
 import medlib
 from medlib import results, tta
@@ -19,14 +19,11 @@ from medlib.errors import MedlibError
 from medlib.ops.augment import rotate, rotations
 from medlib.submission import predict_folder
 
-TINY = dict(dataset="m3dv", model="baseline3d", crop=16, epochs=2, batch_size=8, optimizer="adam", lr=1e-3,
-            folds=3, flip=True, shift=2, rot90=True, mixup_alpha=0.2)
+TINY = TINY_CUBES
 
 
 @pytest.fixture
-def shipped_run(tmp_path, monkeypatch):
-    write_m3dv(tmp_path / "data" / "m3dv", n=30, size=24)
-    monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "data"))
+def shipped_run(m3dv_root, tmp_path):
     run = medlib.fit(medlib.make_config(**TINY), out=tmp_path / "runs", verbose=False)
     entry = ship_weights(run.dir)
     return run, entry
@@ -85,9 +82,9 @@ def test_a_run_without_best_or_weights_says_so(shipped_run):
         results.load_weights(run.dir)
 
 
-def test_predict_takes_the_shipped_file_as_it_is(shipped_run, tmp_path):
+def test_predict_takes_the_shipped_file_as_it_is(shipped_run, m3dv_root, tmp_path):
     run, _ = shipped_run
-    folder = tmp_path / "data" / "m3dv" / "train_val"
+    folder = m3dv_root / "train_val"
     a = predict_folder([run.dir / "weights.pt"], folder, tmp_path / "a.csv")
     b = predict_folder([run.best_checkpoint], folder)
     assert len(pd.read_csv(tmp_path / "a.csv")) == 30 == len(list(folder.glob("*.npz")))
@@ -155,7 +152,7 @@ def test_sanity_figure_draws_cubes_by_their_middle_slice(shipped_run):
     assert "middle slice" in fig.axes[-1].get_ylabel()
 
 
-def test_tta_table_on_shipped_fold_models(tmp_path, monkeypatch):
+def test_tta_table_on_shipped_fold_models(m3dv_root, tmp_path, monkeypatch):
     """tta_table on a records folder whose fold models keep their per-view scores: one row per view set, 'none'
     unchanged against itself and equal to the AUC of the records' own test scores (sklearn on run.json's run);
     kept scores that disagree with the run's own are refused."""
@@ -165,8 +162,6 @@ def test_tta_table_on_shipped_fold_models(tmp_path, monkeypatch):
     from medlib.experiments.cv import cross_validate
     from medlib.report import studies
 
-    write_m3dv(tmp_path / "data" / "m3dv", n=30, size=24)
-    monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "data"))
     runs, _ = cross_validate(medlib.make_config(**TINY), out=tmp_path / "runs")
     for r in runs:
         ship_weights(r.dir)

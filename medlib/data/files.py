@@ -88,12 +88,17 @@ def find_medmnist(name: str, size: int = 28, root: str | os.PathLike | None = No
     return next((p for p in paths if p.is_file()), paths[0])
 
 
-def file_md5(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.md5()
+def file_digest(path: Path, algorithm: str = "md5", chunk: int = 1 << 20) -> str:
+    """A file's hex digest (hashlib's `algorithm`), read in chunks so a large file never sits in memory."""
+    h = hashlib.new(algorithm)
     with open(path, "rb") as f:
         while block := f.read(chunk):
             h.update(block)
     return h.hexdigest()
+
+
+def file_md5(path: Path, chunk: int = 1 << 20) -> str:
+    return file_digest(path, "md5", chunk)
 
 
 def _cache_file() -> Path:

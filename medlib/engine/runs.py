@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import socket
@@ -20,7 +19,7 @@ import pandas as pd
 
 from .. import atomic
 from ..config import TrainConfig
-from ..data import m3dv, registry
+from ..data import files, m3dv, registry
 from ..data.cubes import ALL_FOLDS, M3DV, NODULE_CUBES, is_cube_set
 from ..data.nodules import FALLBACK
 from ..errors import MedlibError, permission_denied
@@ -189,14 +188,6 @@ def load_run(path) -> Run:
     return Run(path)
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def ship_weights(folder) -> dict:
     """Write a complete run's best weights beside its record as weights.pt (tensors only, read with
     `weights_only=True`) and the file's SHA-256 and size into run.json: a results folder then rebuilds its model
@@ -211,7 +202,7 @@ def ship_weights(folder) -> dict:
     dst = folder / WEIGHTS_NAME
     save_weights(run.best_checkpoint, dst)
     rec = run.record
-    rec["weights"] = {"file": WEIGHTS_NAME, "sha256": sha256(dst), "bytes": dst.stat().st_size,
+    rec["weights"] = {"file": WEIGHTS_NAME, "sha256": files.file_digest(dst, "sha256"), "bytes": dst.stat().st_size,
                       "best_epoch": rec.get("best_epoch")}
     atomic.write_json(folder / "run.json", rec)
     return rec["weights"]
@@ -221,7 +212,8 @@ def load_weights(folder):
     """(net in eval mode, TrainConfig, Meta) from the weights a record ships, after checking the file against the
     SHA-256 in its run.json (an edited or swapped file is refused, not silently scored)."""
     folder = Path(folder)
-    entry = load_run(folder).record.get("weights")
+    rec = load_run(folder).record
+    entry = rec.get("weights")
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
         raise MedlibError(f"{folder} ships no weights (its run.json has no `weights` entry): only the runs of "
                           "plans.SHIP_WEIGHTS do; `python -m medlib reproduce --only LABEL` writes them for such a "
@@ -230,18 +222,14 @@ def load_weights(folder):
     if not path.is_file():
         raise MedlibError(f"{path} is missing though run.json lists it; restore it from git (`git checkout -- "
                           f"{path}`) or ship the run's weights again.")
-    if sha256(path) != entry.get("sha256"):
+    if files.file_digest(path, "sha256") != entry.get("sha256"):
         raise MedlibError(f"{path} does not match the SHA-256 its run.json records: the file was altered or "
                           "swapped; restore it from git or ship the run's weights again.")
     net, cfg, meta = load_model(path)
-    if cfg.key() != run_key(folder):
+    if cfg.key() != rec.get("key", ""):
         raise MedlibError(f"{path} holds the weights of another config ({cfg.key()}) than its record's; restore it "
                           "from git or ship the run's weights again.")
     return net, cfg, meta
-
-
-def run_key(folder: Path) -> str:
-    return read_record(Path(folder) / "run.json").get("key", "")
 
 
 LOCK_NAME = ".lock"

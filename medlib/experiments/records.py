@@ -125,7 +125,7 @@ def _check_files(folder: Path, rec: dict) -> None:
             raise MedlibError(f"{path} {problem}")
     shipped = rec.get("weights")
     if shipped is not None:  # the bytes are checked against the SHA-256 where they are loaded (runs.load_weights)
-        path = folder / Path(str((shipped or {}).get("file", ""))).name if isinstance(shipped, dict) else None
+        path = folder / Path(str(shipped.get("file", ""))).name if isinstance(shipped, dict) else None
         if path is None or not path.is_file() or path.stat().st_size != shipped.get("bytes"):
             raise MedlibError(f"its weights entry names {path or shipped!r}, which is missing or of another size")
 

@@ -281,7 +281,8 @@ def ship(rows: list[dict]) -> list[Path]:
         if "weights" not in rec and (folder / "best.pt").is_file():
             w = ship_weights(folder)
             tqdm.write(f"{r['label']}: weights shipped ({w['bytes'] / 1e6:.2f} MB, sha256 {w['sha256'][:12]})")
-            rec, changed = load_run(folder).record, [*changed, folder]
+            rec["weights"] = w
+            changed.append(folder)
         if "weights" in rec and "test" in rec["metrics"] and not (folder / VIEW_SCORES).is_file():
             net, cfg, meta = load_weights(folder)
             s = load_for_config(cfg, check=False)["test"]

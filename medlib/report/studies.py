@@ -355,9 +355,8 @@ def seed_ensemble_table(df: pd.DataFrame) -> pd.DataFrame:
     d = seed_rows(df)
     rows = []
     for (model, alpha), g in d.groupby(["model", "mixup_alpha"], sort=True):
-        per_fold = g.groupby("fold")["seed"].nunique()
         seeds = sorted(set.intersection(*(set(gf["seed"]) for _, gf in g.groupby("fold"))))
-        if len(seeds) < 2 or len(per_fold) < 2:
+        if len(seeds) < 2 or g["fold"].nunique() < 2:
             continue
         g = g[g["seed"].isin(seeds)]
         task = g["task"].iloc[0]
@@ -372,30 +371,34 @@ def seed_ensemble_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def flaw_rows(df: pd.DataFrame) -> pd.DataFrame:
-    """Report 2's recipe with mixup 0.2 as medlib runs it, and with each of Report 2's code flaws put back."""
+    """Report 2's recipe with mixup 0.2 as medlib runs it, and with each of Report 2's code flaws put back, each
+    record named by its `flaw` (for the models measured with a flaw)."""
     d = study_rows(df, ["report2", "report2-flaws"])
     if d.empty:
         return d
     d = d[(d["mixup_alpha"] == 0.2) & (d["dataset"] == "m3dv")]
-    flawed = d[[_flaw(r) != "none (medlib)" for _, r in d.iterrows()]]
-    return d[d["model"].isin(set(flawed["model"]))].reset_index(drop=True)  # the models measured with a flaw
+    d = d.assign(flaw=[_flaw(r) for _, r in d.iterrows()])
+    return d[d["model"].isin(set(d.loc[d["flaw"] != NO_FLAW, "model"]))].reset_index(drop=True)
+
+
+NO_FLAW = "none (medlib)"
 
 
 def _flaw(row) -> str:
     for name, change in plans.REPORT2_FLAWS.items():
         if all(row[k] == v for k, v in change.items()):
             return name
-    return "none (medlib)"
+    return NO_FLAW
 
 
 def flaws_table(df: pd.DataFrame) -> pd.DataFrame:
     """What each of Report 2's code flaws cost, on the same 5 folds: validation AUC (what picks the checkpoint),
     held-out test AUC, their gap (an optimistic validation shows as a large gap) and the pooled test AUC."""
     d = flaw_rows(df)
-    if d.empty or "mixup_labels" not in d:
+    if d.empty:
         return pd.DataFrame()
-    d = d.assign(flaw=[_flaw(r) for _, r in d.iterrows()], gap=d["val_auc"] - d["test_auc"])
-    order = ["none (medlib)", *plans.REPORT2_FLAWS]
+    d = d.assign(gap=d["val_auc"] - d["test_auc"])
+    order = [NO_FLAW, *plans.REPORT2_FLAWS]
     rows = []
     for (model, flaw), g in sorted(d.groupby(["model", "flaw"]), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
         val, test, gap = (mean_std(g[c]) for c in ("val_auc", "test_auc", "gap"))
@@ -412,10 +415,9 @@ def flaws_reading(df: pd.DataFrame) -> str:
     d = flaw_rows(df)
     if d.empty:
         return ""
-    d = d.assign(flaw=[_flaw(r) for _, r in d.iterrows()])
     out, inside = [], []
     for model, g in d.groupby("model"):
-        base = g[g["flaw"] == "none (medlib)"]
+        base = g[g["flaw"] == NO_FLAW]
         b, b_gap = mean_std(base["test_auc"]), float((base["val_auc"] - base["test_auc"]).mean())
         for flaw in plans.REPORT2_FLAWS:
             f = g[g["flaw"] == flaw]
