@@ -10,35 +10,29 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
-from .choices import (
-    LAYOUTS,
-    LOSSES,
-    MIXUP_LABELS,
-    OPTIMIZERS,
-    PRECISIONS,
-    SCALINGS,
-    SCHEDULES,
-    STEMS,
-    VAL_SPLITS,
-)
+from .choices import OPTIMIZERS, PRECISIONS, STEMS
 from .data import registry
 from .data.cubes import ALL_FOLDS, M3DV, NODULE_CUBES, is_cube_set
 from .data.nodules import FALLBACK
 from .errors import MedlibError
 from .models import MODELS
 
-ENGINEERING = ("device", "eval_batch_size", "amp", "channels_last", "compile")  # not part of a run's identity
-# hashed only when changed, so run folders named before they existed stay valid
-ADDED_LATER = {"loss": "auto", "lr_end": 0.0, "mixup_labels": "soft", "scaling": "centered", "val_split": "before"}
 
-
-def knob(default, help: str = "", *, choices: tuple | None = None, min=None, above=None, max=None, why: str = "",
-         unit: str = ""):
-    """A config field described once, where it is declared: `help` (the CLI's text), `choices` (the names it takes),
-    a range (`min` <= value, or `above` < value, and value <= `max`; `why` says why when refused) and a `unit`.
-    Flags, help, validation and `describe_fields()` are generated from this metadata."""
-    meta = {"help": help, "choices": choices, "min": min, "above": above, "max": max, "why": why, "unit": unit}
-    return field(default=default, metadata={k: v for k, v in meta.items() if v not in (None, "")})
+def knob(default, help: str, *, choices: tuple | None = None, meanings: dict | None = None, min=None, above=None,
+         max=None, why: str = "", unit: str = "", engineering: bool = False, added_later: bool = False,
+         cubes: bool = False):
+    """A config field described once, where it is declared: `help` (what it is), `choices` (the names it takes) and
+    `meanings` (what some of those names do), a range (`min` <= value, or `above` < value, and value <= `max`; `why`
+    says why when refused) and a `unit`. Three markers: `engineering` (how a run computes, not what: recorded in
+    run.json, not hashed), `added_later` (hashed only when changed, so the run folders named before the field existed
+    stay valid) and `cubes` (read by the nodule cubes' recipe only). Flags, help, validation, the hash and
+    `describe_fields()` are generated from this metadata."""
+    if meanings and not set(meanings) <= set(choices or ()):
+        raise ValueError(f"meanings for names that are not choices: {sorted(set(meanings) - set(choices or ()))}")
+    meta = {"help": help, "choices": choices, "meanings": meanings, "min": min, "above": above, "max": max,
+            "why": why, "unit": unit, "engineering": engineering, "added_later": added_later, "cubes": cubes}
+    unset = [k for k, v in meta.items() if v is None or v is False or (isinstance(v, (str, dict)) and not v)]
+    return field(default=default, metadata={k: v for k, v in meta.items() if k not in unset})  # min=0 stays
 
 
 @dataclass
@@ -51,48 +45,57 @@ class TrainConfig:
     max_train: int = knob(0, "train on a seeded random subset of this many (0 = all)", min=0, why="0 = all",
                           unit="samples")  # >0: the quick profile
     max_eval: int = knob(0, "same for val and test", min=0, why="0 = all", unit="samples")
-    # M3DV / 3D preprocessing (Report 2): crop a cube around the nodule, keep only the nodule
-    crop: int = knob(32, "3D: cube side around the nodule", min=1, unit="voxels")
-    mask: bool = knob(True, "3D: keep only the segmented nodule")
-    dilate: int = knob(0, "3D: grow the mask by this many voxels", min=0, unit="voxels")
-    folds: int = knob(5, min=2)
+    # the nodule cubes' recipe (Report 2)
+    crop: int = knob(32, "3D: cube side around the nodule", min=1, unit="voxels", cubes=True)
+    mask: bool = knob(True, "3D: keep only the segmented nodule", cubes=True)
+    dilate: int = knob(0, "3D: grow the mask by this many voxels", min=0, unit="voxels", cubes=True)
+    folds: int = knob(5, "M3DV: the number of cross-validation folds", min=2, cubes=True)
     fold: int = knob(0, "M3DV: the cross-validation fold used as test set (0..folds-1), or 'all' for the final model "
-                     "trained on every labelled cube")  # checked against folds in validate(); 'all' is ALL_FOLDS
+                     "trained on every labelled cube", cubes=True)  # 'all' is ALL_FOLDS; checked in validate()
     # network
-    model: str = knob("resnet18", choices=MODELS)
-    # Report 1 built the torchvision stem (7x7/2 + max-pool) even at 28 px
-    stem: str = knob("imagenet", "ResNets, 2D and 3D: imagenet (7x7/2 + pool) | small (3x3/1)", choices=STEMS)
-    # optimisation (v1 recipe that Report 1 built on: SGD lr 1e-3 momentum 0.9, batch 128, no schedule)
-    epochs: int = knob(100, min=1)
-    batch_size: int = knob(128, min=2, why="BatchNorm needs at least 2 samples per batch", unit="samples")
-    optimizer: str = knob("sgd", choices=OPTIMIZERS)
-    lr: float = knob(1e-3, above=0)  # a learning rate of 0 trains nothing
-    momentum: float = knob(0.9, min=0, max=1)
-    weight_decay: float = knob(0.0, min=0)
-    schedule: str = knob("none", choices=SCHEDULES)  # what each does: medlib.choices
-    lr_end: float = knob(0.0, "schedule range: the last epoch's lr (0 = off)", min=0, why="0 = off")
-    # auto: cross-entropy (BCE for multi-label) | ce | bce: BCE-with-logits on one-hot (Report 1, binary)
-    loss: str = knob("auto", choices=LOSSES)
+    model: str = knob("resnet18", "network", choices=MODELS)
+    # the default: Report 1 built the torchvision stem even at 28 px
+    stem: str = knob("imagenet", "ResNets, 2D and 3D", choices=STEMS, meanings={"imagenet": "7x7/2 + pool",
+                                                                               "small": "3x3/1"})
+    # optimisation: the MedMNIST v1 recipe that Report 1 built on
+    epochs: int = knob(100, "training epochs; the epoch with the best validation AUC is kept", min=1)
+    batch_size: int = knob(128, "samples per training step (shared out among torchrun's processes)", min=2,
+                           why="BatchNorm needs at least 2 samples per batch", unit="samples")
+    optimizer: str = knob("sgd", "optimiser", choices=OPTIMIZERS)
+    lr: float = knob(1e-3, "learning rate (where a schedule starts)", above=0)  # a learning rate of 0 trains nothing
+    momentum: float = knob(0.9, "SGD's momentum (the other optimisers ignore it)", min=0, max=1)
+    weight_decay: float = knob(0.0, "weight decay, as the optimiser applies it (decoupled in adamw)", min=0)
+    schedule: str = knob("none", "learning rate over the epochs", choices=("none", "multistep", "cosine", "range"),
+                         meanings={"multistep": "x0.1 at 50% and 75% of the epochs, the official recipe",
+                                   "cosine": "annealed to 0",
+                                   "range": "a range test: climbs by the same factor each epoch to --lr-end"})
+    lr_end: float = knob(0.0, "schedule range: the last epoch's lr (0 = off)", min=0, why="0 = off", added_later=True)
+    loss: str = knob("auto", "training loss", choices=("auto", "ce", "bce"), added_later=True,
+                     meanings={"auto": "cross-entropy, BCE for multi-label",
+                               "bce": "BCE-with-logits on one-hot, Report 1's for its binary sets"})
     # augmentation on the fly, on whole batches
-    flip: bool = knob(False)
+    flip: bool = knob(False, "random flips, each spatial axis with probability 1/2")
     shift: int = knob(0, "random shift of up to this many pixels/voxels", min=0, unit="pixels/voxels")
-    rot90: bool = knob(False)
+    rot90: bool = knob(False, "random 90-degree rotations (any of the square's 4 or the cube's 24)")
     mixup_alpha: float = knob(0.0, "mixup Beta(a, a); 0 = off", min=0, why="0 = off")
-    # Report 2's code, switchable to measure its flaws (what each choice means: medlib.choices)
-    mixup_labels: str = knob("soft", "mixup targets: soft (interpolated) | hard (Report 2's code: rounded to 0/1)",
-                             choices=MIXUP_LABELS)
-    scaling: str = knob("centered", "uint8 inputs: centered (x/127.5 - 1) | report2 (Report 2's code: x/127)",
-                        choices=SCALINGS)
-    val_split: str = knob("before", "cubes: validation drawn before augmentation | after (Report 2's code: from "
-                          "augmented copies, leaky)", choices=VAL_SPLITS)
-    # engineering
-    seed: int = knob(0, min=0, max=2**63 - 1)
-    device: str = knob("auto")
-    # auto: bf16 where the hardware computes it natively (Ampere+ GPU, AVX512-BF16 CPU) | bf16 | fp32
-    amp: str = knob("auto", choices=PRECISIONS)
-    channels_last: str = knob("auto", choices=LAYOUTS)  # auto: on for CUDA and for 3D on CPU | on | off
-    compile: bool = knob(False)
-    eval_batch_size: int = knob(0, min=0, why="0 = sized from memory", unit="samples")
+    # Report 2's code, switchable to measure its flaws
+    mixup_labels: str = knob("soft", "mixup targets", choices=("soft", "hard"), added_later=True,
+                             meanings={"soft": "interpolated", "hard": "Report 2's code: rounded to 0/1"})
+    scaling: str = knob("centered", "uint8 inputs", choices=("centered", "report2"), added_later=True,
+                        meanings={"centered": "x/127.5 - 1", "report2": "Report 2's code: x/127"})
+    val_split: str = knob("before", "cubes' validation set", choices=("before", "after"), added_later=True,
+                          cubes=True, meanings={"before": "drawn before augmentation",
+                                                "after": "Report 2's code: from augmented copies, leaky"})
+    # the seed (hashed), then engineering: how a run computes, recorded in run.json but not hashed
+    seed: int = knob(0, "seeds the weights, batch order, augmentation and subsets", min=0, max=2**63 - 1)
+    device: str = knob("auto", "auto (cuda, else mps, else cpu), cpu, cuda, cuda:N or mps", engineering=True)
+    amp: str = knob("auto", "precision", choices=PRECISIONS, engineering=True,
+                    meanings={"auto": "bf16 where the hardware computes it natively: Ampere+ GPU, AVX512-BF16 CPU"})
+    channels_last: str = knob("auto", "channels-last memory layout", choices=("auto", "on", "off"), engineering=True,
+                              meanings={"auto": "on for CUDA and for 3D on CPU"})
+    compile: bool = knob(False, "torch.compile the training network", engineering=True)
+    eval_batch_size: int = knob(0, "batch size for scoring (0 = sized from memory)", min=0,
+                                why="0 = sized from memory", unit="samples", engineering=True)
 
     def __post_init__(self):
         self.amp = normalize_precision(self.amp)  # records before 0.2 stored bools
@@ -112,7 +115,7 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         if self.model not in MODELS:
             raise MedlibError(f"--model {self.model!r} is unknown; choose one of {', '.join(MODELS)}.")
-        for name in ("optimizer", "schedule", "stem", "loss", "mixup_labels", "scaling", "val_split"):
+        for name in CHECKED_CHOICES:
             ok = FIELDS[name].metadata["choices"]
             if getattr(self, name) not in ok:
                 raise MedlibError(f"--{name.replace('_', '-')} {getattr(self, name)!r} is not one of {', '.join(ok)}.")
@@ -141,10 +144,6 @@ class TrainConfig:
         return self
 
 
-# the nodule cubes' recipe: no other dataset reads them
-CUBE_FIELDS = ("crop", "mask", "dilate", "folds", "fold", "val_split")
-
-
 def check_applicable(cfg) -> None:
     """Refuse cube-recipe flags on a dataset that ignores them: the same training would be hashed into a new run
     folder and could count twice in a table."""
@@ -168,15 +167,34 @@ def check_shift(cfg) -> None:
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}
+# the fields' markers (knob), gathered: what the hash leaves out, and the fields only the nodule cubes read
+ENGINEERING = tuple(name for name, f in FIELDS.items() if f.metadata.get("engineering"))
+ADDED_LATER = {name: f.default for name, f in FIELDS.items() if f.metadata.get("added_later")}
+CUBE_FIELDS = tuple(name for name, f in FIELDS.items() if f.metadata.get("cubes"))
+# the choices validate() checks; model has its own message, amp and channels_last are normalised on creation
+CHECKED_CHOICES = tuple(name for name, f in FIELDS.items()
+                        if "choices" in f.metadata and name != "model" and name not in ENGINEERING)
 # (field, lowest, highest, why), from the fields' metadata: every number must be finite and in range. BatchNorm needs
 # two samples per batch, so a batch (or a training subset) of one would train nothing and still be recorded as a run.
 _RANGES = tuple((name, m.get("min", m.get("above")), m.get("max"), m.get("why", ""))
                 for name, m in ((f.name, f.metadata) for f in FIELDS.values()) if "min" in m or "above" in m)
 
 
+def field_help(f: dataclasses.Field) -> str:
+    """A field's help in one line, as the CLI shows it: what it is, then the names it takes, each with its meaning
+    where it has one: 'ResNets, 2D and 3D: imagenet (7x7/2 + pool) | small (3x3/1)'."""
+    meta = f.metadata
+    if "choices" not in meta:
+        return meta["help"]
+    meanings = meta.get("meanings", {})
+    names = " | ".join(f"{c} ({meanings[c]})" if c in meanings else c for c in meta["choices"])
+    return f"{meta['help']}: {names}"
+
+
 def describe_fields() -> list[dict]:
-    """Every config field as one row: name, default, help, choices, range and unit (what the metadata says)."""
-    return [{"field": f.name, "default": f.default, **f.metadata} for f in FIELDS.values()]
+    """Every config field as one row: name, default, the help line the CLI shows (`text`) and what the metadata
+    says (help, choices and their meanings, range, unit, markers)."""
+    return [{"field": f.name, "default": f.default, "text": field_help(f), **f.metadata} for f in FIELDS.values()]
 
 
 def _flag(name: str) -> str:
@@ -235,7 +253,7 @@ def normalize_precision(value) -> str:
 
 
 def normalize_layout(value) -> str:
-    return _choice(value, "--channels-last", LAYOUTS, "on", "off")
+    return _choice(value, "--channels-last", FIELDS["channels_last"].metadata["choices"], "on", "off")
 
 
 def check_fields(kw: dict) -> None:

@@ -4,18 +4,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import fields
 
-from .config import FIELDS, PRESETS, PROFILES, TrainConfig, make_config, natural_preset
+from .config import PRESETS, PROFILES, TrainConfig, field_help, make_config, natural_preset
 from .data.cubes import ALL_FOLDS
-
-
-def field_help(name: str) -> str:
-    """A field's help as the CLI shows it: its `help` metadata, else the names it takes (`a | b | c`)."""
-    meta = FIELDS[name].metadata
-    return meta.get("help") or " | ".join(meta.get("choices") or ())
-
-
-# generated from the fields' metadata (config.knob): what each flag means is written once, where it is declared
-_HELP = {name: text for name in FIELDS if (text := field_help(name))}
 
 
 def fold_arg(text: str) -> int:
@@ -29,15 +19,16 @@ def fold_arg(text: str) -> int:
 
 
 def add_config_flags(p: argparse.ArgumentParser) -> None:
-    """One flag per TrainConfig field; defaults are None so only what is typed overrides the preset."""
+    """One flag per TrainConfig field, its help generated from the field's metadata (config.knob, where what each
+    flag means is written once); defaults are None so only what is typed overrides the preset."""
     for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
+        flag, text = "--" + f.name.replace("_", "-"), field_help(f).replace("%", "%%")  # argparse formats with %
         kind = type(f.default)
         if kind is bool:
-            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=_HELP.get(f.name))
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:  # --fold also takes 'all'
             p.add_argument(flag, type=fold_arg if f.name == "fold" else kind, default=None, metavar=f.name.upper(),
-                           help=f"{_HELP.get(f.name, '')} (default {f.default})".strip())
+                           help=f"{text} (default {f.default})")
     p.add_argument("--preset", default=None, choices=sorted(PRESETS),
                    help="base settings (default: report2 for --dataset m3dv, else report1)")
     p.add_argument("--profile", default="full", choices=sorted(PROFILES), help="quick shrinks the run for a CPU")

@@ -76,7 +76,7 @@ def train_epoch(net, opt, X, y, cfg, meta, device, generator, how: StepSettings 
         with autocast(device, how.precision):
             if cfg.mixup_alpha > 0:
                 x, y_soft, _ = mixup(x, soft_targets(yb, meta.task, meta.n_classes), cfg.mixup_alpha, generator)
-                if cfg.mixup_labels == "hard":  # Report 2's code: mixed targets cast back to 0/1
+                if cfg.mixup_labels == "hard":
                     y_soft = hard_targets(y_soft)
                 logits = net(x)
                 loss = mixed_loss(logits, y_soft, meta.task, cfg.loss)

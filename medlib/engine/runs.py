@@ -64,15 +64,15 @@ def read_record(path: Path) -> dict:
     """A run.json as a dict. Atomic writes never leave one half-written, so anything unreadable (truncated, not
     UTF-8, a folder, a symlink loop, not a JSON object) is damage: one MedlibError naming the file."""
     try:
-        rec = json.loads(Path(path).read_bytes().decode("utf-8"))
+        record = json.loads(Path(path).read_bytes().decode("utf-8"))
     except PermissionError:
         raise permission_denied(path) from None
     except (OSError, ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e).splitlines()[0][:120]
         raise MedlibError(f"{path} cannot be read ({type(e).__name__}: {reason}); {REDO}.") from None
-    if not isinstance(rec, dict):
-        raise MedlibError(f"{path} holds a JSON {type(rec).__name__}, not a run record; {REDO}.")
-    return rec
+    if not isinstance(record, dict):
+        raise MedlibError(f"{path} holds a JSON {type(record).__name__}, not a run record; {REDO}.")
+    return record
 
 
 SCORE_PREFIX, LABEL_PREFIX = "score_", "label"
@@ -201,19 +201,19 @@ def ship_weights(folder) -> dict:
                           "(`train --fresh` with its config) to ship its weights.")
     dst = folder / WEIGHTS_NAME
     save_weights(run.best_checkpoint, dst)
-    rec = run.record
-    rec["weights"] = {"file": WEIGHTS_NAME, "sha256": files.file_digest(dst, "sha256"), "bytes": dst.stat().st_size,
-                      "best_epoch": rec.get("best_epoch")}
-    atomic.write_json(folder / "run.json", rec)
-    return rec["weights"]
+    record = run.record
+    record["weights"] = {"file": WEIGHTS_NAME, "sha256": files.file_digest(dst, "sha256"),
+                         "bytes": dst.stat().st_size, "best_epoch": record.get("best_epoch")}
+    atomic.write_json(folder / "run.json", record)
+    return record["weights"]
 
 
 def load_weights(folder):
     """(net in eval mode, TrainConfig, Meta) from the weights a record ships, after checking the file against the
     SHA-256 in its run.json (an edited or swapped file is refused, not silently scored)."""
     folder = Path(folder)
-    rec = load_run(folder).record
-    entry = rec.get("weights")
+    record = load_run(folder).record
+    entry = record.get("weights")
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
         raise MedlibError(f"{folder} ships no weights (its run.json has no `weights` entry): only the runs of "
                           "plans.SHIP_WEIGHTS do; `python -m medlib reproduce --only LABEL` writes them for such a "
@@ -226,7 +226,7 @@ def load_weights(folder):
         raise MedlibError(f"{path} does not match the SHA-256 its run.json records: the file was altered or "
                           "swapped; restore it from git or ship the run's weights again.")
     net, cfg, meta = load_model(path)
-    if cfg.key() != rec.get("key", ""):
+    if cfg.key() != record.get("key", ""):
         raise MedlibError(f"{path} holds the weights of another config ({cfg.key()}) than its record's; restore it "
                           "from git or ship the run's weights again.")
     return net, cfg, meta

@@ -74,11 +74,11 @@ def make_optimizer(cfg, params):
 
 
 def make_scheduler(cfg, opt):
-    if cfg.schedule == "multistep":  # the official MedMNIST recipe: x0.1 at 50% and 75% of the epochs
+    if cfg.schedule == "multistep":  # what each schedule is: its field's help (config.TrainConfig.schedule)
         return torch.optim.lr_scheduler.MultiStepLR(opt, [int(0.5 * cfg.epochs), int(0.75 * cfg.epochs)], 0.1)
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs)
-    if cfg.schedule == "range":  # a learning-rate range test (Smith 2017): x const each epoch, lr -> lr_end
+    if cfg.schedule == "range":  # Smith 2017: the one factor that takes lr to lr_end over the last epochs - 1
         return torch.optim.lr_scheduler.ExponentialLR(opt, (cfg.lr_end / cfg.lr) ** (1 / max(1, cfg.epochs - 1)))
     return None
 
