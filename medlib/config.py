@@ -52,6 +52,9 @@ class TrainConfig:
     folds: int = knob(5, "M3DV: the number of cross-validation folds", min=2, cubes=True)
     fold: int = knob(0, "M3DV: the cross-validation fold used as test set (0..folds-1), or 'all' for the final model "
                      "trained on every labelled cube", cubes=True)  # 'all' is ALL_FOLDS; checked in validate()
+    cv_fold: int = knob(-1, "2D sets: -1 trains on the official split; k (0..folds-1) pools train + val, validates on "
+                        "its stratified fold k of --folds and never reads the test split, to choose a recipe by "
+                        "cross-validation", min=-1, why="-1 = the official split", added_later=True)
     # network
     model: str = knob("resnet18", "network", choices=MODELS)
     # the default: Report 1 built the torchvision stem even at 28 px
@@ -136,6 +139,9 @@ class TrainConfig:
         if self.val_split != "before" and self.fold == ALL_FOLDS:
             raise MedlibError("--val-split after is Report 2's leaky fold split, measured by cross-validation; the "
                               "final model (--fold all) has no test fold to show what it costs: drop one of them.")
+        if self.cv_fold >= self.folds:
+            raise MedlibError(f"--cv-fold {self.cv_fold} must be in 0..{self.folds - 1} (--folds {self.folds}), or -1 "
+                              "for the official split.")
         if not (0 <= self.fold < self.folds or self.fold == ALL_FOLDS):
             raise MedlibError(f"--fold {self.fold} must be in 0..{self.folds - 1} (--folds {self.folds}), or 'all' "
                               "for the final model trained on every labelled sample.")
@@ -147,9 +153,15 @@ class TrainConfig:
 def check_applicable(cfg) -> None:
     """Refuse cube-recipe flags on a dataset that ignores them: the same training would be hashed into a new run
     folder and could count twice in a table."""
-    if not isinstance(cfg.dataset, str) or is_cube_set(cfg.dataset):
+    if not isinstance(cfg.dataset, str):
         return
-    given = [f for f in CUBE_FIELDS if getattr(cfg, f) != FIELDS[f].default]
+    if is_cube_set(cfg.dataset):
+        if cfg.cv_fold != FIELDS["cv_fold"].default:
+            raise MedlibError(f"--cv-fold cross-validates a 2D set's official train + val; {cfg.dataset} has its own "
+                              "folds (--fold, --folds), so drop --cv-fold.")
+        return
+    # --folds is shared: a 2D set reads it for --cv-fold
+    given = [f for f in CUBE_FIELDS if getattr(cfg, f) != FIELDS[f].default and not (f == "folds" and cfg.cv_fold >= 0)]
     if given:
         flags = " ".join(_flag(f) if f != "mask" else "--no-mask" for f in given)
         raise MedlibError(f"{flags} only apply to the nodule cubes ({M3DV}, {NODULE_CUBES}); {cfg.dataset} ignores "

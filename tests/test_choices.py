@@ -78,8 +78,8 @@ def test_the_hash_markers_come_from_the_fields_and_keep_every_key():
     """ENGINEERING, ADDED_LATER and CUBE_FIELDS are the fields' markers: the same sets the hand lists held, so every
     config key (run folder) stays what it was."""
     assert set(config.ENGINEERING) == {"device", "eval_batch_size", "amp", "channels_last", "compile"}
-    assert config.ADDED_LATER == {"loss": "auto", "lr_end": 0.0, "mixup_labels": "soft", "scaling": "centered",
-                                  "val_split": "before"}
+    assert config.ADDED_LATER == {"cv_fold": -1, "loss": "auto", "lr_end": 0.0, "mixup_labels": "soft",
+                                  "scaling": "centered", "val_split": "before"}
     assert config.CUBE_FIELDS == ("crop", "mask", "dilate", "folds", "fold", "val_split")
     for name in config.ADDED_LATER:
         assert config.ADDED_LATER[name] == config.FIELDS[name].default

@@ -37,9 +37,10 @@ def runs_root(out=None) -> Path:
 
 
 def run_dir(cfg, out=None) -> Path:
-    """`<out>/<dataset>[_<size>]-<model>-s<seed>-<config hash>`: readable, and unique per config."""
+    """`<out>/<dataset>[_<size>]-<model>[-f<fold>|-cv<k>]-s<seed>-<config hash>`: readable, and unique per config."""
     size = "" if cfg.dataset == M3DV else f"_{cfg.size}"
     fold = ("-fall" if cfg.fold == ALL_FOLDS else f"-f{cfg.fold}") if is_cube_set(cfg.dataset) else ""
+    fold += f"-cv{cfg.cv_fold}" if cfg.cv_fold >= 0 else ""
     return runs_root(out) / f"{cfg.dataset}{size}-{cfg.model}{fold}-s{cfg.seed}-{cfg.key()}"
 
 

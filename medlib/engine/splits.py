@@ -5,8 +5,8 @@ import torch
 
 from ..config import CUBE_FIELDS
 from ..data import load_medmnist, registry
-from ..data.base import Dataset
-from ..data.cubes import ALL_FOLDS, M3DV, final_split, is_cube_set, kfold_datasets
+from ..data.base import Dataset, Split
+from ..data.cubes import ALL_FOLDS, M3DV, final_split, is_cube_set, kfold_datasets, stratified_folds
 from ..data.files import data_root
 from ..data.medmnist import medmnist_meta
 from ..data.nodules import FALLBACK, load_nodules
@@ -34,6 +34,8 @@ def load_for_config(cfg, check: bool = True) -> Dataset:
               kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0, val_split=cfg.val_split))
     else:
         ds = load_medmnist(cfg.dataset, cfg.size)
+        if cfg.cv_fold >= 0:
+            ds = selection_split(ds, cfg.folds, cfg.cv_fold)
     for name in ("train", "val"):
         if name not in ds.splits or len(ds.splits[name]) == 0:
             raise MedlibError(f"Dataset {cfg.dataset} has no '{name}' split to train with.")
@@ -44,6 +46,19 @@ def load_for_config(cfg, check: bool = True) -> Dataset:
     for s, split in splits.items() if check else ():
         check_classes(split.y.numpy(), ds.meta.task, ds.meta.n_classes, s, every=s != "train")
     return Dataset(ds.meta, splits)
+
+
+def selection_split(ds: Dataset, k: int, fold: int, seed: int = 0) -> Dataset:
+    """train / val for choosing a recipe by k-fold cross-validation: the official train + val pooled, val = the
+    pool's stratified fold `fold` of k, train = the rest. The test split is dropped, so the choice never sees it."""
+    if ds.meta.multilabel:
+        raise MedlibError(f"--cv-fold stratifies by label; {ds.meta.name} is multi-label, so it has no single label "
+                          "to stratify by: train on the official split (--cv-fold -1).")
+    pool = Split(torch.cat([ds["train"].X, ds["val"].X]), torch.cat([ds["train"].y, ds["val"].y]))
+    held = torch.as_tensor(stratified_folds(pool.y.numpy(), k, seed)[fold])
+    keep = torch.ones(len(pool), dtype=torch.bool)
+    keep[held] = False
+    return Dataset(ds.meta, {"train": pool.subset(keep.nonzero().flatten()), "val": pool.subset(held)})
 
 
 def capped_size(n: int, most: int) -> int:
@@ -61,6 +76,10 @@ def split_sizes(cfg, per_fold: bool = True, check: bool = True) -> tuple:
     final split is another shape)."""
     if not is_cube_set(cfg.dataset):
         n = registry.info(cfg.dataset)["n_samples"]
+        if cfg.cv_fold >= 0:  # stratified_folds deals the pool round-robin: fold f holds samples f, f + k, ...
+            pool = n["train"] + n["val"]
+            held = len(range(cfg.cv_fold, pool, cfg.folds))
+            n = {"train": pool - held, "val": held, "test": 0}
         n_eval = capped_size(n["val"], cfg.max_eval) + capped_size(n["test"], cfg.max_eval)
         return medmnist_meta(cfg.dataset, cfg.size), capped_size(n["train"], cfg.max_train), n_eval
     fold = cfg.fold if per_fold else "all" if cfg.fold == ALL_FOLDS else "any"
