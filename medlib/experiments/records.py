@@ -2,7 +2,7 @@
 
 One reader (`records`, or `frame` for Run objects), one selector (`select`, by plan study and config fields),
 one aggregate (`aggregate`, mean ± std with ddof=1), one formatter (`fmt`) and one pooled out-of-fold AUC
-(`pooled`). It sits beside `plans` because a record's study and label come from them; `medlib.results`
+(`pooled`). A record's study and label come from the plans (`medlib.plans`); `medlib.results`
 re-exports it with ensembles, provenance lines and the README markers, and the report builds on that.
 """
 
@@ -23,8 +23,8 @@ from ..config import TrainConfig
 from ..engine.runs import HISTORY_COLUMNS, Run, read_record, run_dir, runs_root, scores_path, scores_problem
 from ..errors import MedlibError, warn
 from ..metrics import evaluate
+from ..plans import PLANS, parse_label
 from ..tasks import TASKS
-from .plans import PLANS, parse_label
 
 CONFIG_COLUMNS = [f.name for f in fields(TrainConfig)]
 CONFIG_DEFAULTS = {f.name: f.default for f in fields(TrainConfig)}
