@@ -26,8 +26,8 @@ from ..engine.training import fit
 from ..errors import MedlibError
 from ..plans import PLANS, SHIP_WEIGHTS, plan
 from ..progress import tqdm
+from ..results import check_record, records, results_root
 from ..tta import VIEW_SCORES, write_view_scores
-from .records import check_record, records, results_root
 
 TO_RUN = ("todo", "partial", "failed", "damaged")
 
