@@ -4,7 +4,7 @@ Notebooks, the HTML report, the README tables (`python -m medlib results --markd
 the CLI, sweeps and cross-validation all read runs through here: one reader (`records`, or `frame` for Run
 objects; each record checked once, `check_record`), one selector (`select`, by plan study and config fields), one
 aggregate (`aggregate`, mean ± std with ddof=1), one formatter (`fmt`, `EMPTY` for no value), one pooled
-out-of-fold AUC (`pooled`) and one ensemble of records (`ensemble`). A record's
+out-of-fold AUC (`pooled`) and one ensemble of records (`ensemble`, on `medlib.ensemble`'s average). A record's
 study and label come from the plans (`medlib.plans`); the workflows in `experiments/` build on this module.
 """
 
@@ -29,7 +29,7 @@ from .engine.runs import HISTORY_COLUMNS, Run, read_record, run_dir, runs_root, 
 from .engine.runs import load_weights as runs_load_weights
 from .engine.splits import load_for_config
 from .engine.training import score_split
-from .ensemble import ensemble_runs
+from .ensemble import member_scores, mix
 from .errors import MedlibError, warn
 from .metrics import evaluate
 from .plans import PLANS, parse_label
@@ -365,8 +365,9 @@ def pooled(items, split: str = "test") -> dict:
 
 
 def ensemble(items, split: str = "test", weights=None) -> pd.DataFrame:
-    """Per-sample probabilities averaged over runs scored on the same samples (e.g. one fold's models)."""
-    return ensemble_runs(runs(frame(items)), split, weights)
+    """Per-sample probabilities averaged over runs scored on the same samples (e.g. one fold's models): records rows
+    or Run objects, their recorded scores checked to name the same samples (ensemble.member_scores, ensemble.mix)."""
+    return mix(member_scores(runs(frame(items)), split), weights)
 
 
 # ---------------------------------------------------------------- shipped weights
