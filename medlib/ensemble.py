@@ -1,4 +1,9 @@
-"""Ensembles: a (weighted) average of class probabilities from several checkpoints or recorded runs."""
+"""Ensembles: a (weighted) average of class probabilities from several checkpoints or recorded runs.
+
+The one family every ensemble is made with: `average` of probability arrays (`submission`'s checkpoints),
+`member_scores` + `mix` for recorded runs scored on the same samples (`results.ensemble` of records, the
+report's weighted ensembles).
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -46,7 +51,3 @@ def mix(parts: tuple[pd.DataFrame, list[np.ndarray]], weights=None) -> pd.DataFr
     p = average(probs, weights)
     return labels.assign(**{f"score_{k}": p[:, k] for k in range(p.shape[1])})
 
-
-def ensemble_runs(runs, split: str = "test", weights=None) -> pd.DataFrame:
-    """Average the recorded per-sample scores of runs evaluated on the same samples (same ids / labels)."""
-    return mix(member_scores(runs, split), weights)

@@ -5,13 +5,13 @@ import pytest
 import torch
 
 import medlib
+from medlib import plans
 from medlib.config import TrainConfig
 from medlib.data.base import Dataset, Split, normalize
 from medlib.data.cubes import LEAKY_COPIES, kfold_datasets
 from medlib.engine.hardware import StepSettings
 from medlib.engine.loop import prepare
 from medlib.errors import MedlibError
-from medlib.experiments import plans
 from medlib.ops.mixup import hard_targets, mixup, soft_targets
 
 

@@ -3,7 +3,10 @@
 Layers, lowest first (a lower layer never imports a higher one):
 
     leaves (errors, version, tasks, choices, atomic, progress) -> ops, metrics -> data -> models -> config ->
-    engine -> experiments -> results -> report -> submission, cli
+    plans, engine -> results -> experiments -> report -> submission, cli
+
+(plans are data just above config, so results labels records by them; the workflows in experiments build on the
+one results module.)
 
 * Imports of medlib itself sit at the top of their modules, never inside a function; a function may import
   only an optional or heavy third-party module lazily (OPTIONAL_LAZY).
@@ -145,8 +148,9 @@ def test_units_form_no_cycle():
 
 @pytest.mark.parametrize("lower, higher", [
     ("medlib.data", "medlib.engine"), ("medlib.ops", "medlib.data"), ("medlib.metrics", "medlib.data"),
-    ("medlib.models", "medlib.engine"), ("medlib.engine", "medlib.experiments"),
-    ("medlib.experiments", "medlib.results"), ("medlib.results", "medlib.report"), ("medlib.report", "medlib.cli"),
+    ("medlib.models", "medlib.engine"), ("medlib.plans", "medlib.engine"), ("medlib.engine", "medlib.results"),
+    ("medlib.results", "medlib.experiments"), ("medlib.experiments", "medlib.report"),
+    ("medlib.results", "medlib.report"), ("medlib.report", "medlib.cli"),
 ])
 def test_a_lower_layer_never_reaches_a_higher_one(lower, higher):
     graph, seen, todo = _unit_graph(), set(), [lower]

@@ -4,7 +4,7 @@ The rate is injected (`gflops=`), so no test depends on this machine's speed."""
 import pytest
 
 from medlib.config import make_config
-from medlib.experiments.plans import report1_epochs
+from medlib.plans import report1_epochs
 from medlib.report import notebook
 from medlib.report.notebook import NotebookStop, check_data_root, check_training_time, training_estimate
 from medlib.report.reference import REPORT1_DATASETS

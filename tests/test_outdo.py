@@ -6,8 +6,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from medlib import metrics, results
-from medlib.experiments import plans
+from medlib import metrics, plans, results
 from medlib.report import reference, studies
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"

@@ -6,9 +6,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import confusion_matrix as sk_confusion
 
-from medlib import metrics
+from medlib import metrics, plans
 from medlib.data import registry
-from medlib.experiments import plans
 from medlib.report import reference, studies
 
 

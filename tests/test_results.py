@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 import medlib
-from medlib import results
+from medlib import plans, results
 from medlib.engine import training
 from medlib.errors import MedlibError
-from medlib.experiments import plans, reproduce
+from medlib.experiments import reproduce
 from medlib.report import studies
 
 ROOT = Path(__file__).resolve().parents[1]

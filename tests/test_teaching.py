@@ -11,10 +11,9 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from medlib import results
+from medlib import plans, results
 from medlib.engine import run_dir
 from medlib.ensemble import average
-from medlib.experiments import plans
 from medlib.metrics import auc
 from medlib.models import build_model
 from medlib.report import layers, reference, reproduction, saliency, studies

@@ -1,1 +1,2 @@
-"""Workflows built on fit: named reproduction plans (reproduce), cross-validation, sweeps, ensembles."""
+"""Workflows built on fit and the results layer: `reproduce` (runs the plans of medlib.plans), cross-validation,
+sweeps."""

@@ -7,7 +7,7 @@ import pandas as pd
 from ..engine.training import fit
 from ..errors import MedlibError
 from ..flags import add_config_flags, config_from_args
-from .records import aggregate, fmt, frame, pooled
+from ..results import aggregate, fmt, frame, pooled
 
 
 def cross_validate(cfg, out=None, folds: int | None = None, only=None, verbose: bool = False, **fit_kw):

@@ -24,10 +24,10 @@ from ..engine.runs import RunLocked, load_run, load_weights, read_record, run_di
 from ..engine.splits import load_for_config, split_sizes
 from ..engine.training import fit
 from ..errors import MedlibError
+from ..plans import PLANS, SHIP_WEIGHTS, plan
 from ..progress import tqdm
+from ..results import check_record, records, results_root
 from ..tta import VIEW_SCORES, write_view_scores
-from .plans import PLANS, SHIP_WEIGHTS, plan
-from .records import check_record, records, results_root
 
 TO_RUN = ("todo", "partial", "failed", "damaged")
 

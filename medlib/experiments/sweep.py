@@ -16,8 +16,7 @@ from ..engine.runs import Run, runs_root
 from ..engine.training import fit
 from ..errors import MedlibError
 from ..flags import add_config_flags, config_from_args
-from . import records
-from .records import CONFIG_COLUMNS, METRICS
+from ..results import CONFIG_COLUMNS, METRICS, aggregate, fmt, records, select
 
 # Fields that never split a summary group: seeds are what we average over; the rest do not change results.
 NOT_GROUPED = ("seed", "device", "eval_batch_size")
@@ -81,9 +80,9 @@ def _report(verbose: bool, i: int, n: int, folder: str) -> None:
 
 
 def collect(out=None, **where) -> pd.DataFrame:
-    """One row per complete run under `out` whose config matches `where`: `records.records` + `records.select`."""
+    """One row per complete run under `out` whose config matches `where`: `results.records` + `results.select`."""
     check_fields(where)
-    return records.select(records.records(runs_root(out)), **where)
+    return select(records(runs_root(out)), **where)
 
 
 def group_columns(df: pd.DataFrame) -> list[str]:
@@ -93,21 +92,21 @@ def group_columns(df: pd.DataFrame) -> list[str]:
 
 
 def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """records.aggregate over seeds, per group: n, then mean and std (ddof=1) of each metric and the wall time."""
+    """results.aggregate over seeds, per group: n, then mean and std (ddof=1) of each metric and the wall time."""
     if df.empty:
         return pd.DataFrame(columns=["dataset", "model", "n"])
     by = group_columns(df)
-    agg = records.aggregate(df, by, [*METRICS, "wall_time_s"])
+    agg = aggregate(df, by, [*METRICS, "wall_time_s"])
     return agg[[*by, "n", *[c for c in agg.columns if c.endswith(("_mean", "_std"))]]]
 
 
 def format_summary(summary: pd.DataFrame) -> str:
-    """The summary as text, each metric as mean ± std (records.fmt)."""
+    """The summary as text, each metric as mean ± std (results.fmt)."""
     if summary.empty:
         return "(no complete runs)"
     shown = summary[[c for c in summary.columns if not c.endswith(("_mean", "_std"))]].copy()
     for v in [*METRICS, "wall_time_s"]:
-        shown[v] = [records.fmt(m, s, 2, 1 if v == "wall_time_s" else 3)
+        shown[v] = [fmt(m, s, 2, 1 if v == "wall_time_s" else 3)
                     for m, s in zip(summary[f"{v}_mean"], summary[f"{v}_std"])]
     return shown.to_string(index=False)
 

@@ -13,12 +13,11 @@ import pandas as pd
 from IPython.display import Markdown
 from matplotlib.figure import Figure
 
-from .. import results
+from .. import plans, results
 from ..data import nodules
 from ..engine.splits import load_for_config
 from ..engine.training import score_split
 from ..errors import MedlibError
-from ..experiments import plans
 from . import confusion as confusion_
 from . import nodule3d, saliency, studies, tables
 

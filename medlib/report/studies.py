@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .. import plans
 from ..data import registry
 from ..engine.runs import Run
 from ..ensemble import average, member_scores, mix
 from ..errors import MedlibError
-from ..experiments import plans
 from ..metrics import auc, bootstrap_ci
 from ..models import build_model, count_parameters
 from ..results import (

@@ -1,4 +1,6 @@
-"""Named reproduction plans: ordered lists of (label, config). The label groups runs into the reports' tables.
+"""Named reproduction plans as data: ordered lists of (label, config). The label groups runs into the reports'
+tables: `medlib.results` names each record's study and label by it, `experiments.reproduce` runs the plans. It sits
+just above `config`, so every layer above can read the plans without reaching into `experiments/`.
 
 `cpu` is what two CPU cores can finish (most valuable first; ResNet-18-3D with the ImageNet stem only: the
 benchmark's 3³ stem costs 48x more); `gpu` adds the official recipe, ResNet-18-3D as benchmarked and 64³ for
@@ -10,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import make_config
-from ..data.cubes import ALL_FOLDS
-from ..errors import MedlibError
+from .config import make_config
+from .data.cubes import ALL_FOLDS
+from .errors import MedlibError
 
 SEEDS = (0, 1, 2)
 # Report 1's ten sets (today's MedMNIST names; organamnist/organcmnist/organsmnist are its organmnist_axial/
