@@ -206,6 +206,8 @@ def test_breast_recipe_is_the_search_candidate_with_the_best_validation_auc():
     assert list(t["chosen"]) == ["yes"] + [""] * (len(t) - 1)  # sorted by validation AUC, the winner first
     val = [float(v.split(" ")[0]) for v in t["val AUC"]]
     assert val == sorted(val, reverse=True)
+    # the cross-validated finalists (issue 24) are the search's four best by validation AUC, then the official recipe
+    assert plans.SELECT_BREAST == (*t["candidate"][:4], "official-100")
 
 
 def test_estimates_rest_on_finished_runs_like_them_on_this_device(tmp_path, monkeypatch):
