@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medlib import results
 from medlib.config import TrainConfig
 from medlib.engine import load_run, run_dir
 from medlib.errors import MedlibError
@@ -146,22 +147,22 @@ def fake_run(root, dataset="breastmnist", model="resnet18", seed=0, fold=0, auc=
 def test_compare_means_over_seeds(tmp_path):
     runs = [fake_run(tmp_path, seed=s, auc=a) for s, a in ((0, 0.90), (1, 0.92))]
     runs += [fake_run(tmp_path, model="resnet50", auc=0.80), fake_run(tmp_path, dataset="retinamnist", auc=0.7)]
-    mean, std, n = tables.report_layout(runs, "resnet18")
+    rec = results.frame(runs)
+    mean, std, n = tables.report_layout(rec, "resnet18")
     assert list(mean.index) == reference.ROWS and list(mean.columns) == ["breastmnist", "retinamnist"]
     assert mean.at["valAUC", "breastmnist"] == pytest.approx(0.91) and n.at["valAUC", "breastmnist"] == 2
-    st = tables.compare(runs, "resnet18")
+    st = tables.compare(rec, "resnet18")
     text = repr(st)
     assert "0.910 ± 0.014" in text and "0.855" in text and "0.901" in text  # medlib, Report 1, official
-    assert st.to_html() == tables.compare(runs, "resnet18").to_html()  # reproducible (no random ids)
+    assert st.to_html() == tables.compare(rec, "resnet18").to_html()  # reproducible (no random ids)
     assert "compare_resnet18" in st.to_html()
-    pair = repr(tables.r18_vs_r50(runs))
+    pair = repr(tables.r18_vs_r50(rec))
     assert "0.871" in pair and "0.780" in pair  # Report 1 R50 breast test AUC; medlib R50 test AUC
 
 
 def test_cv_and_ensemble_tables(tmp_path):
     runs = [fake_run(tmp_path, dataset="m3dv", model=m, fold=f, mixup=a, auc=0.6 + 0.05 * f)
             for m in ("baseline3d", "densenet3d") for a in (0.0, 0.2) for f in (0, 1)]
-    from medlib import results
     from medlib.report import studies
 
     df = results.frame(runs)
@@ -180,7 +181,7 @@ def test_curves_return_figures(tmp_path):
     from medlib.report import curves
 
     runs = [fake_run(tmp_path, model=m, seed=s) for m in ("resnet18", "resnet50") for s in (0, 1)]
-    for fig in (curves.loss_curves(runs), curves.auc_curves(runs), curves.model_comparison(runs),
+    for fig in (curves.loss_curves(runs), curves.auc_curves(runs), curves.model_comparison(results.frame(runs)),
                 curves.diagnosis_plot(runs[:2])):
         assert isinstance(fig, Figure) and fig.axes
 

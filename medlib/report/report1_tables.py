@@ -1,5 +1,6 @@
-"""Report 1's tables from run folders: its layout (rows trainAUC..testACC), beside Report 1 and the official
-benchmark, and ResNet-18 against ResNet-50. Several runs that differ only in seed are mean ± std (ddof=1).
+"""Report 1's tables from the records (`results.records`, or `results.frame(runs)` for runs trained here): its
+layout (rows trainAUC..testACC), beside Report 1 and the official benchmark, and ResNet-18 against ResNet-50.
+Several runs that differ only in seed are mean ± std (ddof=1).
 """
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ def unique(runs: Iterable) -> list:
     return list({run.dir: run for run in runs}.values())
 
 
-def aggregate(runs: Iterable, by: list[str]) -> pd.DataFrame:
-    """results.aggregate in long form: mean, std and n per (by..., split, metric) over seeds or folds."""
+def aggregate(rec: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """results.aggregate of the records in long form: mean, std and n per (by..., split, metric) over seeds or folds."""
     by = list(by)
     rows = []
-    for _, a in results.aggregate(runs, by).iterrows():
+    for _, a in results.aggregate(rec, by).iterrows():
         for split in ("train", "val", "test"):
             for metric in ("auc", "acc"):
                 v = f"{split}_{metric}"
@@ -43,9 +44,8 @@ def _order(datasets: Iterable[str]) -> list[str]:
     return [d for d in REPORT1_DATASETS if d in ds] + sorted(d for d in ds if d not in REPORT1_DATASETS)
 
 
-def _describe(runs: list) -> str:
-    """'2 epochs, 512 training images, 1 seed' from the runs' configs."""
-    cfgs = pd.DataFrame([r.record["config"] for r in runs])
+def _describe(cfgs: pd.DataFrame) -> str:
+    """'2 epochs, 512 training images, 1 seed' from the records' configs."""
     epochs = sorted(cfgs["epochs"].unique())
     sub = sorted(cfgs["max_train"].unique())
     seeds = cfgs.groupby(["dataset", "model"])["seed"].nunique().max()
@@ -56,12 +56,12 @@ def _describe(runs: list) -> str:
 
 # ---------------------------------------------------------------- Report 1's layout
 
-def report_layout(runs: Iterable, model: str = "resnet18") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Report 1's table for one model from run folders: (mean, std, n), rows trainAUC..testACC, columns datasets."""
-    runs = [r for r in runs if r.record["config"]["model"] == model]
-    if not runs:
+def report_layout(rec: pd.DataFrame, model: str = "resnet18") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Report 1's table for one model from the records: (mean, std, n), rows trainAUC..testACC, columns datasets."""
+    rec = rec[rec["model"] == model]
+    if rec.empty:
         raise MedlibError(f"No complete {model} runs among those given.")
-    agg = aggregate(runs, ["dataset"])
+    agg = aggregate(rec, ["dataset"])
     agg["row"] = agg["split"] + agg["metric"]
     out = []
     for col in ("mean", "std", "n"):
@@ -70,18 +70,17 @@ def report_layout(runs: Iterable, model: str = "resnet18") -> tuple[pd.DataFrame
     return tuple(out)
 
 
-def compare(runs: Iterable, model: str = "resnet18", official_size: int | None = None,
+def compare(rec: pd.DataFrame, model: str = "resnet18", official_size: int | None = None,
             all_sets: bool = True) -> StyledTable:
-    """Report 1's table for `model` with, per dataset, three columns: medlib (these runs), Report 1, official;
-    all ten of Report 1's sets unless all_sets is False (then only those the runs cover).
+    """Report 1's table for `model` with, per dataset, three columns: medlib (these records), Report 1, official;
+    all ten of Report 1's sets unless all_sets is False (then only those the records cover).
 
     medlib cells are green where they beat Report 1 by at least MARGIN, red where they trail it by as much.
     'official' is MedMNIST v2's benchmark for the same ResNet at 28 (or 224) px; it reports test numbers only.
     """
-    runs = list(runs)
     every = REPORT1_DATASETS if all_sets else []  # Report 1's ten column groups, with or without records
-    mean, std, n = (t.reindex(columns=_order([*every, *t.columns])) for t in report_layout(runs, model))
-    size = official_size or int(pd.Series([r.record["config"]["size"] for r in runs]).mode()[0])
+    mean, std, n = (t.reindex(columns=_order([*every, *t.columns])) for t in report_layout(rec, model))
+    size = official_size or int(rec["size"].mode()[0])
     size = 224 if size >= 224 else 28
     r1 = reference.report1_table(model)
     off = reference.official_scores(model, size)
@@ -108,7 +107,7 @@ def compare(runs: Iterable, model: str = "resnet18", official_size: int | None =
     st = StyledTable(table, name=f"compare_{model}")
     st.apply(lambda _: css, axis=None)
     absent = [d for d in mean.columns if mean[d].isna().all()]
-    st.set_caption(f"{model}: medlib ({_describe([r for r in runs if r.record['config']['model'] == model])}) "
+    st.set_caption(f"{model}: medlib ({_describe(rec[rec['model'] == model])}) "
                    f"beside Report 1 and the official MedMNIST v2 benchmark" + _absent_note(absent))
     return st
 
@@ -120,11 +119,10 @@ def _absent_note(absent: list[str]) -> str:
     return "<br><small>– no medlib runs: " + "; ".join(f"{d}: {missing_note(d)}" for d in absent) + "</small>"
 
 
-def r18_vs_r50(runs: Iterable, split: str = "test", metric: str = "AUC") -> StyledTable:
-    """One row per dataset: ResNet-18 and ResNet-50 side by side for medlib, Report 1 and the benchmark.
-    The better of each pair is in bold."""
-    runs = list(runs)
-    agg = aggregate(runs, ["dataset", "model"])
+def r18_vs_r50(rec: pd.DataFrame, split: str = "test", metric: str = "AUC") -> StyledTable:
+    """One row per dataset: ResNet-18 and ResNet-50 side by side for medlib (the records), Report 1 and the
+    benchmark. The better of each pair is in bold."""
+    agg = aggregate(rec, ["dataset", "model"])
     agg = agg[(agg["split"] == split) & (agg["metric"] == metric)]
     datasets = _order([*REPORT1_DATASETS, *agg["dataset"]])
     models = ["resnet18", "resnet50"]

@@ -42,7 +42,7 @@ def report1(rec, model: str = "resnet18"):
     d = results.select(rec, "report1", model=model)
     if d.empty:
         return _missing("report1", f"{model} ")
-    st = tables.compare(results.runs(d), model)
+    st = tables.compare(d, model)
     return st.set_caption(f"{st.caption}<br><small>{results.provenance(d, results.study_command('report1'))}</small>")
 
 
@@ -50,7 +50,7 @@ def r18_vs_r50(rec):
     d = results.select(rec, "report1")
     if d["model"].nunique() < 2:
         return _missing("report1", "resnet18 + resnet50 ")
-    st = tables.r18_vs_r50(results.runs(d))
+    st = tables.r18_vs_r50(d)
     return st.set_caption(f"{st.caption}<br><small>{results.provenance(d)}</small>")
 
 
