@@ -9,11 +9,12 @@ import pandas as pd
 import pytest
 
 from medlib import results
+from medlib.analysis import diagnose
 from medlib.config import TrainConfig
 from medlib.engine import load_run, run_dir
 from medlib.errors import MedlibError
 from medlib.models import build_model, count_parameters
-from medlib.report import diagnose, layers, reference, tables
+from medlib.report import layers, reference, tables
 
 # ---------------------------------------------------------------- reference numbers
 

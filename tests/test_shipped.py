@@ -138,13 +138,14 @@ def test_committed_shipped_weights_rescore_to_their_records(real_data, monkeypat
 
 
 def test_sanity_figure_draws_cubes_by_their_middle_slice(shipped_run):
+    from medlib.analysis import saliency
     from medlib.engine.splits import load_for_config
-    from medlib.report import saliency
+    from medlib.report import heatmaps
 
     run, _ = shipped_run
     net, cfg, meta = results.load_weights(run)
     test = load_for_config(cfg, check=False)["test"]
-    fig, rho = saliency.sanity_figure(net, test.X, test.y.numpy(), n=2)
+    fig, rho = heatmaps.sanity_figure(net, test.X, test.y.numpy(), n=2)
     idx, pred, _ = saliency.pick_cases(net, test.X, test.y.numpy(), 2)
     assert len(rho) == len(idx) == len(fig.axes[: 2 * len(idx)]) // 2 and np.all(np.abs(rho) <= 1)
     img = fig.axes[0].images[0].get_array()

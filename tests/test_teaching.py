@@ -12,12 +12,13 @@ import torch
 from scipy.stats import spearmanr
 
 from medlib import results
+from medlib.analysis import saliency
 from medlib.engine import run_dir
 from medlib.ensemble import average
 from medlib.experiments import plans
 from medlib.metrics import auc
 from medlib.models import build_model
-from medlib.report import layers, reference, reproduction, saliency, studies
+from medlib.report import layers, reference, reproduction, studies
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 RESULTS = Path(__file__).resolve().parents[1] / "results"

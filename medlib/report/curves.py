@@ -12,10 +12,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..analysis.diagnose import diagnose, tail_window, unique
 from ..errors import MedlibError
 from . import reference
-from .diagnose import diagnose, tail_window
-from .report1_tables import aggregate, unique
+from .report1_tables import aggregate
 
 TRAIN, VAL = "-", "--"
 

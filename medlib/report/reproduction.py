@@ -14,13 +14,14 @@ from IPython.display import Markdown
 from matplotlib.figure import Figure
 
 from .. import results
+from ..analysis.saliency import heat_volume
 from ..data import nodules
 from ..engine.splits import load_for_config
 from ..engine.training import score_split
 from ..errors import MedlibError
 from ..experiments import plans
 from . import confusion as confusion_
-from . import nodule3d, saliency, studies, tables
+from . import heatmaps, nodule3d, studies, tables
 
 
 class Note(Markdown):
@@ -223,11 +224,11 @@ def shipped_model(rec, fold: int = 0):
 
 def shipped_saliency(rec, fold: int = 0, n: int = 2):
     """Grad-CAM of a shipped fold model on n right and n wrong cubes of its held-out fold beside the
-    randomised-weights check (saliency.sanity_figure), with a line naming the model and the correlations."""
+    randomised-weights check (heatmaps.sanity_figure), with a line naming the model and the correlations."""
     if not nodules.m3dv_present():
         return NO_M3DV
     net, _, _, held, row = shipped_model(rec, fold)
-    fig, rho = saliency.sanity_figure(net, held.X, held.y.numpy(), ["benign", "malignant"], n=n)
+    fig, rho = heatmaps.sanity_figure(net, held.X, held.y.numpy(), ["benign", "malignant"], n=n)
     return Note(f"`{row['label']}` (test AUC {row['test_auc']:.3f} on its {len(held)} held-out cubes): rank "
                 "correlation of each map with the random-weights map " + ", ".join(f"{r:+.2f}" for r in rho)
                 + "."), fig
@@ -241,7 +242,7 @@ def shipped_nodule(rec, fold: int = 0, index: int = 0):
     cube = held.X[index]
     p = float(score_split(net, cfg, meta, cube[None], precision=row["precision"])[0][0, 1])
     voxel = cube[0].numpy()
-    return nodule3d.nodule_figure(voxel, voxel > 0, heat=saliency.heat_volume(net, cube),
+    return nodule3d.nodule_figure(voxel, voxel > 0, heat=heat_volume(net, cube),
                                   title=f"{held.ids[index]} (label {int(held.y[index])}, P(label 1) {p:.2f}): "
                                   f"Grad-CAM of {row['label']}")
 

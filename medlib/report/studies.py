@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..analysis.diagnose import diagnose
 from ..data import registry
 from ..engine.runs import Run
 from ..ensemble import average, member_scores, mix
@@ -50,7 +51,6 @@ from ..tasks import BINARY
 from ..tta import VIEW_SCORES, VIEW_SETS, read_view_scores, view_name, views
 from . import reference
 from .dataset_tables import missing_note
-from .diagnose import diagnose
 
 
 def _ref_cells(dataset: str, model: str) -> dict:
