@@ -3,7 +3,10 @@
 Layers, lowest first (a lower layer never imports a higher one):
 
     leaves (errors, version, tasks, choices, atomic, progress) -> ops, metrics -> data -> models -> config ->
-    engine -> experiments -> results -> report -> submission, cli
+    engine -> experiments -> results -> analysis -> report -> book -> submission, cli
+
+(analysis: what medlib measures about networks and curves, the trend test and Grad-CAM; report: tables and
+figures; book: the notebooks' machinery, their set-up, execution and offline HTML.)
 
 * Imports of medlib itself sit at the top of their modules, never inside a function; a function may import
   only an optional or heavy third-party module lazily (OPTIONAL_LAZY).
@@ -146,7 +149,9 @@ def test_units_form_no_cycle():
 @pytest.mark.parametrize("lower, higher", [
     ("medlib.data", "medlib.engine"), ("medlib.ops", "medlib.data"), ("medlib.metrics", "medlib.data"),
     ("medlib.models", "medlib.engine"), ("medlib.engine", "medlib.experiments"),
-    ("medlib.experiments", "medlib.results"), ("medlib.results", "medlib.report"), ("medlib.report", "medlib.cli"),
+    ("medlib.experiments", "medlib.results"), ("medlib.results", "medlib.analysis"),
+    ("medlib.results", "medlib.report"), ("medlib.analysis", "medlib.report"), ("medlib.report", "medlib.book"),
+    ("medlib.report", "medlib.cli"), ("medlib.book", "medlib.cli"),
 ])
 def test_a_lower_layer_never_reaches_a_higher_one(lower, higher):
     graph, seen, todo = _unit_graph(), set(), [lower]

@@ -208,14 +208,14 @@ def test_report_command_is_registered():
 def test_build_report_shares_one_plotlyjs(tmp_path):
     import nbformat
 
-    from medlib.report.build import build_report
+    from medlib.book.build import build_report
 
     books = tmp_path / "notebooks"
     books.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_markdown_cell("# A tiny notebook"),
-                nbformat.v4.new_code_cell("from medlib.report import notebook\nnotebook.setup()\n"
+                nbformat.v4.new_code_cell("from medlib.book import notebook\nnotebook.setup()\n"
                                           "import plotly.graph_objects as go\ngo.Figure(go.Scatter(y=[1, 3, 2]))")]
     nbformat.write(nb, books / "00_tiny.ipynb")
     results = build_report("quick", tmp_path / "reports", notebooks=books, verbose=False)
@@ -256,8 +256,10 @@ def test_fold_table_counts_every_sample_once(synth_root):
 def test_usable_lists_present_sets_without_downloading(synth_root, capsys):
     from synth_medmnist import write_npz
 
+    from medlib.book import notebook
+
     write_npz(synth_root, "breastmnist")
-    assert tables.usable(["breastmnist", "retinamnist"]) == ["breastmnist"]
+    assert notebook.usable(["breastmnist", "retinamnist"]) == ["breastmnist"]
     assert "training on: breastmnist | absent: retinamnist" in capsys.readouterr().out
 
 
@@ -270,7 +272,7 @@ def test_best_variant_by_mean_fold_auc(tmp_path):
 
 
 def test_notebook_start_is_setup_then_the_banner():
-    from medlib.report import notebook
+    from medlib.book import notebook
 
     md = notebook.start("quick")
     assert md.data == notebook.provenance("quick") and "quick" in md.data

@@ -1,12 +1,9 @@
-"""The datasets as tables (notebook 00): the registry's facts, and which files are here with their MD5 verdicts."""
+"""The datasets as tables (notebook 00): the registry's facts, and which files are here with their MD5 verdicts.
+Which sets a notebook can train on (and fetching the missing ones) is `book.notebook.usable`."""
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from ..data import registry
-from ..data.files import ensure_medmnist, find_medmnist
 from ..data.info import info_table
-from ..errors import MedlibError
 from .reference import REPORT1_DATASETS
 from .styled import BAD, GOOD, MUTED, StyledTable
 
@@ -53,30 +50,8 @@ def dataset_status(check_md5: bool = True) -> StyledTable:
     return st
 
 
-def present(datasets: Iterable[str], size: int = 28) -> list[str]:
-    """Those of `datasets` whose file is found (the data root, the flat layouts, ~/.medmnist; no download)."""
-    return [d for d in datasets if find_medmnist(d, size).is_file()]
-
-
 def missing_note(dataset: str, study: str = "report1") -> str:
     """Why a set has no medlib records in a table, and the one command that fills it (the same words on every
     machine, so a committed table does not depend on which data the machine that rendered it had)."""
     return (f"no records in results/ yet: `python -m medlib reproduce --only '{study}/{dataset}/*'` "
             f"(downloads {registry.file_name(dataset)} if it is missing)")
-
-
-def usable(datasets: Iterable[str], download: bool = False, size: int = 28) -> list[str]:
-    """Those of `datasets` found here, after downloading the missing ones when `download` (a failed download is
-    reported in one line and skipped: a notebook goes on with what it has). Prints what it trains on."""
-    datasets = list(datasets)
-    found = present(datasets, size)
-    if download and len(found) < len(datasets):
-        for name in [d for d in datasets if d not in found]:
-            try:
-                ensure_medmnist(name, size)
-            except MedlibError as e:
-                print(e)
-        found = present(datasets, size)
-    absent = sorted(set(datasets) - set(found))
-    print("training on:", ", ".join(found) or "nothing", "| absent:", ", ".join(absent) or "none")
-    return found

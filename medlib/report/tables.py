@@ -4,11 +4,11 @@ the notebooks. Each concern lives in its own module: `styled` (reproducible form
 `studies`' tables, from records) and `dataset_tables` (notebook 00). Aggregates come from `medlib.results`.
 """
 from .cv_tables import fold_table
-from .dataset_tables import FACT_COLUMNS, dataset_facts, dataset_status, present, usable
+from .dataset_tables import FACT_COLUMNS, dataset_facts, dataset_status
 from .report1_tables import aggregate, compare, r18_vs_r50, report_layout, unique
 from .styled import BAD, EMPTY, GOOD, MARGIN, MUTED, StyledTable, number, style
 
 __all__ = ["BAD", "EMPTY", "FACT_COLUMNS", "GOOD", "MARGIN", "MUTED", "StyledTable", "aggregate", "compare",
-           "dataset_facts", "dataset_status", "fold_table", "number", "present",
-           "r18_vs_r50", "usable",
+           "dataset_facts", "dataset_status", "fold_table", "number",
+           "r18_vs_r50",
            "report_layout", "style", "unique"]
