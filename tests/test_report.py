@@ -164,12 +164,11 @@ def test_compare_means_over_seeds(tmp_path):
 def test_cv_and_ensemble_tables(tmp_path):
     runs = [fake_run(tmp_path, dataset="m3dv", model=m, fold=f, mixup=a, auc=0.6 + 0.05 * f)
             for m in ("baseline3d", "densenet3d") for a in (0.0, 0.2) for f in (0, 1)]
-    from medlib.report import studies
 
     df = results.frame(runs)
-    cv = studies.cv_table(df, None)
+    cv = tables.cv_table(df, None)
     assert cv["test AUC"].tolist() == ["0.605 ± 0.035"] * 4  # test AUC 0.58 and 0.63 over two folds, 4 groups
-    ens = studies.ensemble_table(df, None)
+    ens = tables.ensemble_table(df, None)
     assert ens["ensemble"].iloc[-1] == "all configurations" and len(ens) == 4 + 2 + 1
     assert ens["members per fold"].tolist() == ["1"] * 4 + ["2", "2", "4"]
     d = diagnose.diagnose_runs(runs)

@@ -15,7 +15,7 @@ from matplotlib.ticker import MaxNLocator
 from ..analysis.diagnose import diagnose, tail_window, unique
 from ..errors import MedlibError
 from . import reference
-from .report1_tables import aggregate
+from .tables import aggregate_long
 
 TRAIN, VAL = "-", "--"
 
@@ -100,7 +100,7 @@ def auc_curves(runs: Iterable, **kw) -> Figure:
 def model_comparison(rec: pd.DataFrame, split: str = "test", metric: str = "AUC") -> Figure:
     """Bars: medlib's ResNet-18 and ResNet-50 per dataset from the records (error bar: std over seeds); markers:
     Report 1's numbers."""
-    agg = aggregate(rec, ["dataset", "model"])
+    agg = aggregate_long(rec, ["dataset", "model"])
     agg = agg[(agg["split"] == split) & (agg["metric"] == metric)]
     datasets = [d for d in reference.REPORT1_DATASETS if d in set(agg["dataset"])] + \
         sorted(set(agg["dataset"]) - set(reference.REPORT1_DATASETS))

@@ -22,6 +22,7 @@ from ..errors import MedlibError
 from ..experiments import plans
 from . import confusion as confusion_
 from . import heatmaps, nodule3d, studies, tables
+from .styled import style
 
 
 class Note(Markdown):
@@ -63,7 +64,7 @@ def table(rec, name: str):
     if df.empty:
         return _missing(st.studies[-1])
     caption = f"{st.title}<br><small>{results.provenance(st.used(rec), st.command)}</small>"
-    return tables.style(df, f"repro_{name}", caption).hide(axis="index")
+    return style(df, f"repro_{name}", caption).hide(axis="index")
 
 
 def batch_table(rec):
@@ -139,7 +140,7 @@ def beside(rec, runs, study: str = "report1"):
                                      **{cols[f"{s}_{m}"]: results.fmt(a[f"{s}_{m}_mean"], a[f"{s}_{m}_std"],
                                                                       a[f"{s}_{m}_n"])
                                         for s in ("train", "val", "test") for m in ("auc", "acc")}}
-    return tables.style(table, "beside_committed", "Runs trained here beside the committed seeds of the same "
+    return style(table, "beside_committed", "Runs trained here beside the committed seeds of the same "
                         f"config ({results.provenance(old)})" if not old.empty else "Runs trained here").hide(
                             axis="index")
 
@@ -163,18 +164,18 @@ def where_it_lands(rec, runs, study: str = "report1") -> Note:
 
 def cv_beside(rec, runs, study: str = "report2"):
     """Cross-validation runs trained here, per (model, α, seed), beside the committed records of the same
-    recipe: mean ± std over folds and the pooled out-of-fold AUC (studies.cv_table on both)."""
+    recipe: mean ± std over folds and the pooled out-of-fold AUC (tables.cv_table on both)."""
     new = results.frame(runs)
     if new.empty:
         return Note("*No runs trained here yet.*")
     old = _twins(rec, new, study)
     both = pd.concat([old.assign(source="results/ (committed)"), new.assign(source="trained here")],
                      ignore_index=True)
-    t = studies.cv_table(both, None, ["source", "model", "mixup_alpha", "seed"])
+    t = tables.cv_table(both, None, ["source", "model", "mixup_alpha", "seed"])
     caption = "Cross-validation trained here beside the committed folds of the same recipe"
     if not old.empty:
         caption += f"<br><small>{results.provenance(old)}</small>"
-    return tables.style(t, "cv_beside", caption).hide(axis="index")
+    return style(t, "cv_beside", caption).hide(axis="index")
 
 
 def held_out_auc(runs, ids) -> dict:
@@ -200,20 +201,20 @@ def tta(rec):
     """The test-time augmentation table of the shipped fold models, and a sentence computed from it."""
     if not nodules.m3dv_present():
         return NO_M3DV
-    t = studies.tta_table(rec)
+    t = tables.tta_table(rec)
     if t.empty:
         return _missing("report2", "shipped-weights ")
-    used = studies.shipped_folds(rec)
-    st = tables.style(t, "repro_tta", "Test-time augmentation: Report 2's shipped DenseNet fold models, P(nodule) "
+    used = tables.shipped_folds(rec)
+    st = style(t, "repro_tta", "Test-time augmentation: Report 2's shipped DenseNet fold models, P(nodule) "
                       f"averaged over symmetric views of each held-out cube<br><small>{results.provenance(used)}"
                       "</small>").hide(axis="index")
-    return st, Note(studies.tta_reading(t))
+    return st, Note(tables.tta_reading(t))
 
 
 def shipped_model(rec, fold: int = 0):
     """(net, config, data description, the fold's held-out cubes, its record row) of a shipped Report 2 fold
     model."""
-    d = studies.shipped_folds(rec)
+    d = tables.shipped_folds(rec)
     if d.empty or fold not in set(d["fold"]):
         raise MedlibError(f"results/ ships no Report 2 fold-{fold} model; "
                           f"`{results.study_command('report2')}` trains and ships them.")
