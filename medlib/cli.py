@@ -11,6 +11,7 @@ import warnings
 import pandas as pd
 
 from . import submission
+from .book import build as report_build
 from .config import check_device
 from .data.info import info_table
 from .engine import fit
@@ -23,7 +24,6 @@ from .errors import MedlibError, MedlibWarning
 from .experiments import cv, reproduce, sweep
 from .flags import add_config_flags, config_from_args
 from .metrics import evaluate
-from .report import build as report_build
 from .report import studies
 from .version import __version__
 

@@ -1,7 +1,7 @@
 """Test-time augmentation: a trained net's P(class) averaged over symmetric views of each sample.
 
 The views are the cube's (or square's) symmetries that training drew from (`ops.augment`): flips along each axis,
-the proper rotations, or all 48. Every 2019 M3DV entry above 0.70 averaged such views; `studies.tta_table`
+the proper rotations, or all 48. Every 2019 M3DV entry above 0.70 averaged such views; `report.tables.tta_table`
 measures what they give Report 2's shipped fold models, from the per-view scores `write_view_scores` keeps beside
 each record (28 views of 75 cubes cost minutes on a CPU; the table then costs nothing).
 """

@@ -9,11 +9,11 @@ from synth_medmnist import write_npz
 from torch.utils.data import DataLoader
 
 import medlib
+from medlib.book import live
 from medlib.data import load_medmnist
 from medlib.data.base import Split, normalize
 from medlib.engine import fit, observe
 from medlib.errors import MedlibWarning
-from medlib.report import live
 
 TINY = dict(model="resnet18", stem="imagenet", epochs=2, batch_size=16, optimizer="adam", lr=1e-3)
 

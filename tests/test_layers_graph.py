@@ -3,10 +3,11 @@
 Layers, lowest first (a lower layer never imports a higher one):
 
     leaves (errors, version, tasks, choices, atomic, progress) -> ops, metrics -> data -> models -> config ->
-    plans, engine -> results -> experiments -> report -> submission, cli
+    plans, engine -> results -> experiments -> analysis -> report -> book -> submission, cli
 
 (plans are data just above config, so results labels records by them; the workflows in experiments build on the
-one results module.)
+one results module; analysis: what medlib measures about networks and curves, the trend test and Grad-CAM; report:
+tables and figures; book: the notebooks' machinery, their set-up, execution and offline HTML.)
 
 * Imports of medlib itself sit at the top of their modules, never inside a function; a function may import
   only an optional or heavy third-party module lazily (OPTIONAL_LAZY).
@@ -150,7 +151,8 @@ def test_units_form_no_cycle():
     ("medlib.data", "medlib.engine"), ("medlib.ops", "medlib.data"), ("medlib.metrics", "medlib.data"),
     ("medlib.models", "medlib.engine"), ("medlib.plans", "medlib.engine"), ("medlib.engine", "medlib.results"),
     ("medlib.results", "medlib.experiments"), ("medlib.experiments", "medlib.report"),
-    ("medlib.results", "medlib.report"), ("medlib.report", "medlib.cli"),
+    ("medlib.results", "medlib.analysis"), ("medlib.results", "medlib.report"), ("medlib.analysis", "medlib.report"),
+    ("medlib.report", "medlib.book"), ("medlib.report", "medlib.cli"), ("medlib.book", "medlib.cli"),
 ])
 def test_a_lower_layer_never_reaches_a_higher_one(lower, higher):
     graph, seen, todo = _unit_graph(), set(), [lower]

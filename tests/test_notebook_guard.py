@@ -3,10 +3,10 @@
 The rate is injected (`gflops=`), so no test depends on this machine's speed."""
 import pytest
 
+from medlib.book import notebook
+from medlib.book.notebook import NotebookStop, check_data_root, check_training_time, training_estimate
 from medlib.config import make_config
 from medlib.plans import report1_epochs
-from medlib.report import notebook
-from medlib.report.notebook import NotebookStop, check_data_root, check_training_time, training_estimate
 from medlib.report.reference import REPORT1_DATASETS
 
 FULL_02 = [make_config("report1", dataset=d, model=m, seed=s, epochs=report1_epochs(d))
@@ -62,7 +62,7 @@ def test_a_wrong_data_root_is_one_line(tmp_path, monkeypatch):
 def test_plotly_keeps_its_own_renderer_choice(monkeypatch):
     import plotly.io as pio
 
-    from medlib.report.notebook import EMBED_ENV, plotly_renderer, setup
+    from medlib.book.notebook import EMBED_ENV, plotly_renderer, setup
 
     monkeypatch.delenv(EMBED_ENV, raising=False)
     monkeypatch.delenv("PLOTLY_RENDERER", raising=False)

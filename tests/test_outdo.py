@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from medlib import metrics, plans, results
-from medlib.report import reference, studies
+from medlib.report import reference, tables
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 
@@ -41,14 +41,14 @@ def test_bootstrap_interval_brackets_the_estimate_and_narrows_with_more_samples(
 
 def test_goal_needs_both_the_official_best_and_the_rerun():
     off_auc, _ = reference.official_best("breastmnist")  # 0.901; the rerun 0.907
-    assert studies._goal_cells("breastmnist", 0.905, 0.99)["goal met"] == "no"
-    assert studies._goal_cells("breastmnist", 0.908, 0.99)["goal met"] == "yes"
-    assert studies._goal_cells("breastmnist", 0.908, 0.50)["goal met"] == "no"  # ACC below the official's
+    assert tables._goal_cells("breastmnist", 0.905, 0.99)["goal met"] == "no"
+    assert tables._goal_cells("breastmnist", 0.908, 0.99)["goal met"] == "yes"
+    assert tables._goal_cells("breastmnist", 0.908, 0.50)["goal met"] == "no"  # ACC below the official's
     assert off_auc == 0.901
 
 
 def test_outdo_table_lists_every_set_with_what_is_missing():
-    t = studies.outdo_table(results.records(RESULTS))
+    t = tables.outdo_table(results.records(RESULTS))
     assert set(t["dataset"]) == {*plans.OUTDO, "m3dv"}
     for _, row in t[t["test AUC"] == "–"].iterrows():
         assert "reproduce --only 'outdo/" in row["recipe"]

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from medlib.book import build
 from medlib.errors import MedlibError
-from medlib.report import build
 from medlib.version import __version__
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -26,13 +26,14 @@ from synth_m3dv import write_m3dv
 from test_reliability import ROOT, T, assert_one_line, fake_checkpoint, only_run, record, run_cli
 
 from medlib import results
+from medlib.book import notebook
 from medlib.config import TrainConfig, make_config
 from medlib.data import files
 from medlib.engine import checkpoint, cost, hardware, memory, runs, training
 from medlib.errors import MedlibError, MedlibWarning
 from medlib.experiments import cv, reproduce
 from medlib.flags import add_config_flags, config_from_args
-from medlib.report import notebook, studies
+from medlib.report import tables
 
 BREAST = ["breastmnist_28-resnet18-s0-87cb9c87d0", "breastmnist_28-resnet18-s1-98da1fdb9e",
           "breastmnist_28-resnet18-s2-843e76493b"]  # report1/breastmnist/resnet18, seeds 0-2
@@ -74,7 +75,7 @@ def run_results(capsys, *args):
 
 def breast_table(df) -> pd.Series:
     """Report 1's BreastMNIST ResNet-18 row of the README table."""
-    t = studies.report1_table(df)
+    t = tables.report1_table(df)
     return t[(t["dataset"] == "breastmnist") & (t["model"] == "resnet18")].iloc[0]
 
 

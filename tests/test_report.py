@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medlib import results
+from medlib.analysis import diagnose
 from medlib.config import TrainConfig
 from medlib.engine import load_run, run_dir
 from medlib.errors import MedlibError
 from medlib.models import build_model, count_parameters
-from medlib.report import diagnose, layers, reference, tables
+from medlib.report import layers, reference, tables
 
 # ---------------------------------------------------------------- reference numbers
 
@@ -146,28 +148,27 @@ def fake_run(root, dataset="breastmnist", model="resnet18", seed=0, fold=0, auc=
 def test_compare_means_over_seeds(tmp_path):
     runs = [fake_run(tmp_path, seed=s, auc=a) for s, a in ((0, 0.90), (1, 0.92))]
     runs += [fake_run(tmp_path, model="resnet50", auc=0.80), fake_run(tmp_path, dataset="retinamnist", auc=0.7)]
-    mean, std, n = tables.report_layout(runs, "resnet18")
+    rec = results.frame(runs)
+    mean, std, n = tables.report_layout(rec, "resnet18")
     assert list(mean.index) == reference.ROWS and list(mean.columns) == ["breastmnist", "retinamnist"]
     assert mean.at["valAUC", "breastmnist"] == pytest.approx(0.91) and n.at["valAUC", "breastmnist"] == 2
-    st = tables.compare(runs, "resnet18")
+    st = tables.compare(rec, "resnet18")
     text = repr(st)
     assert "0.910 ± 0.014" in text and "0.855" in text and "0.901" in text  # medlib, Report 1, official
-    assert st.to_html() == tables.compare(runs, "resnet18").to_html()  # reproducible (no random ids)
+    assert st.to_html() == tables.compare(rec, "resnet18").to_html()  # reproducible (no random ids)
     assert "compare_resnet18" in st.to_html()
-    pair = repr(tables.r18_vs_r50(runs))
+    pair = repr(tables.r18_vs_r50(rec))
     assert "0.871" in pair and "0.780" in pair  # Report 1 R50 breast test AUC; medlib R50 test AUC
 
 
 def test_cv_and_ensemble_tables(tmp_path):
     runs = [fake_run(tmp_path, dataset="m3dv", model=m, fold=f, mixup=a, auc=0.6 + 0.05 * f)
             for m in ("baseline3d", "densenet3d") for a in (0.0, 0.2) for f in (0, 1)]
-    from medlib import results
-    from medlib.report import studies
 
     df = results.frame(runs)
-    cv = studies.cv_table(df, None)
+    cv = tables.cv_table(df, None)
     assert cv["test AUC"].tolist() == ["0.605 ± 0.035"] * 4  # test AUC 0.58 and 0.63 over two folds, 4 groups
-    ens = studies.ensemble_table(df, None)
+    ens = tables.ensemble_table(df, None)
     assert ens["ensemble"].iloc[-1] == "all configurations" and len(ens) == 4 + 2 + 1
     assert ens["members per fold"].tolist() == ["1"] * 4 + ["2", "2", "4"]
     d = diagnose.diagnose_runs(runs)
@@ -180,7 +181,7 @@ def test_curves_return_figures(tmp_path):
     from medlib.report import curves
 
     runs = [fake_run(tmp_path, model=m, seed=s) for m in ("resnet18", "resnet50") for s in (0, 1)]
-    for fig in (curves.loss_curves(runs), curves.auc_curves(runs), curves.model_comparison(runs),
+    for fig in (curves.loss_curves(runs), curves.auc_curves(runs), curves.model_comparison(results.frame(runs)),
                 curves.diagnosis_plot(runs[:2])):
         assert isinstance(fig, Figure) and fig.axes
 
@@ -206,14 +207,14 @@ def test_report_command_is_registered():
 def test_build_report_shares_one_plotlyjs(tmp_path):
     import nbformat
 
-    from medlib.report.build import build_report
+    from medlib.book.build import build_report
 
     books = tmp_path / "notebooks"
     books.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_markdown_cell("# A tiny notebook"),
-                nbformat.v4.new_code_cell("from medlib.report import notebook\nnotebook.setup()\n"
+                nbformat.v4.new_code_cell("from medlib.book import notebook\nnotebook.setup()\n"
                                           "import plotly.graph_objects as go\ngo.Figure(go.Scatter(y=[1, 3, 2]))")]
     nbformat.write(nb, books / "00_tiny.ipynb")
     results = build_report("quick", tmp_path / "reports", notebooks=books, verbose=False)
@@ -254,8 +255,10 @@ def test_fold_table_counts_every_sample_once(synth_root):
 def test_usable_lists_present_sets_without_downloading(synth_root, capsys):
     from synth_medmnist import write_npz
 
+    from medlib.book import notebook
+
     write_npz(synth_root, "breastmnist")
-    assert tables.usable(["breastmnist", "retinamnist"]) == ["breastmnist"]
+    assert notebook.usable(["breastmnist", "retinamnist"]) == ["breastmnist"]
     assert "training on: breastmnist | absent: retinamnist" in capsys.readouterr().out
 
 
@@ -268,7 +271,7 @@ def test_best_variant_by_mean_fold_auc(tmp_path):
 
 
 def test_notebook_start_is_setup_then_the_banner():
-    from medlib.report import notebook
+    from medlib.book import notebook
 
     md = notebook.start("quick")
     assert md.data == notebook.provenance("quick") and "quick" in md.data

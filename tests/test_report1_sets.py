@@ -8,7 +8,7 @@ from sklearn.metrics import confusion_matrix as sk_confusion
 
 from medlib import metrics, plans
 from medlib.data import registry
-from medlib.report import reference, studies
+from medlib.report import reference, tables
 
 
 def test_report1_sets_are_reports_ten_in_its_order():
@@ -47,7 +47,7 @@ def test_organ_views_are_never_flipped_by_medlibs_recipe():
 
 
 def test_report1_table_always_shows_ten_sets_per_network():
-    t = studies.report1_table(pd.DataFrame(columns=["study", "label", "key", "dataset", "model"]))
+    t = tables.report1_table(pd.DataFrame(columns=["study", "label", "key", "dataset", "model"]))
     assert len(t) == 20 and t["seeds"].eq(0).all()
     assert all(f"--only 'report1/{ds}/*'" in note for ds, note in zip(reference.REPORT1_DATASETS * 2, t["note"]))
     assert t.loc[t["dataset"].str.startswith("organamnist"), "dataset"].iloc[0] == "organamnist (organmnist_axial)"
@@ -69,11 +69,11 @@ def test_official_bests_are_read_from_the_benchmark_csv():
 
 
 def test_goal_is_the_best_of_report1_and_the_official_28px_resnets():
-    assert studies.goal_auc("breastmnist") == 0.901  # official ResNet-18 beats Report 1's 0.871
-    assert studies.goal_auc("bloodmnist") == 0.998  # not in Report 1: the official number alone
+    assert tables.goal_auc("breastmnist") == 0.901  # official ResNet-18 beats Report 1's 0.871
+    assert tables.goal_auc("bloodmnist") == 0.998  # not in Report 1: the official number alone
     r1 = reference.report1()
     organ = r1[(r1["dataset"] == "organamnist") & (r1["split"] == "test") & (r1["metric"] == "AUC")]["value"].max()
-    assert studies.goal_auc("organamnist") == max(organ, 0.997)
+    assert tables.goal_auc("organamnist") == max(organ, 0.997)
 
 
 def test_confusion_matrix_matches_sklearn():

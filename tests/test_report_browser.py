@@ -21,16 +21,17 @@ import pandas as pd
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from medlib.report.build import build_report
-from medlib.report.offline import offline_html, strip_remote_scripts, tex_to_mathml
-from medlib.report.tables import number, style
+from medlib.book.build import build_report
+from medlib.book.offline import offline_html, strip_remote_scripts, tex_to_mathml
+from medlib.report.styled import number, style
 
 TINY = [
     new_markdown_cell("# A tiny page: maths, a table, a 3D figure\n\n"
                       "Mixup trains on $\\tilde x = \\lambda x_i + (1-\\lambda) x_j$ with\n\n"
                       "$$\\lambda \\sim \\mathrm{Beta}(\\alpha, \\alpha), \\quad \\alpha = 0.2$$"),
     new_code_cell("import numpy as np, pandas as pd\n"
-                  "from medlib.report import notebook, tables\n"
+                  "from medlib.book import notebook\n"
+                  "from medlib.report import tables\n"
                   "from medlib.report.nodule3d import nodule_figure\n"
                   "notebook.setup()"),
     new_code_cell("tables.style(pd.DataFrame({'mixup_alpha': [0.0, 0.2], 'change %': [-16.2, 3.1],"

@@ -16,7 +16,7 @@ from medlib import plans, results
 from medlib.engine import training
 from medlib.errors import MedlibError
 from medlib.experiments import reproduce
-from medlib.report import studies
+from medlib.report import studies, tables
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -58,7 +58,7 @@ def test_ensemble_of_one_fold_is_the_mean_of_its_members(quick_records):
 
 def test_full_batch_is_one_step_per_epoch_and_shown_as_full(quick_records):
     d = results.select(results.records(quick_records), "lr-batch")
-    t = studies.lr_batch_table(d.assign(study="lr-batch"))
+    t = tables.lr_batch_table(d.assign(study="lr-batch"))
     assert list(t["batch"]) == ["full"] and t.loc[0, "folds"] == 1
     run = results.runs(d)[0]
     assert run.record["data"]["n_train"] < 512  # the whole training set in one batch
@@ -187,7 +187,7 @@ def test_sizes_from_info_match_the_loaded_data(real_data):
 
 def test_each_committed_curve_case_lands_in_the_case_it_was_made_for():
     """Report 2's five loss-curve cases, read by `diagnose` from the committed histories of runs made for them."""
-    t = studies.curve_cases_table(results.records(ROOT / "results"))
+    t = tables.curve_cases_table(results.records(ROOT / "results"))
     assert len(t) == len(plans.CURVE_CASES)
     words = {"still learning": "still learning", "overfitting": "overfitting", "plateau": "plateau",
              "train flat val falling": "train flat, val falling", "both rising": "both rising"}
@@ -200,9 +200,9 @@ def test_each_committed_curve_case_lands_in_the_case_it_was_made_for():
 def test_breast_recipe_is_the_search_candidate_with_the_best_validation_auc():
     """The tuned BreastMNIST recipe is chosen by validation AUC over the committed search records, not by test."""
     df = results.records(ROOT / "results")
-    t = studies.search_table(df)
+    t = tables.search_table(df)
     assert set(t["candidate"]) == set(plans.BREAST_CANDIDATES) and (t["seeds"] == len(plans.SEEDS)).all()
-    assert studies.best_candidate(df) == plans.TUNED_BREAST
+    assert tables.best_candidate(df) == plans.TUNED_BREAST
     assert list(t["chosen"]) == ["yes"] + [""] * (len(t) - 1)  # sorted by validation AUC, the winner first
     val = [float(v.split(" ")[0]) for v in t["val AUC"]]
     assert val == sorted(val, reverse=True)

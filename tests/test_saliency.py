@@ -5,10 +5,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medlib.analysis.saliency import default_layer, grad_cam, heat_volume
 from medlib.errors import MedlibError
 from medlib.models import build_model
+from medlib.report.heatmaps import overlay
 from medlib.report.nodule3d import nodule_figure
-from medlib.report.saliency import default_layer, grad_cam, heat_volume, overlay
 
 
 def _manual_cam(net, x, layer, target):

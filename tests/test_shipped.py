@@ -138,13 +138,14 @@ def test_committed_shipped_weights_rescore_to_their_records(real_data, monkeypat
 
 
 def test_sanity_figure_draws_cubes_by_their_middle_slice(shipped_run):
+    from medlib.analysis import saliency
     from medlib.engine.splits import load_for_config
-    from medlib.report import saliency
+    from medlib.report import heatmaps
 
     run, _ = shipped_run
     net, cfg, meta = results.load_weights(run)
     test = load_for_config(cfg, check=False)["test"]
-    fig, rho = saliency.sanity_figure(net, test.X, test.y.numpy(), n=2)
+    fig, rho = heatmaps.sanity_figure(net, test.X, test.y.numpy(), n=2)
     idx, pred, _ = saliency.pick_cases(net, test.X, test.y.numpy(), 2)
     assert len(rho) == len(idx) == len(fig.axes[: 2 * len(idx)]) // 2 and np.all(np.abs(rho) <= 1)
     img = fig.axes[0].images[0].get_array()
@@ -160,7 +161,7 @@ def test_tta_table_on_shipped_fold_models(m3dv_root, tmp_path, monkeypatch):
 
     from medlib.engine.splits import load_for_config
     from medlib.experiments.cv import cross_validate
-    from medlib.report import studies
+    from medlib.report import tables
 
     runs, _ = cross_validate(medlib.make_config(**TINY), out=tmp_path / "runs")
     for r in runs:
@@ -171,19 +172,19 @@ def test_tta_table_on_shipped_fold_models(m3dv_root, tmp_path, monkeypatch):
     kept = tta.read_view_scores(runs[0].dir)
     assert kept.shape[1] == 2 + 28  # id, label and the 28 distinct views of none, flips and rotations
     df = results.records(tmp_path / "runs")
-    monkeypatch.setattr(studies, "select", lambda d, study=None, **w: d)  # records made outside a plan have no study
-    t = studies.tta_table(df)
+    monkeypatch.setattr(tables, "select", lambda d, study=None, **w: d)  # records made outside a plan have no study
+    t = tables.tta_table(df)
     assert t["views"].tolist() == list(tta.VIEW_SETS) and t["per cube"].tolist() == [1, 8, 24]
     assert t["change against none (per fold)"].iloc[0] == "+0.000 ± 0.000"
     own = [roc_auc_score(r.scores("test")["label"], r.scores("test")["score_1"]) for r in runs]
     assert t["test AUC (per fold)"].iloc[0] == results.fmt(np.mean(own), np.std(own, ddof=1), len(own))
-    reading = studies.tta_reading(t)
+    reading = tables.tta_reading(t)
     gain = np.mean(np.subtract(t.attrs["per_fold"]["rotations"], own))
     assert f"changed the test AUC by {gain:+.3f}" in reading and "24 rotations" in reading
     kept["012-f"] = 1 - kept["012-f"]
     kept.to_csv(runs[0].dir / tta.VIEW_SCORES, index=False, compression="gzip")
     with pytest.raises(MedlibError, match="does not match the run's own test scores"):
-        studies.tta_table(df)
+        tables.tta_table(df)
 
 
 def test_committed_view_scores_are_the_shipped_weights(real_data, monkeypatch):

@@ -12,11 +12,12 @@ import torch
 from scipy.stats import spearmanr
 
 from medlib import plans, results
+from medlib.analysis import saliency
 from medlib.engine import run_dir
 from medlib.ensemble import average
 from medlib.metrics import auc
 from medlib.models import build_model
-from medlib.report import layers, reference, reproduction, saliency, studies
+from medlib.report import layers, reference, reproduction, tables
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -45,7 +46,7 @@ def test_notebook_02_trains_nothing_smaller_than_its_plan():
 
 
 def test_report1_readings_are_the_reference_numbers():
-    text = studies.report1_readings()
+    text = tables.report1_readings()
     r1 = reference.report1().set_index(["model", "dataset", "split", "metric"])["value"]
     assert f"test {r1[('resnet18', 'breastmnist', 'test', 'AUC')]:.3f}" in text
     assert f"ACC {r1[('resnet18', 'chestmnist', 'test', 'ACC')]:.3f}" in text
@@ -59,7 +60,7 @@ def test_report1_readings_are_the_reference_numbers():
 
 def test_departures_name_what_the_records_show():
     rec = results.records(RESULTS)
-    text = studies.report1_departures(rec)
+    text = tables.report1_departures(rec)
     d = results.select(rec, "report1", dataset="breastmnist", model="resnet50")
     if d.empty:
         return
@@ -123,21 +124,21 @@ def test_notebook_01s_stem_claims_hold():
 def test_simplex_grid_is_every_weighting_of_the_step():
     from math import comb
 
-    grid = list(studies._simplex(4, 0.1))
+    grid = list(tables._simplex(4, 0.1))
     assert len(grid) == comb(10 + 3, 3) and all(abs(w.sum() - 1) < 1e-12 and (w >= 0).all() for w in grid)
 
 
 def test_weighted_ensemble_weights_come_from_validation_alone():
     rec = results.records(RESULTS)
-    t = studies.weighted_ensemble_table(rec)
+    t = tables.weighted_ensemble_table(rec)
     if t.empty:
         return
     assert list(t["ensemble"]) == ["best single model by validation AUC", "equal weights", "weights fit on validation"]
     d = results.select(rec, "report2")
     g = d[d["fold"] == 0].sort_values(["model", "mixup_alpha"])
-    val = studies.ensemble_parts(g, "val")
+    val = tables.ensemble_parts(g, "val")
     y = val[0]["label"].to_numpy()
-    best = max(studies._simplex(len(g), 0.1), key=lambda w: auc(y, average(val[1], w), "binary-class"))
+    best = max(tables._simplex(len(g), 0.1), key=lambda w: auc(y, average(val[1], w), "binary-class"))
     names = [f"{r['model']} α{r['mixup_alpha']:g}" for _, r in g.iterrows()]
     expect = "f0: " + ", ".join(f"{n} {w:.1f}" for n, w in zip(names, best) if w > 0)
     assert t.iloc[2]["chosen on validation"].startswith(expect)
@@ -182,11 +183,11 @@ def test_seed_ensemble_is_the_mean_of_the_seeds_probabilities():
     from sklearn.metrics import roc_auc_score
 
     rec = results.records(RESULTS)
-    t = studies.seed_ensemble_table(rec)
+    t = tables.seed_ensemble_table(rec)
     if t.empty:
         return
     row = t[t["members"].str.startswith("average")].iloc[0]
-    d = studies.seed_rows(rec)
+    d = tables.seed_rows(rec)
     d = d[(d["model"] == row["model"]) & (d["mixup_alpha"] == row["mixup_alpha"])]
     aucs = []
     for _, g in d.groupby("fold"):
@@ -202,10 +203,10 @@ def test_flaws_table_rows_are_the_committed_folds():
     from sklearn.metrics import roc_auc_score
 
     rec = results.records(RESULTS)
-    t = studies.flaws_table(rec)
+    t = tables.flaws_table(rec)
     if t.empty:
         return
-    cv = studies.cv_table(rec)
+    cv = tables.cv_table(rec)
     base = cv[(cv["model"] == "baseline3d") & (cv["mixup_alpha"] == 0.2)].iloc[0]
     none = t[t["flaw put back"] == "none (medlib)"].iloc[0]
     assert none["test AUC"] == base["test AUC"] and none["pooled test AUC"] == base["pooled AUC"]

@@ -1,5 +1,9 @@
 """What a run costs before it starts: FLOPs per sample (counted, not guessed) and a time estimate for this CPU.
 
+The one counter is torch's FlopCounterMode (every convolution and matrix product, forward and backward); a
+multiply-add is two of its FLOPs. `module_macs` gives its forward count per submodule (Report 1's layer table,
+`report.layers`), `flops_per_sample` the totals a training-time estimate needs.
+
 ResNet-18-3D costs 106 GFLOP per 28³ cube forward + backward (850 at 64³): about half an hour per
 AdrenalMNIST3D epoch on 2 CPU cores even at half of their SGEMM rate. Saying so up front beats starting
 what cannot finish.
@@ -21,6 +25,18 @@ from .hardware import sgemm_gflops
 CPU_EFFICIENCY = 0.5
 BF16_SPEEDUP = 1.8
 CPU_WARN_HOURS = 2.0
+
+
+def module_macs(net: torch.nn.Module, x: torch.Tensor) -> dict[str, int]:
+    """Multiply-adds of one forward pass of `x`, per submodule: keys as `net.named_modules()` names them ("" is
+    the whole network; a module's count includes its children's)."""
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        net(x)
+    root, out = type(net).__name__, {}
+    for name, ops in counter.get_flop_counts().items():
+        if name == root or name.startswith(root + "."):  # the tracker names modules from the root's class name
+            out[name[len(root) + 1 :]] = sum(ops.values()) // 2
+    return out
 
 
 @lru_cache(maxsize=64)

@@ -12,10 +12,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..analysis.diagnose import diagnose, tail_window, unique
 from ..errors import MedlibError
 from . import reference
-from .diagnose import diagnose, tail_window
-from .report1_tables import aggregate, unique
+from .tables import aggregate_long
 
 TRAIN, VAL = "-", "--"
 
@@ -97,9 +97,10 @@ def auc_curves(runs: Iterable, **kw) -> Figure:
     return curves(runs, ("train_auc", "val_auc"), ylabel="AUC", **kw)
 
 
-def model_comparison(runs: Iterable, split: str = "test", metric: str = "AUC") -> Figure:
-    """Bars: medlib's ResNet-18 and ResNet-50 per dataset (error bar: std over seeds); markers: Report 1's numbers."""
-    agg = aggregate(list(runs), ["dataset", "model"])
+def model_comparison(rec: pd.DataFrame, split: str = "test", metric: str = "AUC") -> Figure:
+    """Bars: medlib's ResNet-18 and ResNet-50 per dataset from the records (error bar: std over seeds); markers:
+    Report 1's numbers."""
+    agg = aggregate_long(rec, ["dataset", "model"])
     agg = agg[(agg["split"] == split) & (agg["metric"] == metric)]
     datasets = [d for d in reference.REPORT1_DATASETS if d in set(agg["dataset"])] + \
         sorted(set(agg["dataset"]) - set(reference.REPORT1_DATASETS))

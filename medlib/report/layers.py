@@ -1,25 +1,33 @@
-"""Report 1's Figure 2 (the ResNet layer table of He et al. 2016) rebuilt from medlib's own modules.
+"""The networks measured layer by layer from medlib's own modules: Report 1's Figure 2 (the ResNet layer table of
+He et al. 2016) and Report 2's DenseNet (how its channels grow, its size on disk).
 
 For each stage (conv1, conv2_x..conv5_x, pool + fc) we measure, rather than copy: the block layout, the
-output size, the parameters, and the multiply-adds (MACs) of every Conv2d and Linear, found with forward
-hooks. The network is built on PyTorch's `meta` device, so a 224-px ResNet-50 costs no memory or time.
+output size (forward hooks), the parameters, and the multiply-adds (MACs) of every Conv2d and Linear, counted
+by `engine.cost.module_macs`, the FLOP counter behind the training-time estimates. The network is built on
+PyTorch's `meta` device, so a 224-px ResNet-50 costs no memory or time.
 
 "FLOPs" in He et al.'s table (and so in Report 1's Figure 2) are multiply-adds: ResNet-18 1.8e9, ResNet-50
 3.8e9 at 224 px. medlib's ResNet-50, like torchvision's, puts the stride-2 of a down-sampling bottleneck
 on its 3x3 convolution ("ResNet v1.5"); the 2015 paper put it on the first 1x1. Same parameters, but the
 3x3 then runs at twice the resolution: 4.09e9 instead of 3.86e9 (which the paper prints as 3.8).
 `resnet50_stride_variants` measures both.
+
+The DenseNet-3D is opened up the same way (`growth_table`): one row per step of the network (stem, each dense
+layer, each transition, the head) with its input and output channels, output cube side and parameters.
 """
 from __future__ import annotations
 
 import copy
+import io
 
 import pandas as pd
 import torch
 from torch import nn
 
 from ..data import registry
+from ..engine.cost import module_macs
 from ..models import build_model, count_parameters
+from ..models.densenet3d import DenseLayer, DenseNet3D
 from ..models.resnet import BasicBlock, Bottleneck
 from .reference import REPORT1_DATASETS
 from .styled import StyledTable, style
@@ -76,38 +84,27 @@ def stage_profile(arch: str = "resnet18", size: int = 224, stem: str = "imagenet
                   num_classes: int = 1000, net: nn.Module | None = None) -> pd.DataFrame:
     """Per stage: output (C, H, W), parameters and multiply-adds for one image of `size` px; plus a total row."""
     net = net if net is not None else build(arch, stem, in_channels, num_classes)
-    macs = dict.fromkeys(STAGES, 0)
     shapes: dict[str, tuple] = {}
     hooks = []
-
-    def count(stage):
-        def hook(mod, inp, out):
-            if isinstance(mod, nn.Conv2d):
-                per_output = mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
-                macs[stage] += out[0].numel() * per_output
-            else:
-                macs[stage] += mod.in_features * mod.out_features
-        return hook
 
     def shape(stage):
         def hook(mod, inp, out):
             shapes[stage] = tuple(out.shape[1:])
         return hook
 
-    for name, mod in net.named_modules():
-        if isinstance(mod, (nn.Conv2d, nn.Linear)):
-            hooks.append(mod.register_forward_hook(count(_stage(name))))
     # conv1's output is the stem before its max-pool (He et al. count the pool in conv2_x)
     hooks.append(net.stem[2].register_forward_hook(shape("conv1")))
     for i, layer in enumerate((net.layer1, net.layer2, net.layer3, net.layer4)):
         hooks.append(layer.register_forward_hook(shape(STAGES[i + 1])))
     hooks.append(net.fc.register_forward_hook(shape("pool + fc")))
     try:
-        with torch.no_grad():
-            net(torch.empty(1, in_channels, size, size, device=next(net.parameters()).device))
+        counted = module_macs(net, torch.empty(1, in_channels, size, size, device=next(net.parameters()).device))
     finally:
         for h in hooks:
             h.remove()
+    macs = dict.fromkeys(STAGES, 0)
+    for name, stage in _PREFIX.items():  # the stem, the four stages, the pool and the fc
+        macs[stage] += counted.get(name, 0)
     params = dict.fromkeys(STAGES, 0)
     for name, p in net.named_parameters():
         params[_stage(name)] += p.numel()
@@ -203,3 +200,61 @@ def parameter_counts(datasets=None, stem: str = "imagenet"):
     st = style(df, f"params_{stem}", f"Parameters ({stem} stem); the published counts are torchvision's")
     st.hide(axis="index")
     return st
+
+
+# ---------------------------------------------------------------- Report 2's DenseNet, opened up
+
+REPORT2_FILE_MB = 1.77  # Report 2's Keras .h5 (weights + Adamax state)
+
+
+def _steps(net: DenseNet3D):
+    """(name, module) for the stem, each dense layer, each transition, and the head."""
+    feats = list(net.features)
+    i, block, layer = 0, 1, 0
+    yield "stem conv 3³", feats[0]
+    i = 1
+    while i < len(feats):
+        m = feats[i]
+        if isinstance(m, DenseLayer):
+            layer += 1
+            yield f"block {block} · dense layer {layer}", m
+            i += 1
+        elif isinstance(m, nn.BatchNorm3d) and i + 3 < len(feats) and isinstance(feats[i + 2], nn.Conv3d):
+            yield f"transition {block} (BN-ReLU-conv 1³-avg pool 2)", nn.Sequential(*feats[i : i + 4])
+            block, layer, i = block + 1, 0, i + 4
+        else:
+            yield "head (BN-ReLU-global pool-fc)", nn.Sequential(*feats[i:], net.fc)
+            break
+
+
+def growth_table(size: int = 32, **kw) -> pd.DataFrame:
+    """One row per step: channels in -> out, output side, parameters; dense layers add `growth` channels each."""
+    with torch.device("meta"):
+        net = DenseNet3D(**kw).eval()
+    rows, x = [], torch.zeros(1, net.features[0].in_channels, size, size, size, device="meta")
+    for name, module in _steps(net):
+        cin = x.shape[1]
+        x = module(x) if not name.startswith("head") else module[:-1](x)
+        out = net.fc(x) if name.startswith("head") else x
+        rows.append({"step": name, "channels in": cin, "channels out": out.shape[1],
+                     "output side": "–" if out.ndim == 2 else out.shape[-1], "parameters": count_parameters(module)})
+    return pd.DataFrame(rows)
+
+
+def size_on_disk(net: nn.Module | None = None) -> pd.DataFrame:
+    """Bytes torch.save writes: weights alone, and weights + Adamax state (what Report 2's Keras file held)."""
+    net = net or DenseNet3D()
+    opt = torch.optim.Adamax(net.parameters())
+    net(torch.zeros(2, 1, 8, 8, 8)).sum().backward()
+    opt.step()  # creates the optimiser's two moment buffers
+
+    def mb(obj) -> float:
+        buf = io.BytesIO()
+        torch.save(obj, buf)
+        return round(buf.tell() / 2**20, 2)
+
+    return pd.DataFrame([
+        {"file": "medlib best.pt (weights only)", "MB": mb(net.state_dict())},
+        {"file": "medlib weights + Adamax state", "MB": mb({"model": net.state_dict(), "opt": opt.state_dict()})},
+        {"file": "Report 2's Keras file (weights + Adamax state)", "MB": REPORT2_FILE_MB},
+    ])

@@ -131,7 +131,7 @@ def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float
     Buttons switch between raw + mask, masked and mask-only views; `step_size` > 1 coarsens the meshes (and the
     slider's steps) so the saved HTML stays small. With `slices`, a grey plane shows one slice of the volume and
     a slider moves it along axis 0 (plotly steps: works offline, without a kernel). `heat`, a volume of the same
-    shape (e.g. a Grad-CAM from `medlib.report.saliency.heat_volume`), adds translucent shells. The plane and
+    shape (e.g. a Grad-CAM from `medlib.analysis.saliency.heat_volume`), adds translucent shells. The plane and
     the shells stay visible in every view. In Jupyter the figure carries a static PNG (`still_png`) too.
     """
     from skimage.filters import threshold_otsu

@@ -14,12 +14,14 @@ from IPython.display import Markdown
 from matplotlib.figure import Figure
 
 from .. import plans, results
+from ..analysis.saliency import heat_volume
 from ..data import nodules
 from ..engine.splits import load_for_config
 from ..engine.training import score_split
 from ..errors import MedlibError
 from . import confusion as confusion_
-from . import nodule3d, saliency, studies, tables
+from . import heatmaps, nodule3d, studies, tables
+from .styled import style
 
 
 class Note(Markdown):
@@ -41,7 +43,7 @@ def report1(rec, model: str = "resnet18"):
     d = results.select(rec, "report1", model=model)
     if d.empty:
         return _missing("report1", f"{model} ")
-    st = tables.compare(results.runs(d), model)
+    st = tables.compare(d, model)
     return st.set_caption(f"{st.caption}<br><small>{results.provenance(d, results.study_command('report1'))}</small>")
 
 
@@ -49,7 +51,7 @@ def r18_vs_r50(rec):
     d = results.select(rec, "report1")
     if d["model"].nunique() < 2:
         return _missing("report1", "resnet18 + resnet50 ")
-    st = tables.r18_vs_r50(results.runs(d))
+    st = tables.r18_vs_r50(d)
     return st.set_caption(f"{st.caption}<br><small>{results.provenance(d)}</small>")
 
 
@@ -61,7 +63,7 @@ def table(rec, name: str):
     if df.empty:
         return _missing(st.studies[-1])
     caption = f"{st.title}<br><small>{results.provenance(st.used(rec), st.command)}</small>"
-    return tables.style(df, f"repro_{name}", caption).hide(axis="index")
+    return style(df, f"repro_{name}", caption).hide(axis="index")
 
 
 def batch_table(rec):
@@ -137,7 +139,7 @@ def beside(rec, runs, study: str = "report1"):
                                      **{cols[f"{s}_{m}"]: results.fmt(a[f"{s}_{m}_mean"], a[f"{s}_{m}_std"],
                                                                       a[f"{s}_{m}_n"])
                                         for s in ("train", "val", "test") for m in ("auc", "acc")}}
-    return tables.style(table, "beside_committed", "Runs trained here beside the committed seeds of the same "
+    return style(table, "beside_committed", "Runs trained here beside the committed seeds of the same "
                         f"config ({results.provenance(old)})" if not old.empty else "Runs trained here").hide(
                             axis="index")
 
@@ -161,18 +163,18 @@ def where_it_lands(rec, runs, study: str = "report1") -> Note:
 
 def cv_beside(rec, runs, study: str = "report2"):
     """Cross-validation runs trained here, per (model, α, seed), beside the committed records of the same
-    recipe: mean ± std over folds and the pooled out-of-fold AUC (studies.cv_table on both)."""
+    recipe: mean ± std over folds and the pooled out-of-fold AUC (tables.cv_table on both)."""
     new = results.frame(runs)
     if new.empty:
         return Note("*No runs trained here yet.*")
     old = _twins(rec, new, study)
     both = pd.concat([old.assign(source="results/ (committed)"), new.assign(source="trained here")],
                      ignore_index=True)
-    t = studies.cv_table(both, None, ["source", "model", "mixup_alpha", "seed"])
+    t = tables.cv_table(both, None, ["source", "model", "mixup_alpha", "seed"])
     caption = "Cross-validation trained here beside the committed folds of the same recipe"
     if not old.empty:
         caption += f"<br><small>{results.provenance(old)}</small>"
-    return tables.style(t, "cv_beside", caption).hide(axis="index")
+    return style(t, "cv_beside", caption).hide(axis="index")
 
 
 def held_out_auc(runs, ids) -> dict:
@@ -198,20 +200,20 @@ def tta(rec):
     """The test-time augmentation table of the shipped fold models, and a sentence computed from it."""
     if not nodules.m3dv_present():
         return NO_M3DV
-    t = studies.tta_table(rec)
+    t = tables.tta_table(rec)
     if t.empty:
         return _missing("report2", "shipped-weights ")
-    used = studies.shipped_folds(rec)
-    st = tables.style(t, "repro_tta", "Test-time augmentation: Report 2's shipped DenseNet fold models, P(nodule) "
+    used = tables.shipped_folds(rec)
+    st = style(t, "repro_tta", "Test-time augmentation: Report 2's shipped DenseNet fold models, P(nodule) "
                       f"averaged over symmetric views of each held-out cube<br><small>{results.provenance(used)}"
                       "</small>").hide(axis="index")
-    return st, Note(studies.tta_reading(t))
+    return st, Note(tables.tta_reading(t))
 
 
 def shipped_model(rec, fold: int = 0):
     """(net, config, data description, the fold's held-out cubes, its record row) of a shipped Report 2 fold
     model."""
-    d = studies.shipped_folds(rec)
+    d = tables.shipped_folds(rec)
     if d.empty or fold not in set(d["fold"]):
         raise MedlibError(f"results/ ships no Report 2 fold-{fold} model; "
                           f"`{results.study_command('report2')}` trains and ships them.")
@@ -222,11 +224,11 @@ def shipped_model(rec, fold: int = 0):
 
 def shipped_saliency(rec, fold: int = 0, n: int = 2):
     """Grad-CAM of a shipped fold model on n right and n wrong cubes of its held-out fold beside the
-    randomised-weights check (saliency.sanity_figure), with a line naming the model and the correlations."""
+    randomised-weights check (heatmaps.sanity_figure), with a line naming the model and the correlations."""
     if not nodules.m3dv_present():
         return NO_M3DV
     net, _, _, held, row = shipped_model(rec, fold)
-    fig, rho = saliency.sanity_figure(net, held.X, held.y.numpy(), ["benign", "malignant"], n=n)
+    fig, rho = heatmaps.sanity_figure(net, held.X, held.y.numpy(), ["benign", "malignant"], n=n)
     return Note(f"`{row['label']}` (test AUC {row['test_auc']:.3f} on its {len(held)} held-out cubes): rank "
                 "correlation of each map with the random-weights map " + ", ".join(f"{r:+.2f}" for r in rho)
                 + "."), fig
@@ -240,7 +242,7 @@ def shipped_nodule(rec, fold: int = 0, index: int = 0):
     cube = held.X[index]
     p = float(score_split(net, cfg, meta, cube[None], precision=row["precision"])[0][0, 1])
     voxel = cube[0].numpy()
-    return nodule3d.nodule_figure(voxel, voxel > 0, heat=saliency.heat_volume(net, cube),
+    return nodule3d.nodule_figure(voxel, voxel > 0, heat=heat_volume(net, cube),
                                   title=f"{held.ids[index]} (label {int(held.y[index])}, P(label 1) {p:.2f}): "
                                   f"Grad-CAM of {row['label']}")
 

@@ -1,6 +1,8 @@
 """Reproducible styled tables: a pandas Styler with a fixed id, numbers as people write them, a plain-text repr.
 
-The same numbers give the same output on every machine, so nbval can compare notebook outputs as text.
+The same numbers give the same output on every machine, so nbval can compare notebook outputs as text. Styling
+only: the tables are computed in `tables` and their cells formatted by `medlib.results.fmt` (mean ± std) and its
+`EMPTY`; `number` is how a StyledTable shows a float cell that is still a number.
 """
 from __future__ import annotations
 
@@ -11,10 +13,11 @@ import numpy as np
 import pandas as pd
 from pandas.io.formats.style import Styler
 
+from ..results import EMPTY
+
 # A medlib number is coloured against Report 1's when it differs by at least this much (AUC/ACC points).
 MARGIN = 0.01
 GOOD, BAD, MUTED = "background-color: #d8f0d8", "background-color: #f6d5d5", "color: #999"
-EMPTY = "–"
 
 
 def number(x, digits: int = 3) -> str:

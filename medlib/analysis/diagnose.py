@@ -34,9 +34,13 @@ import numpy as np
 import pandas as pd
 
 from ..errors import MedlibError
-from .report1_tables import unique
 
 FALLING, FLAT, RISING = "falling", "flat", "rising"
+
+
+def unique(runs: Iterable) -> list:
+    """The runs in order, each folder once (a notebook may pass the same run in two lists)."""
+    return list({run.dir: run for run in runs}.values())
 
 UNSTABLE = ("train rising: unstable training", "Lower the learning rate; check for a too-strong augmentation.")
 # (train trend, val trend) -> (case, advice). The first six are Report 2's five plus val rising.

@@ -1,16 +1,18 @@
 """What every notebook does first: set up the renderers, say which profile, device and date made its outputs, check
-the data root, and say what its training will cost on this machine before it starts."""
+the data root, find (or fetch) the sets it trains on, and say what its training will cost on this machine before
+it starts."""
 from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 
 import pandas as pd
 import torch
 
-from ..data.files import ENV_ROOT, data_root
+from ..data.files import ENV_ROOT, data_root, ensure_medmnist, find_medmnist
 from ..engine.cost import estimate_seconds
 from ..engine.device import device_name, resolve_device
 from ..engine.hardware import resolve_precision, sgemm_gflops
@@ -117,6 +119,28 @@ def check_data_root(data: str = "", needed: bool = True) -> Path:
         print(f"{message.split(';')[0]} (this notebook reads no data, so it goes on).")
         return root
     raise NotebookStop(message)
+
+
+def present(datasets: Iterable[str], size: int = 28) -> list[str]:
+    """Those of `datasets` whose file is found (the data root, the flat layouts, ~/.medmnist; no download)."""
+    return [d for d in datasets if find_medmnist(d, size).is_file()]
+
+
+def usable(datasets: Iterable[str], download: bool = False, size: int = 28) -> list[str]:
+    """Those of `datasets` found here, after downloading the missing ones when `download` (a failed download is
+    reported in one line and skipped: a notebook goes on with what it has). Prints what it trains on."""
+    datasets = list(datasets)
+    found = present(datasets, size)
+    if download and len(found) < len(datasets):
+        for name in [d for d in datasets if d not in found]:
+            try:
+                ensure_medmnist(name, size)
+            except MedlibError as e:
+                print(e)
+        found = present(datasets, size)
+    absent = sorted(set(datasets) - set(found))
+    print("training on:", ", ".join(found) or "nothing", "| absent:", ", ".join(absent) or "none")
+    return found
 
 
 # A notebook's whole training above this on a CPU stops before it starts, unless the notebook is told otherwise
