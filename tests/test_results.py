@@ -246,3 +246,31 @@ def test_reproduce_amp_sets_every_runs_precision_but_not_its_identity(tmp_path, 
     (planned,) = [c for lb, c in plans.plan("cpu") if lb == "report1/breastmnist/resnet18/s0"]
     assert [c.amp for c in trained] == ["fp32"] and planned.amp == "auto"
     assert trained[0].key() == planned.key()
+
+
+def test_breast_selection_chooses_the_best_cross_validated_mean_over_complete_folds():
+    """The cross-validated choice on generated fold AUCs: numpy's argmax of the complete finalists' means, a finalist
+    with a fold missing listed but not chosen, and the search's 78-image validation mean beside each."""
+    from dataclasses import asdict
+
+    real = results.records(ROOT / "results")
+    rng = np.random.default_rng(0)
+    rows, means = [], {}
+    for label, cfg in plans.breast_selection():
+        name, fold = plans.parse_label(label).parts[1], cfg.cv_fold
+        if name == "official-60" and fold == 4:
+            continue  # one fold short: shown, never chosen
+        auc = 0.85 + 0.02 * plans.SELECT_BREAST.index(name) % 0.07 + rng.normal(0, 0.01)
+        means.setdefault(name, []).append(auc)
+        rows.append({**asdict(cfg), "key": cfg.key(), "status": "complete", "val_auc": auc, "val_acc": 0.8,
+                     **{m: np.nan for m in results.METRICS if not m.startswith("val")}})
+    t = tables.selection_table(pd.concat([real, pd.DataFrame(rows)], ignore_index=True))
+    full = {n: np.mean(v) for n, v in means.items() if len(v) == plans.CV_FOLDS}
+    assert set(t["candidate"]) == set(plans.SELECT_BREAST)
+    assert t.loc[t["chosen"] == "yes", "candidate"].tolist() == [max(full, key=full.get)]
+    assert t.set_index("candidate").loc["official-60", "folds"] == plans.CV_FOLDS - 1
+    searched = tables.search_table(real).set_index("candidate")["val AUC"]
+    shown = t.set_index("candidate")["search val AUC (78 images)"]
+    assert all(shown[c] == searched[c] for c in plans.SELECT_BREAST if c in searched.index)
+    assert shown["official-100"] == results.EMPTY  # not in the search
+    assert tables.selection_table(real).empty == results.select(real, "select").empty  # no fold runs, no table

@@ -25,7 +25,6 @@ from .cubes import (
     LABEL_NAMES,
     M3DV,
     check_options,
-    kfold_datasets,  # noqa: F401  (report/cv_tables imports it from here until it moves to cubes)
     prepare_sample,
 )
 from .files import cache_dir, data_root

@@ -389,6 +389,32 @@ def best_candidate(df: pd.DataFrame) -> str | None:
     return str(agg[agg["n"] == agg["n"].max()]["candidate"].iloc[0])
 
 
+def selection_table(df: pd.DataFrame) -> pd.DataFrame:
+    """BreastMNIST's finalists ranked by 5-fold cross-validation on the official train + val (mean AUC of the held-out
+    folds; the test split is never read), beside the single 78-image validation split's mean over the search's
+    seeds; the best cross-validated mean over complete folds is the choice."""
+    d = select(df, "select")
+    if d.empty:
+        return pd.DataFrame()
+    names = {cfg.key(): plans.parse_label(label).parts[1] for label, cfg in plans.breast_selection()}
+    d = d.assign(candidate=d["key"].map(names))
+    agg = aggregate(d, ["candidate"]).sort_values("val_auc_mean", ascending=False, kind="stable")
+    full = agg[agg["n"] == plans.CV_FOLDS]
+    best = str(full["candidate"].iloc[0]) if len(full) else None
+    found = _search(df)
+    search_val = {} if found is None else dict(zip(found[1]["candidate"], fmt_col(found[1], "val_auc")))
+    return pd.DataFrame(
+        {
+            "candidate": agg["candidate"],
+            "recipe": [recipe(d[d["candidate"] == c].iloc[0]) for c in agg["candidate"]],
+            "folds": agg["n"],
+            "CV AUC (train + val)": fmt_col(agg, "val_auc"),
+            "search val AUC (78 images)": [search_val.get(c, EMPTY) for c in agg["candidate"]],
+            "chosen": ["yes" if c == best else "" for c in agg["candidate"]],
+        }
+    ).reset_index(drop=True)
+
+
 STEM_NAMES = {"imagenet": "7³/2 + pool", "small": "3³/1"}
 
 
