@@ -24,8 +24,14 @@ NAME = "cpu2d"
 MARKERS = ("<!-- cpu2d:begin -->", "<!-- cpu2d:end -->")
 UNIT = "images"
 # case -> (preset, overrides, samples for the timed modes, samples for 'before'): BreastMNIST's 546 images
-CASES = {"resnet18@28 breastmnist": ("report1", {"dataset": "breastmnist", "model": "resnet18", "stem": "imagenet"},
-                                     546, 546)}
+CASES = {
+    "resnet18@28 breastmnist": (
+        "report1",
+        {"dataset": "breastmnist", "model": "resnet18", "stem": "imagenet"},
+        546,
+        546,
+    )
+}
 MODES = {
     "before": {"amp": "fp32", "channels_last": "off"},
     "fp32": {"amp": "fp32", "channels_last": "auto"},
@@ -36,8 +42,7 @@ MODES = {
 
 def main(argv=None) -> int:
     child = functools.partial(cpu3d.child_train, cases=CASES, modes=MODES)
-    return cpu3d.measure(__file__, NAME, CASES, MODES, next(iter(CASES)), "fp32,cl,auto", child, argv, UNIT,
-                         MARKERS)
+    return cpu3d.measure(__file__, NAME, CASES, MODES, next(iter(CASES)), "fp32,cl,auto", child, argv, UNIT, MARKERS)
 
 
 if __name__ == "__main__":

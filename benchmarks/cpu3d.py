@@ -102,10 +102,16 @@ DEFAULT_CASES, DEFAULT_MODES = "densenet3d@32", "plain,fp32,auto"
 
 def onednn_isa() -> str:
     """The ISA of the oneDNN kernel a small fp32 convolution runs with in this process's environment."""
-    code = ("import torch; torch.nn.functional.conv3d(torch.randn(2, 8, 8, 8, 8), torch.randn(16, 8, 3, 3, 3), "
-            "padding=1)")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                       env={**os.environ, "ONEDNN_VERBOSE": "1"}, timeout=120)
+    code = (
+        "import torch; torch.nn.functional.conv3d(torch.randn(2, 8, 8, 8, 8), torch.randn(16, 8, 3, 3, 3), padding=1)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ONEDNN_VERBOSE": "1"},
+        timeout=120,
+    )
     fields = [line.split(",") for line in r.stdout.splitlines() if line.startswith("onednn_verbose,")]
     impls = [f[6] for f in fields if len(f) > 6 and f[3] == "exec" and f[5] == "convolution"]
     return impls[-1] if impls else "unknown"
@@ -214,8 +220,9 @@ def run_child(script: str, args: list[str], env_extra: dict, load: int = 0) -> d
     env = {**os.environ, **env_extra}
     spin = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load)]
     try:
-        r = subprocess.run([sys.executable, script, "--child", *args], capture_output=True, text=True, env=env,
-                           cwd=ROOT)
+        r = subprocess.run(
+            [sys.executable, script, "--child", *args], capture_output=True, text=True, env=env, cwd=ROOT
+        )
     finally:
         for p in spin:
             p.kill()
@@ -234,8 +241,10 @@ def row_mode(r: dict) -> str:
 
 
 def table(rows: list[dict], unit: str = UNIT) -> str:
-    head = (f"| case | mode | precision | batch | {unit}/s | GFLOP/s | SGEMM GFLOP/s | of SGEMM | epoch s | "
-            "peak RSS GB | sys/user |")
+    head = (
+        f"| case | mode | precision | batch | {unit}/s | GFLOP/s | SGEMM GFLOP/s | of SGEMM | epoch s | "
+        "peak RSS GB | sys/user |"
+    )
     lines = [head, "|" + "---|" * 11]
     for r in rows:
         lines.append(
@@ -285,8 +294,18 @@ def write_readme(readme: str, name: str = NAME, unit: str = UNIT, markers=MARKER
     return 0
 
 
-def measure(script: str, name: str, cases: dict, modes: dict, default_cases: str, default_modes: str,
-            child, argv=None, unit: str = UNIT, markers=MARKERS) -> int:
+def measure(
+    script: str,
+    name: str,
+    cases: dict,
+    modes: dict,
+    default_cases: str,
+    default_modes: str,
+    child,
+    argv=None,
+    unit: str = UNIT,
+    markers=MARKERS,
+) -> int:
     """The command line shared by cpu3d.py and cpu2d.py."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--isa", default="native", choices=sorted(ISA), help="cap the children's kernels (avx2)")
@@ -300,8 +319,12 @@ def measure(script: str, name: str, cases: dict, modes: dict, default_cases: str
     p.add_argument("--quick", action="store_true", help="a few batches per case (a smoke test, not a measurement)")
     p.add_argument("--append", action="store_true", help="add these rows to --out's (same instruction set)")
     p.add_argument("--eval", action="store_true", help="add the 64³ evaluation-memory case (3D)")
-    p.add_argument("--write-readme", metavar="README", default=None,
-                   help="put the tables of every committed result file between this README's markers")
+    p.add_argument(
+        "--write-readme",
+        metavar="README",
+        default=None,
+        help="put the tables of every committed result file between this README's markers",
+    )
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
@@ -313,8 +336,10 @@ def measure(script: str, name: str, cases: dict, modes: dict, default_cases: str
     picked, picked_modes = args.cases.split(","), [m for m in args.modes.split(",") if m]
     bad = [c for c in picked if c not in cases] + [m for m in picked_modes if m not in modes]
     if bad:
-        print(f"{name}: unknown case/mode {', '.join(bad)}; cases: {', '.join(cases)}; modes: {', '.join(modes)}",
-              file=sys.stderr)
+        print(
+            f"{name}: unknown case/mode {', '.join(bad)}; cases: {', '.join(cases)}; modes: {', '.join(modes)}",
+            file=sys.stderr,
+        )
         return 2
     env_isa = dict(ISA[args.isa])
     os.environ.update(env_isa)  # this process's own record (capability, bf16) sees the same caps
@@ -331,8 +356,9 @@ def measure(script: str, name: str, cases: dict, modes: dict, default_cases: str
             jobs.append(([case, "fp32", str(2 * b)], {"CPU3D_BATCH": str(b)}, 0, {"batch_row": True}))
         for th in [int(t) for t in args.threads.split(",") if t]:
             n = args.samples or (64 if args.quick else n_before)
-            jobs.append(([case, "fp32", str(n)], {"MEDLIB_THREADS": str(th), "CPU3D_LOAD": str(args.load)},
-                         args.load, {}))
+            jobs.append(
+                ([case, "fp32", str(n)], {"MEDLIB_THREADS": str(th), "CPU3D_LOAD": str(args.load)}, args.load, {})
+            )
     out = args.out or str(ROOT / "benchmarks" / "results" / f"{name}-{args.isa}.json")
     old = json.loads(Path(out).read_text()) if args.append and Path(out).exists() else None
     if old and old["machine"]["isa"] != args.isa:

@@ -8,6 +8,7 @@ medlib: the uint8 set resident on the device, index-sliced batches normalised on
     python benchmarks/train_speed.py [--device cpu|cuda] [--dataset breastmnist]
         [--models resnet18,resnet50,densenet3d] [--batches N] [--out results.json] [--cpu-quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -121,8 +122,9 @@ def official_runner(name, meta, data, cfg, device, args, batch):
 def medlib_runner(meta, X, y, cfg, device):
     """(train, input, seconds to put the set on the device); train runs medlib's own train_epoch on the session
     `training.set_up` builds for fit() (device settings, seeded model and optimiser, precision and layout)."""
-    session = set_up(cfg.replace(device=str(device)), Dataset(meta, {"train": Split(X, y)}), folder=None,
-                     resume=False, verbose=False)
+    session = set_up(
+        cfg.replace(device=str(device)), Dataset(meta, {"train": Split(X, y)}), folder=None, resume=False, verbose=False
+    )
     net, opt, how, generator = session.net, session.opt, session.how, session.generator
     train_net = torch.compile(net) if cfg.compile else net
     t = time.perf_counter()
@@ -160,9 +162,14 @@ def median_rate(trials: list[tuple[int, float]]) -> float:
 
 
 def summary(trials: list[tuple[int, float]], batch: int, how: str) -> dict:
-    return {"images_per_s": median_rate(trials), "images_per_s_each": [round(n / s, 2) for n, s in trials],
-            "images": trials[0][0], "seconds_each": [round(s, 4) for _, s in trials], "batch_size": batch,
-            "recipe": how}
+    return {
+        "images_per_s": median_rate(trials),
+        "images_per_s_each": [round(n / s, 2) for n, s in trials],
+        "images": trials[0][0],
+        "seconds_each": [round(s, 4) for _, s in trials],
+        "batch_size": batch,
+        "recipe": how,
+    }
 
 
 def tiled(n: int, total: int) -> np.ndarray:
@@ -174,8 +181,10 @@ def data_2d(dataset: str, size: int, total: int):
     """(meta, uint8 (N, C, H, W) tensor, labels) from the real train split, and the same images as numpy HW[C]."""
     ds = load_medmnist(dataset, size)
     if ds.meta.multilabel:
-        raise MedlibError(f"--dataset {dataset} is multi-label; the benchmark's official loop is cross-entropy, "
-                          "pick a binary or multi-class set such as breastmnist.")
+        raise MedlibError(
+            f"--dataset {dataset} is multi-label; the benchmark's official loop is cross-entropy, "
+            "pick a binary or multi-class set such as breastmnist."
+        )
     tr = ds["train"]
     idx = torch.from_numpy(tiled(len(tr), total))
     X, y = tr.X[idx], tr.y[idx]
@@ -202,13 +211,29 @@ def bench(name: str, device: torch.device, args) -> dict:
     # Same optimiser for both recipes: MedMNIST v2's Adam for 2D, Report 2's Adamax for 3D.
     if dims == 2:
         meta, X, y, official_data = data_2d(args.dataset, args.size, total)
-        cfg = make_config("official", dataset=args.dataset, size=args.size, model=name, stem=args.stem, **no_aug,
-                          batch_size=medlib_batch, amp="auto" if gpu else "fp32", channels_last="on" if gpu else "off",
-                          compile=args.compile)
+        cfg = make_config(
+            "official",
+            dataset=args.dataset,
+            size=args.size,
+            model=name,
+            stem=args.stem,
+            **no_aug,
+            batch_size=medlib_batch,
+            amp="auto" if gpu else "fp32",
+            channels_last="on" if gpu else "off",
+            compile=args.compile,
+        )
     else:
         meta, X, y, official_data = data_3d(total)
-        cfg = make_config("report2", model=name, **no_aug, batch_size=medlib_batch, amp="auto" if gpu else "fp32",
-                          channels_last="on" if gpu else "off", compile=args.compile)
+        cfg = make_config(
+            "report2",
+            model=name,
+            **no_aug,
+            batch_size=medlib_batch,
+            amp="auto" if gpu else "fp32",
+            channels_last="on" if gpu else "off",
+            compile=args.compile,
+        )
     runners = {"official": official_runner(name, meta, official_data, cfg, device, args, batch)}
     *runners["medlib"], setup = medlib_runner(meta, X, y, cfg, device)
     for train, _ in runners.values():
@@ -218,19 +243,32 @@ def bench(name: str, device: torch.device, args) -> dict:
         for k, (train, batches) in runners.items():  # interleaved, so a change in the machine's load hits both alike
             trials[k, "train"].append(timed(train, args.batches, device))
             trials[k, "input"].append(timed(batches, args.batches, device))
-    official = summary(trials["official", "train"], batch, "fp32, default memory format, DataLoader "
-                       f"(num_workers={args.workers}), per-sample {'PIL' if dims == 2 else 'numpy'} conversion")
-    ours = summary(trials["medlib", "train"], medlib_batch,
-                   f"{'bf16 autocast + channels_last' if gpu else 'fp32'}, uint8 set on the device, "
-                   f"index-sliced batches{', torch.compile' if cfg.compile else ''}")
+    official = summary(
+        trials["official", "train"],
+        batch,
+        "fp32, default memory format, DataLoader "
+        f"(num_workers={args.workers}), per-sample {'PIL' if dims == 2 else 'numpy'} conversion",
+    )
+    ours = summary(
+        trials["medlib", "train"],
+        medlib_batch,
+        f"{'bf16 autocast + channels_last' if gpu else 'fp32'}, uint8 set on the device, "
+        f"index-sliced batches{', torch.compile' if cfg.compile else ''}",
+    )
     for k, row in (("official", official), ("medlib", ours)):
         # the input pipeline alone: the ceiling a recipe puts on training speed, however fast the device
         row["input_images_per_s"] = median_rate(trials[k, "input"])
     ours["setup_s"] = round(setup, 4)
-    return {"model": name, "data": meta.name, "shape": list(X.shape[1:]), "stem": cfg.stem if dims == 2 else None,
-            "official": official, "medlib": ours,
-            "ratio": round(ours["images_per_s"] / official["images_per_s"], 3),
-            "input_ratio": round(ours["input_images_per_s"] / official["input_images_per_s"], 3)}
+    return {
+        "model": name,
+        "data": meta.name,
+        "shape": list(X.shape[1:]),
+        "stem": cfg.stem if dims == 2 else None,
+        "official": official,
+        "medlib": ours,
+        "ratio": round(ours["images_per_s"] / official["images_per_s"], 3),
+        "input_ratio": round(ours["input_images_per_s"] / official["input_images_per_s"], 3),
+    }
 
 
 def parse_args(argv=None):
@@ -242,15 +280,19 @@ def parse_args(argv=None):
     p.add_argument("--stem", default="imagenet", help="2D ResNet stem: imagenet (Report 1) | small (MedMNIST 28 px)")
     p.add_argument("--batches", type=int, default=None, help="timed training steps per recipe (default 20)")
     p.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 3)")
-    p.add_argument("--repeats", type=int, default=None,
-                   help="timed passes per recipe, interleaved; the median counts (default 3)")
+    p.add_argument(
+        "--repeats", type=int, default=None, help="timed passes per recipe, interleaved; the median counts (default 3)"
+    )
     p.add_argument("--batch-size", type=int, default=None, help="2D batch (default the official 128)")
     p.add_argument("--batch-size-3d", type=int, default=None, help="3D batch (default 32)")
     p.add_argument("--medlib-batch-scale", type=int, default=1, help="medlib trains with this many times the batch")
     p.add_argument("--workers", type=int, default=0, help="DataLoader workers of the official recipe (it uses 0)")
     p.add_argument("--compile", action="store_true", help="torch.compile medlib's net (warm-up includes compiling)")
-    p.add_argument("--cpu-quick", action="store_true",
-                   help="CPU, batches of 32 (3D: 2), 2 steps x 2 repeats: under 90 s on 2 cores")
+    p.add_argument(
+        "--cpu-quick",
+        action="store_true",
+        help="CPU, batches of 32 (3D: 2), 2 steps x 2 repeats: under 90 s on 2 cores",
+    )
     p.add_argument("--out", default="train_speed.json", help="where the JSON goes")
     args = p.parse_args(argv)
     # flags typed explicitly win over the mode's defaults
@@ -267,13 +309,17 @@ def parse_args(argv=None):
 
 
 def table(rows: list[dict]) -> str:
-    lines = [f"{'model':<11} {'shape':<11} {'official img/s':>14} {'medlib img/s':>13} {'ratio':>6}   "
-             f"{'input pipeline only: official':>30} {'medlib':>10} {'ratio':>7}"]
+    lines = [
+        f"{'model':<11} {'shape':<11} {'official img/s':>14} {'medlib img/s':>13} {'ratio':>6}   "
+        f"{'input pipeline only: official':>30} {'medlib':>10} {'ratio':>7}"
+    ]
     for r in rows:
         o, m = r["official"], r["medlib"]
-        lines.append(f"{r['model']:<11} {'x'.join(map(str, r['shape'])):<11} {o['images_per_s']:>14.1f} "
-                     f"{m['images_per_s']:>13.1f} {r['ratio']:>5.2f}x   {o['input_images_per_s']:>30.0f} "
-                     f"{m['input_images_per_s']:>10.0f} {r['input_ratio']:>6.1f}x")
+        lines.append(
+            f"{r['model']:<11} {'x'.join(map(str, r['shape'])):<11} {o['images_per_s']:>14.1f} "
+            f"{m['images_per_s']:>13.1f} {r['ratio']:>5.2f}x   {o['input_images_per_s']:>30.0f} "
+            f"{m['input_images_per_s']:>10.0f} {r['input_ratio']:>6.1f}x"
+        )
     return "\n".join(lines)
 
 
@@ -294,9 +340,13 @@ def main(argv=None) -> int:
     record = {
         "command": shlex.join([sys.executable, *sys.argv]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "device": device_name(device), "torch": torch.__version__, "python": platform.python_version(),
-        "cuda": torch.version.cuda, "threads": torch.get_num_threads(),
-        "settings": {k: v for k, v in vars(args).items() if k != "out"}, "results": rows,
+        "device": device_name(device),
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "cuda": torch.version.cuda,
+        "threads": torch.get_num_threads(),
+        "settings": {k: v for k, v in vars(args).items() if k != "out"},
+        "results": rows,
     }
     atomic.write_json(args.out, record)
     print(f"wrote {args.out}")

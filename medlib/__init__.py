@@ -1,4 +1,5 @@
 """medlib: reproduce, explain and outdo two course reports on medical image classification (MedMNIST, M3DV)."""
+
 import os
 
 # Before torch loads OpenMP: waiting threads spin 10,000 times (GNU OpenMP's default: 300,000) and then

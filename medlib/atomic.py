@@ -4,6 +4,7 @@ A write that fails (read-only folder, a file or folder in the way, full disk) le
 raises `WriteError`: a `MedlibError` (the CLI prints it as one line) that is also an `OSError`, so callers that
 tolerate an unwritable cache keep doing so.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -54,8 +55,9 @@ def atomic_path(path: str | os.PathLike):
     """Yield a temp path beside `path`; on success rename it over `path`, on error delete it."""
     path = Path(path)
     if str(path) in ("", ".") or path.is_dir():
-        raise WriteError(f"Cannot write {str(path)!r}: it is {'empty' if str(path) in ('', '.') else 'a folder'}; "
-                         "pass a file name.")
+        raise WriteError(
+            f"Cannot write {str(path)!r}: it is {'empty' if str(path) in ('', '.') else 'a folder'}; pass a file name."
+        )
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)

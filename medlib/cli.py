@@ -1,4 +1,5 @@
 """`python -m medlib`: train, evaluate, info (and the 3D / report commands), errors printed in one line."""
+
 from __future__ import annotations
 
 import argparse
@@ -50,8 +51,9 @@ def cmd_evaluate(args) -> None:
         raise MedlibError(f"Checkpoint {args.checkpoint} (trained on {cfg.dataset}): {e}") from None
     check_compatible(args.checkpoint, meta, ds.meta)
     if args.split not in ds.splits:
-        raise MedlibError(f"--split {args.split} does not exist for {cfg.dataset}; "
-                          f"choose one of {', '.join(ds.splits)}.")
+        raise MedlibError(
+            f"--split {args.split} does not exist for {cfg.dataset}; choose one of {', '.join(ds.splits)}."
+        )
     s = ds[args.split]
     # the precision and layout the run itself evaluated with on this device, so the numbers agree
     probs, loss = score_split(net, cfg, meta, s.X, s.y, device)
@@ -74,10 +76,12 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train one config; prints its train/val/test AUC and ACC")
     add_config_flags(t)
     t.add_argument("--out", default=None, help="runs folder (default $MEDLIB_RUNS or ./runs)")
-    t.add_argument("--no-reuse", action="store_true",
-                   help="train again from scratch even if this config's run is complete")
-    t.add_argument("--fresh", action="store_true",
-                   help="start from scratch, discarding the folder's last.pt (e.g. a damaged one)")
+    t.add_argument(
+        "--no-reuse", action="store_true", help="train again from scratch even if this config's run is complete"
+    )
+    t.add_argument(
+        "--fresh", action="store_true", help="start from scratch, discarding the folder's last.pt (e.g. a damaged one)"
+    )
     t.set_defaults(func=cmd_train)
     e = sub.add_parser("evaluate", help="evaluate a checkpoint on a split")
     e.add_argument("--checkpoint", required=True)
@@ -140,15 +144,17 @@ def _run(args) -> int:
         if not is_out_of_memory(e):
             raise
         why = str(e).splitlines()[0][:160] if str(e) else type(e).__name__
-        print(f"medlib: error: out of memory ({why}); free memory (close other programs) or run it on a machine "
-              "with more.", file=sys.stderr)
+        print(
+            f"medlib: error: out of memory ({why}); free memory (close other programs) or run it on a machine "
+            "with more.",
+            file=sys.stderr,
+        )
         return 2
     except OSError as e:  # a file problem no check foresaw: still one line, not a traceback
         print(f"medlib: error: {e}; check that file (missing, unreadable or on a full disk?).", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         why = f"{e}" if isinstance(e, Terminated) else "interrupted"
-        print(f"medlib: {why}; the last completed epoch is in last.pt and `train` resumes from it.",
-              file=sys.stderr)
+        print(f"medlib: {why}; the last completed epoch is in last.pt and `train` resumes from it.", file=sys.stderr)
         return 143 if isinstance(e, Terminated) else 130
     return 0

@@ -4,6 +4,7 @@ The one family every ensemble is made with: `average` of probability arrays (`su
 `member_scores` + `mix` for recorded runs scored on the same samples (`results.ensemble` of records, the
 report's weighted ensembles).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,12 +23,16 @@ def average(probs: list[np.ndarray], weights=None) -> np.ndarray:
     w = np.ones(len(probs)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
     if len(w) != len(probs) or not np.isfinite(w).all() or (w < 0).any() or w.sum() <= 0:
         ones = " ".join(["1"] * len(probs))
-        raise MedlibError(f"Ensemble weights {[float(x) for x in w]} must be {len(probs)} finite, non-negative numbers "
-                          f"with a positive sum (one per checkpoint), e.g. --weights {ones}.")
+        raise MedlibError(
+            f"Ensemble weights {[float(x) for x in w]} must be {len(probs)} finite, non-negative numbers "
+            f"with a positive sum (one per checkpoint), e.g. --weights {ones}."
+        )
     out = np.tensordot(w / w.sum(), np.stack(probs), axes=1)
     if not np.isfinite(out).all():
-        raise MedlibError("An ensemble member gave NaN or infinite probabilities: its weights are not finite (its "
-                          "training diverged); leave that checkpoint out or retrain it with a smaller --lr.")
+        raise MedlibError(
+            "An ensemble member gave NaN or infinite probabilities: its weights are not finite (its "
+            "training diverged); leave that checkpoint out or retrain it with a smaller --lr."
+        )
     return out
 
 
@@ -39,8 +44,9 @@ def member_scores(runs, split: str = "test") -> tuple[pd.DataFrame, list[np.ndar
     ref = frames[0][key].tolist() if key else None
     for f in frames[1:]:
         if (f[key].tolist() if key else len(f)) != (ref if key else len(frames[0])):
-            raise MedlibError(f"Runs scored different {split} samples; "
-                              "an ensemble needs the same samples in the same order.")
+            raise MedlibError(
+                f"Runs scored different {split} samples; an ensemble needs the same samples in the same order."
+            )
     cols = [c for c in frames[0].columns if c.startswith("score_")]
     return frames[0].drop(columns=cols), [f[cols].to_numpy() for f in frames]
 
@@ -50,4 +56,3 @@ def mix(parts: tuple[pd.DataFrame, list[np.ndarray]], weights=None) -> pd.DataFr
     labels, probs = parts
     p = average(probs, weights)
     return labels.assign(**{f"score_{k}": p[:, k] for k in range(p.shape[1])})
-

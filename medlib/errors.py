@@ -9,8 +9,9 @@ class MedlibError(Exception):
 
 def permission_denied(path, what: str = "") -> MedlibError:
     """An unreadable file is not a damaged one: one line saying so, and how to fix it."""
-    return MedlibError(f"{what}{path} cannot be opened (permission denied); make it readable (chmod u+r), or pass "
-                       "another.")
+    return MedlibError(
+        f"{what}{path} cannot be opened (permission denied); make it readable (chmod u+r), or pass another."
+    )
 
 
 class MedlibWarning(UserWarning):

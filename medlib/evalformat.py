@@ -5,6 +5,7 @@ split, in dataset order: the sample's index, then its scores, with no header:
 
     {flag}[_{size}]_{split}_[AUC]{auc:.3f}_[ACC]{acc:.3f}@{run}.csv
 """
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,7 @@ def evaluator_file_name(flag: str, size: int, split: str, auc: float, acc: float
     return f"{flag}{size_flag}_{split}_[AUC]{auc:.3f}_[ACC]{acc:.3f}@{run}.csv"
 
 
-def write_evaluator_csv(folder, flag: str, size: int, split: str, probs, auc: float, acc: float,
-                        run_id) -> Path | None:
+def write_evaluator_csv(folder, flag: str, size: int, split: str, probs, auc: float, acc: float, run_id) -> Path | None:
     """Write one split's scores as an official evaluation file in `folder`; return its path.
 
     Returns None, writing nothing, where the official Evaluator could not check the file: a dataset that is

@@ -1,4 +1,5 @@
 """One command-line flag per TrainConfig field, shared by every sub-command that trains (train, sweep, cv)."""
+
 from __future__ import annotations
 
 import argparse
@@ -27,10 +28,19 @@ def add_config_flags(p: argparse.ArgumentParser) -> None:
         if kind is bool:
             p.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:  # --fold also takes 'all'
-            p.add_argument(flag, type=fold_arg if f.name == "fold" else kind, default=None, metavar=f.name.upper(),
-                           help=f"{text} (default {f.default})")
-    p.add_argument("--preset", default=None, choices=sorted(PRESETS),
-                   help="base settings (default: report2 for --dataset m3dv, else report1)")
+            p.add_argument(
+                flag,
+                type=fold_arg if f.name == "fold" else kind,
+                default=None,
+                metavar=f.name.upper(),
+                help=f"{text} (default {f.default})",
+            )
+    p.add_argument(
+        "--preset",
+        default=None,
+        choices=sorted(PRESETS),
+        help="base settings (default: report2 for --dataset m3dv, else report1)",
+    )
     p.add_argument("--profile", default="full", choices=sorted(PROFILES), help="quick shrinks the run for a CPU")
 
 
@@ -41,6 +51,8 @@ def config_from_args(args) -> TrainConfig:
         preset = natural_preset(given.get("dataset"))
         if preset != "report1":
             kept = ", ".join(f"{k} {v}" for k, v in PRESETS[preset].items() if k not in given and k != "dataset")
-            print(f"medlib: --dataset {given['dataset']} without --preset trains with --preset {preset} ({kept}); "
-                  "flags you type win, --preset report1 gives the MedMNIST defaults.")
+            print(
+                f"medlib: --dataset {given['dataset']} without --preset trains with --preset {preset} ({kept}); "
+                "flags you type win, --preset report1 gives the MedMNIST defaults."
+            )
     return make_config(preset, args.profile, **given)

@@ -1,4 +1,5 @@
 """AUC and ACC exactly as medmnist.Evaluator defines them, per task, on probability scores."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -50,8 +51,10 @@ def check_scores(y_score) -> np.ndarray:
     s = np.asarray(y_score, dtype=np.float64)
     bad = int(np.size(s) - np.isfinite(s).sum())
     if bad:
-        raise MedlibError(f"{bad} of {np.size(s)} scores are NaN or infinite, so no AUC/ACC can be computed: "
-                          "the model's weights are not finite (training diverged). Retrain with a smaller --lr.")
+        raise MedlibError(
+            f"{bad} of {np.size(s)} scores are NaN or infinite, so no AUC/ACC can be computed: "
+            "the model's weights are not finite (training diverged). Retrain with a smaller --lr."
+        )
     return s
 
 
@@ -83,8 +86,10 @@ def check_classes(y, task: str, n_classes: int, split: str, every: bool = True) 
             problem = ""
     if problem:
         what = "give an AUC" if every else "train a classifier"
-        raise MedlibError(f"The {split} split ({len(y)} samples) cannot {what}: {problem}. "
-                          "Use more samples (raise --max-train / --max-eval, or 0 for all) or check the labels.")
+        raise MedlibError(
+            f"The {split} split ({len(y)} samples) cannot {what}: {problem}. "
+            "Use more samples (raise --max-train / --max-eval, or 0 for all) or check the labels."
+        )
 
 
 def scores_from_logits(logits, task: str):
@@ -103,8 +108,9 @@ def confusion_matrix(y_true: np.ndarray, y_score: np.ndarray, n_classes: int | N
     return np.bincount(y_true * k + pred, minlength=k * k).reshape(k, k)
 
 
-def bootstrap_ci(y_true: np.ndarray, member_scores: list[np.ndarray], task: str, n: int = 1000, level: float = 0.95,
-                 seed: int = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    y_true: np.ndarray, member_scores: list[np.ndarray], task: str, n: int = 1000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
     """Percentile interval of the mean AUC over members (e.g. seeds) scored on the same test samples, resampling
     the samples with replacement: how much the headline number owes to which test images happened to be drawn."""
     y_true = np.asarray(y_true)

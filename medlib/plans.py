@@ -25,8 +25,16 @@ SEEDS = (0, 1, 2)
 # but runs 10, as medlib's plan did before the rule was written (its 20-epoch tuned runs gain little);
 # REPORT1_DEPARTURES says so wherever a table shows it.
 REPORT1_SETS = {
-    "pathmnist": 10, "chestmnist": 10, "octmnist": 10, "pneumoniamnist": 10, "breastmnist": 50,
-    "dermamnist": 25, "retinamnist": 50, "organcmnist": 25, "organsmnist": 25, "organamnist": 10,
+    "pathmnist": 10,
+    "chestmnist": 10,
+    "octmnist": 10,
+    "pneumoniamnist": 10,
+    "breastmnist": 50,
+    "dermamnist": 25,
+    "retinamnist": 50,
+    "organcmnist": 25,
+    "organsmnist": 25,
+    "organamnist": 10,
 }
 REPORT1_DEPARTURES = {"pneumoniamnist": "10 epochs, not the size rule's 25 (the plan's choice before the rule)"}
 # Sets beside Report 1's in the MedMNIST table, trained with the same recipes (not in the report).
@@ -105,8 +113,7 @@ def recipe_search():
 # (the search shows it), so the search's four best by validation AUC and the official recipe in full (100 epochs)
 # are ranked again by 5-fold cross-validation on the official train + val (--cv-fold: the test split is never read).
 # test_results checks the four against the search's records.
-SELECT_BREAST = ("adam-0.001-none-flip", "sgd-0.001-cosine", "adam-0.001-none",
-                 "official-60", "official-100")
+SELECT_BREAST = ("adam-0.001-none-flip", "sgd-0.001-cosine", "adam-0.001-none", "official-60", "official-100")
 CV_FOLDS = 5
 
 
@@ -179,13 +186,18 @@ def report2_seeds(models=("baseline3d",), mixups=(0.2, 0.0)):
         for model in models:
             for alpha in mixups:
                 for fold in range(5):
-                    yield (f"report2-seeds/{model}/mixup{alpha:g}/s{seed}/f{fold}",
-                           make_config("report2", model=model, mixup_alpha=alpha, fold=fold, seed=seed))
+                    yield (
+                        f"report2-seeds/{model}/mixup{alpha:g}/s{seed}/f{fold}",
+                        make_config("report2", model=model, mixup_alpha=alpha, fold=fold, seed=seed),
+                    )
 
 
 # Report 2's code flaws, each alone on top of Report 2's recipe (plan label -> the config field it sets)
-REPORT2_FLAWS = {"hard-labels": {"mixup_labels": "hard"}, "scale-127": {"scaling": "report2"},
-                 "leaky-val": {"val_split": "after"}}
+REPORT2_FLAWS = {
+    "hard-labels": {"mixup_labels": "hard"},
+    "scale-127": {"scaling": "report2"},
+    "leaky-val": {"val_split": "after"},
+}
 
 
 def report2_flaws(models=("baseline3d",)):
@@ -194,8 +206,10 @@ def report2_flaws(models=("baseline3d",)):
     for model in models:
         for flaw, change in REPORT2_FLAWS.items():
             for fold in range(5):
-                yield (f"report2-flaws/{model}/{flaw}/f{fold}",
-                       make_config("report2", model=model, mixup_alpha=0.2, fold=fold, **change))
+                yield (
+                    f"report2-flaws/{model}/{flaw}/f{fold}",
+                    make_config("report2", model=model, mixup_alpha=0.2, fold=fold, **change),
+                )
 
 
 def batch_study():
@@ -214,8 +228,9 @@ CURVE_CASES = {
     "plateau": dict(preset="report2", lr=1e-7, epochs=20, mixup_alpha=0.0),
     "train-flat-val-falling": dict(ADRENAL, optimizer="adam", lr=0.3, epochs=10),
     # a range test on the baseline without BatchNorm, stopped below the rate (~0.05) where it collapses to the prior
-    "both-rising": dict(ADRENAL, model="baseline3d_plain", optimizer="adam", schedule="range", lr=1e-3, lr_end=0.04,
-                        epochs=24),
+    "both-rising": dict(
+        ADRENAL, model="baseline3d_plain", optimizer="adam", schedule="range", lr=1e-3, lr_end=0.04, epochs=24
+    ),
 }
 
 
@@ -253,8 +268,10 @@ OUTDO = {
     "breastmnist": ("official", dict(model="resnet18")),
     "pneumoniamnist": ("report1", dict(model="resnet18", epochs=TUNED_EPOCHS["pneumoniamnist"], **TUNED_2D)),
     "retinamnist": ("report1", dict(model="resnet18", epochs=TUNED_EPOCHS["retinamnist"], **TUNED_2D)),
-    "organamnist": ("report1", dict(model="resnet18", epochs=TUNED_EPOCHS["organamnist"],
-                                    **tuned_recipe("organamnist"))),
+    "organamnist": (
+        "report1",
+        dict(model="resnet18", epochs=TUNED_EPOCHS["organamnist"], **tuned_recipe("organamnist")),
+    ),
     "bloodmnist": ("report1", dict(model="resnet18", epochs=TUNED_EPOCHS["bloodmnist"], **TUNED_2D)),
     "adrenalmnist3d": ("report1", dict(model="baseline3d", size=28, **MEDMNIST3D)),
     "vesselmnist3d": ("report1", dict(model="resnet18_3d", size=28, stem="imagenet", **MEDMNIST3D)),

@@ -5,6 +5,7 @@ In a Jupyter kernel without ipywidgets (the notebooks extra installs it), tqdm's
 cursor-up codes are not interpreted there, so two nested bars pile up as a pink stderr block that reads like an
 error and is saved into the notebook. There the bars are off (`tqdm.write` still prints); install ipywidgets
 (`pip install "medlib[notebooks]"`) for widget bars."""
+
 import sys
 import warnings
 

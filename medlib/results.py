@@ -36,10 +36,37 @@ from .plans import PLANS, parse_label
 from .tasks import TASKS
 
 __all__ = [
-    "CONFIG_COLUMNS", "DEFAULT_RESULTS", "EMPTY", "METRICS", "README_BEGIN", "README_END", "aggregate", "check_record",
-    "compact", "ensemble", "fmt", "fmt_col", "frame", "load_weights", "mean_std", "plan_labels",
-    "pooled", "provenance", "records", "rescore", "results_root", "runs", "runs_behind", "scores_metrics", "select",
-    "shipped", "study_command", "study_keys", "study_rows", "to_markdown", "write_readme",
+    "CONFIG_COLUMNS",
+    "DEFAULT_RESULTS",
+    "EMPTY",
+    "METRICS",
+    "README_BEGIN",
+    "README_END",
+    "aggregate",
+    "check_record",
+    "compact",
+    "ensemble",
+    "fmt",
+    "fmt_col",
+    "frame",
+    "load_weights",
+    "mean_std",
+    "plan_labels",
+    "pooled",
+    "provenance",
+    "records",
+    "rescore",
+    "results_root",
+    "runs",
+    "runs_behind",
+    "scores_metrics",
+    "select",
+    "shipped",
+    "study_command",
+    "study_keys",
+    "study_rows",
+    "to_markdown",
+    "write_readme",
 ]
 
 CONFIG_COLUMNS = [f.name for f in fields(TrainConfig)]
@@ -96,7 +123,8 @@ def _row(run: Run, rec: dict) -> dict:
         "dir": str(run.dir),
         "study": parse_label(label).study,
         "label": label,
-        **CONFIG_DEFAULTS, **rec["config"],  # a field added after a record was made reads as its default
+        **CONFIG_DEFAULTS,
+        **rec["config"],  # a field added after a record was made reads as its default
         **{f"{s}_{k}": m.get(s, {}).get(k, math.nan) for s in ("train", "val", "test") for k in ("auc", "acc")},
         "best_epoch": rec.get("best_epoch"),
         "seconds_per_epoch": rec.get("seconds_per_epoch"),
@@ -121,15 +149,16 @@ def _finite_unit(v) -> bool:
 
 def _count_rows(path: Path) -> tuple[list[str], int]:
     """(header columns, data rows) of a CSV without parsing it all: cheap enough for every record of a table."""
-    with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as f:
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
         header = f.readline().decode("utf-8").strip().split(",")
         return header, sum(1 for line in f if line.strip())
 
 
 def _check_files(folder: Path, rec: dict) -> None:
     """history.csv and the val / test scores exist, with the right header and one row per sample recorded."""
-    for name, n in [("history.csv", None)] + [(scores_path(folder, s).name, rec["data"].get(f"n_{s}"))
-                                              for s in ("val", "test") if s in rec["metrics"]]:
+    for name, n in [("history.csv", None)] + [
+        (scores_path(folder, s).name, rec["data"].get(f"n_{s}")) for s in ("val", "test") if s in rec["metrics"]
+    ]:
         path = folder / name
         if not path.is_file():
             raise MedlibError(f"{path} is missing")
@@ -169,8 +198,10 @@ def check_record(folder: Path, rec: dict) -> TrainConfig:
         raise MedlibError(f"its config is invalid ({e})") from None
     data, metrics = rec.get("data"), rec.get("metrics")
     if not isinstance(data, dict) or data.get("task") not in TASKS:
-        raise MedlibError(f"its data.task is {(data or {}).get('task') if isinstance(data, dict) else data!r}, not "
-                          f"one of {', '.join(TASKS)}")
+        raise MedlibError(
+            f"its data.task is {(data or {}).get('task') if isinstance(data, dict) else data!r}, not "
+            f"one of {', '.join(TASKS)}"
+        )
     if not isinstance(metrics, dict) or not metrics or not all(isinstance(m, dict) for m in metrics.values()):
         raise MedlibError("it has no metrics per split")
     for split, m in metrics.items():
@@ -238,8 +269,10 @@ def _deduplicate(found: list) -> list:
         items = sorted(items, key=lambda it: not (it[2] is not None and _canonical(it[0], it[2])))
         kept.append(items[0])
         for folder, rec, cfg in items[1:]:
-            warn(f"{folder} repeats the run in {items[0][0]} (same config {rec['key']}, seed {cfg.seed}); it is "
-                 "counted once. Delete or move the copy.")
+            warn(
+                f"{folder} repeats the run in {items[0][0]} (same config {rec['key']}, seed {cfg.seed}); it is "
+                "counted once. Delete or move the copy."
+            )
     return kept
 
 
@@ -247,8 +280,10 @@ def check_folder(root: Path) -> None:
     """A records folder that was named must exist: a typo must not read as 'no records yet'."""
     if not root.is_dir():
         what = "is a file" if root.exists() else "does not exist"
-        raise MedlibError(f"Records folder {root} {what}; pass the folder that holds the run folders (e.g. results/, "
-                          "from the project root).")
+        raise MedlibError(
+            f"Records folder {root} {what}; pass the folder that holds the run folders (e.g. results/, "
+            "from the project root)."
+        )
 
 
 def records(*folders, complete_only: bool = True) -> pd.DataFrame:
@@ -395,10 +430,13 @@ def rescore(item, split: str = "val", device: str = "cpu") -> pd.DataFrame:
     probs, _ = score_split(net, cfg, meta, s.X, s.y, device, run.record.get("precision"))
     recorded = run.scores(split)
     if list(recorded["id"]) != [str(i) for i in s.ids]:
-        raise MedlibError(f"{folder}: the {split} samples under MEDLIB_DATA are not the ones its record scored; point "
-                          "MEDLIB_DATA at the data the run was trained on.")
-    return pd.DataFrame({"id": recorded["id"], "label": recorded["label"], "recorded": recorded["score_1"],
-                         "rescored": probs[:, 1]})
+        raise MedlibError(
+            f"{folder}: the {split} samples under MEDLIB_DATA are not the ones its record scored; point "
+            "MEDLIB_DATA at the data the run was trained on."
+        )
+    return pd.DataFrame(
+        {"id": recorded["id"], "label": recorded["label"], "recorded": recorded["score_1"], "rescored": probs[:, 1]}
+    )
 
 
 def shipped(df: pd.DataFrame) -> pd.DataFrame:
@@ -487,8 +525,10 @@ def read_readme(path: Path) -> str:
     try:
         return path.read_bytes().decode("utf-8")
     except UnicodeDecodeError as e:
-        raise MedlibError(f"{path} is not UTF-8 text (byte {e.start} is {e.object[e.start:e.start + 1]!r}); save it as "
-                          "UTF-8, or pass the right file to --write-readme.") from None
+        raise MedlibError(
+            f"{path} is not UTF-8 text (byte {e.start} is {e.object[e.start : e.start + 1]!r}); save it as "
+            "UTF-8, or pass the right file to --write-readme."
+        ) from None
     except OSError as e:
         raise MedlibError(f"Cannot read {path} ({e.strerror or e}); pass the README to update.") from None
 
@@ -504,8 +544,10 @@ def write_readme(path, text: str, begin: str = README_BEGIN, end: str = README_E
         raise MedlibError(f"{path} has no results markers; add the lines\n{begin}\n{end}\nwhere the tables should go.")
     old_runs = runs_behind(found.group(0))
     if old_runs and not runs_behind(text):
-        raise MedlibError(f"{path} keeps its tables: they rest on {old_runs} run record(s) and the new ones on none; "
-                          "pass the folder that holds the run folders (e.g. results/, from the project root).")
+        raise MedlibError(
+            f"{path} keeps its tables: they rest on {old_runs} run record(s) and the new ones on none; "
+            "pass the folder that holds the run folders (e.g. results/, from the project root)."
+        )
     new = pattern.sub(lambda _: f"{begin}\n{text}{end}", doc)
     if new != doc:
         atomic.write_text(path, new)

@@ -1,4 +1,5 @@
 """`python -m medlib predict`: the course's submission CSV (id,Predicted) for every candidateN.npz in a folder."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,16 +30,22 @@ def check_out(out_csv, input_dir: Path, inputs) -> None:
     """Refuse an --out that would overwrite what predict reads (a checkpoint, the labels, a sample under --input) or
     an existing file that is not a submission CSV: a typo must never destroy a checkpoint or a sample."""
     if not str(out_csv).strip() or Path(out_csv).is_dir():
-        raise MedlibError(f"--out {str(out_csv)!r} is {'a folder' if str(out_csv).strip() else 'empty'}; pass the CSV "
-                          "file to write, e.g. --out submission.csv.")
+        raise MedlibError(
+            f"--out {str(out_csv)!r} is {'a folder' if str(out_csv).strip() else 'empty'}; pass the CSV "
+            "file to write, e.g. --out submission.csv."
+        )
     out = Path(out_csv).resolve()
     for flag, p in inputs:
         if out == Path(p).resolve():
-            raise MedlibError(f"--out {out_csv} is the {flag} file itself, which predict reads; pass a new file name, "
-                              "e.g. --out submission.csv.")
+            raise MedlibError(
+                f"--out {out_csv} is the {flag} file itself, which predict reads; pass a new file name, "
+                "e.g. --out submission.csv."
+            )
     if _is_under(out, input_dir.resolve()):
-        raise MedlibError(f"--out {out_csv} lies inside --input {input_dir}, among the samples; write the CSV "
-                          "elsewhere, e.g. --out submission.csv.")
+        raise MedlibError(
+            f"--out {out_csv} lies inside --input {input_dir}, among the samples; write the CSV "
+            "elsewhere, e.g. --out submission.csv."
+        )
     if out.is_file():
         try:
             with open(out, "rb") as f:
@@ -46,8 +53,10 @@ def check_out(out_csv, input_dir: Path, inputs) -> None:
         except OSError:
             first = ""
         if first != HEADER:
-            raise MedlibError(f"--out {out_csv} exists and is not a submission CSV (its first line is not "
-                              f"{HEADER!r}); predict replaces only its own CSVs: pass a new file name.")
+            raise MedlibError(
+                f"--out {out_csv} exists and is not a submission CSV (its first line is not "
+                f"{HEADER!r}); predict replaces only its own CSVs: pass a new file name."
+            )
 
 
 def check_candidate_names(input_dir: Path, names: list[str]) -> None:
@@ -55,26 +64,33 @@ def check_candidate_names(input_dir: Path, names: list[str]) -> None:
     around its name (an id the course's scorer would not match)."""
     for p in sorted(input_dir.iterdir()):
         if p.suffix.lower() == ".npz" and p.suffix != ".npz":
-            raise MedlibError(f"--input {input_dir} holds {p.name}, which predict would skip (it reads *.npz only); "
-                              f"rename it to {p.stem.strip()}.npz.")
+            raise MedlibError(
+                f"--input {input_dir} holds {p.name}, which predict would skip (it reads *.npz only); "
+                f"rename it to {p.stem.strip()}.npz."
+            )
     for n in names:
         if n != n.strip():
-            raise MedlibError(f"--input {input_dir} holds {n + '.npz'!r}, whose name has spaces around it (the "
-                              f"submission id would too); rename it to {n.strip()}.npz.")
+            raise MedlibError(
+                f"--input {input_dir} holds {n + '.npz'!r}, whose name has spaces around it (the "
+                f"submission id would too); rename it to {n.strip()}.npz."
+            )
 
 
 def _samples(path, cfg, input_dir: Path, names: list[str]):
     """The samples cut as checkpoint `path` was trained (its crop, mask, dilate); an error names the checkpoint."""
     try:
-        return load_m3dv(input_dir, labels=False, crop=cfg.crop, mask=cfg.mask, dilate=cfg.dilate, ids=names,
-                         cache=False)
+        return load_m3dv(
+            input_dir, labels=False, crop=cfg.crop, mask=cfg.mask, dilate=cfg.dilate, ids=names, cache=False
+        )
     except MedlibError as e:
         if "crop" not in str(e):
             raise
         why = str(e).split("; pass a smaller --crop")[0]
-        raise MedlibError(f"{why}: checkpoint {path} was trained on {cfg.crop}³ cubes (its config) and cannot score "
-                          "smaller samples; pass samples at least that large, or a checkpoint trained with a smaller "
-                          "crop.") from None
+        raise MedlibError(
+            f"{why}: checkpoint {path} was trained on {cfg.crop}³ cubes (its config) and cannot score "
+            "smaller samples; pass samples at least that large, or a checkpoint trained with a smaller "
+            "crop."
+        ) from None
 
 
 def predict_folder(checkpoints, input_dir, out_csv=None, labels=None, weights=None, device="auto") -> pd.DataFrame:

@@ -5,6 +5,7 @@ the proper rotations, or all 48. Every 2019 M3DV entry above 0.70 averaged such 
 measures what they give Report 2's shipped fold models, from the per-view scores `write_view_scores` keeps beside
 each record (28 views of 75 cubes cost minutes on a CPU; the table then costs nothing).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -29,30 +30,37 @@ def views(kind: str, dims: int) -> list[tuple[tuple[int, ...], tuple[int, ...]]]
     if kind == "none":
         return [identity]
     if kind == "flips":
-        return [(identity[0], tuple(a for a, f in enumerate(bits) if f))
-                for bits in itertools.product((False, True), repeat=dims)]
+        return [
+            (identity[0], tuple(a for a, f in enumerate(bits) if f))
+            for bits in itertools.product((False, True), repeat=dims)
+        ]
     if kind == "rotations":
         return list(rotations(dims))
     if kind == "all":
-        return [(perm, tuple(a for a, f in enumerate(bits) if f)) for perm in itertools.permutations(range(dims))
-                for bits in itertools.product((False, True), repeat=dims)]
+        return [
+            (perm, tuple(a for a, f in enumerate(bits) if f))
+            for perm in itertools.permutations(range(dims))
+            for bits in itertools.product((False, True), repeat=dims)
+        ]
     raise MedlibError(f"test-time view set {kind!r} is unknown; choose one of {', '.join(VIEW_SETS)}.")
 
 
-def view_scores(net, cfg, meta, X: torch.Tensor, kinds="flips", device="cpu",
-                precision: str | None = None) -> dict:
+def view_scores(net, cfg, meta, X: torch.Tensor, kinds="flips", device="cpu", precision: str | None = None) -> dict:
     """P(class) (N, K) of every distinct view of `kinds` (one view set or several), keyed by the view, each scored
     as `training.score_split` scores a split; a set's test-time average is the mean of its views'."""
     kinds = (kinds,) if isinstance(kinds, str) else tuple(kinds)
     if kinds != ("none",) and len({*X.shape[2:]}) != 1:
         raise MedlibError(f"test-time views need equal sides, not {tuple(X.shape[2:])}.")
     unique = dict.fromkeys(v for k in kinds for v in views(k, X.ndim - 2))
-    return {v: score_split(net, cfg, meta, rotate(X, *v).contiguous(), device=device, precision=precision)[0]
-            for v in unique}
+    return {
+        v: score_split(net, cfg, meta, rotate(X, *v).contiguous(), device=device, precision=precision)[0]
+        for v in unique
+    }
 
 
-def tta_scores(net, cfg, meta, X: torch.Tensor, kind: str = "flips", device="cpu",
-               precision: str | None = None) -> np.ndarray:
+def tta_scores(
+    net, cfg, meta, X: torch.Tensor, kind: str = "flips", device="cpu", precision: str | None = None
+) -> np.ndarray:
     """P(class) (N, K) averaged over the views of `kind`."""
     return np.mean(list(view_scores(net, cfg, meta, X, kind, device, precision).values()), axis=0)
 
@@ -79,4 +87,3 @@ def read_view_scores(folder) -> pd.DataFrame | None:
     """The per-view test scores kept beside a record (write_view_scores), or None where there are none."""
     path = Path(folder) / VIEW_SCORES
     return pd.read_csv(path, dtype={"id": str}) if path.is_file() else None
-

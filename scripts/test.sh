@@ -6,7 +6,7 @@ set -euo pipefail
 [ -n "${MEDLIB_RUNS:-}" ] && MEDLIB_RUNS=$(realpath -m "$MEDLIB_RUNS") && export MEDLIB_RUNS
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-.venv/bin/ruff check .  # lint first (pyproject's [tool.ruff]): a style error fails in a second, not after the tests
+.venv/bin/ruff format --check . >/dev/null && .venv/bin/ruff check .  # format and lint first (pyproject's [tool.ruff]): a style error fails in a second, not after the tests
 export MEDLIB_PROFILE=${MEDLIB_PROFILE:-quick} MPLBACKEND=Agg
 .venv/bin/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider "$@"
 # Report 2's notebooks again on a data root without the course data: generated NoduleMNIST3D files (official keys

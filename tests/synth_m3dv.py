@@ -1,4 +1,5 @@
 """Generated M3DV-format folders for tests: noisy cubes with ellipsoid nodules, masks and a labels CSV."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,20 @@ from pathlib import Path
 import numpy as np
 
 # A Report 2-shaped run small enough for a test: the 3-conv baseline, 16³ crops, 3 folds, 2 epochs, mixup
-TINY_CUBES = dict(dataset="m3dv", model="baseline3d", crop=16, epochs=2, batch_size=8, optimizer="adam", lr=1e-3,
-                  folds=3, flip=True, shift=2, rot90=True, mixup_alpha=0.2)
+TINY_CUBES = dict(
+    dataset="m3dv",
+    model="baseline3d",
+    crop=16,
+    epochs=2,
+    batch_size=8,
+    optimizer="adam",
+    lr=1e-3,
+    folds=3,
+    flip=True,
+    shift=2,
+    rot90=True,
+    mixup_alpha=0.2,
+)
 
 
 def ellipsoid_sample(size: int, rng: np.random.Generator, radius: float) -> tuple[np.ndarray, np.ndarray]:
@@ -21,8 +34,9 @@ def ellipsoid_sample(size: int, rng: np.random.Generator, radius: float) -> tupl
     return np.clip(voxel, 0, 255).astype(np.uint8), seg
 
 
-def write_m3dv(root, n: int = 12, size: int = 40, header: str = "name,lable", seed: int = 0,
-               folder: str = "train_val") -> tuple[Path, Path]:
+def write_m3dv(
+    root, n: int = 12, size: int = 40, header: str = "name,lable", seed: int = 0, folder: str = "train_val"
+) -> tuple[Path, Path]:
     """Write `root/<folder>/candidateN.npz` (N = 1, 3, 5, ... to test numeric order) and `root/<folder>.csv`.
 
     Label 1 nodules are bigger (radius 7) than label 0 ones (radius 4), alternating 1, 0, 1, ...

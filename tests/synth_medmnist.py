@@ -1,4 +1,5 @@
 """Write small MedMNIST-format npz files (official keys, shapes, dtypes) for any of the 18 sets."""
+
 from __future__ import annotations
 
 from pathlib import Path

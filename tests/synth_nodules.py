@@ -3,6 +3,7 @@
 `python tests/synth_nodules.py ROOT` writes ROOT/medmnist/nodulemnist3d.npz large enough for notebooks 00, 03 and
 04 (quick profile): scripts/test.sh runs them under nbval on that root, without M3DV.
 """
+
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ NOTEBOOK_N = (60, 12, 16)  # enough per class for 2 folds with validation splits
 
 def _ball(center, radius: float, side: int) -> np.ndarray:
     grid = np.indices((side,) * 3, dtype=np.float32)
-    return sum((g - c) ** 2 for g, c in zip(grid, center)) <= radius ** 2
+    return sum((g - c) ** 2 for g, c in zip(grid, center)) <= radius**2
 
 
 def write_nodulemnist3d(root, size: int = 28, seed: int = 0, counts=N):

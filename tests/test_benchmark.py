@@ -1,4 +1,5 @@
 """benchmarks/train_speed.py runs in a tiny mode and records both recipes (no timing assertions)."""
+
 import json
 import os
 import subprocess
@@ -12,8 +13,23 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def test_benchmark_tiny_run(real_data, tmp_path):
     out = tmp_path / "speed.json"
-    cmd = [sys.executable, "benchmarks/train_speed.py", "--cpu-quick", "--models", "resnet18,densenet3d",
-           "--batches", "1", "--repeats", "1", "--batch-size", "8", "--batch-size-3d", "2", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "benchmarks/train_speed.py",
+        "--cpu-quick",
+        "--models",
+        "resnet18,densenet3d",
+        "--batches",
+        "1",
+        "--repeats",
+        "1",
+        "--batch-size",
+        "8",
+        "--batch-size-3d",
+        "2",
+        "--out",
+        str(out),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "CI": "1"}, timeout=300)
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text())
@@ -27,8 +43,13 @@ def test_benchmark_tiny_run(real_data, tmp_path):
 
 
 def test_benchmark_bad_flag_is_one_line(tmp_path):
-    r = subprocess.run([sys.executable, "benchmarks/train_speed.py", "--batches", "0", "--out", str(tmp_path / "x")],
-                       capture_output=True, text=True, cwd=ROOT, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "benchmarks/train_speed.py", "--batches", "0", "--out", str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert r.returncode == 2 and "--batches must be at least 1" in r.stderr and "Traceback" not in r.stderr
 
 
@@ -41,8 +62,17 @@ def host_has(flag: str) -> bool:
 
 def test_cpu3d_quick_records_every_measure(real_data, tmp_path):
     out = tmp_path / "cpu3d.json"
-    cmd = [sys.executable, "benchmarks/cpu3d.py", "--quick", "--cases", "baseline3d@28", "--modes", "before,fp32",
-           "--out", str(out)]
+    cmd = [
+        sys.executable,
+        "benchmarks/cpu3d.py",
+        "--quick",
+        "--cases",
+        "baseline3d@28",
+        "--modes",
+        "before,fp32",
+        "--out",
+        str(out),
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "CI": "1"}, timeout=600)
     assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text())

@@ -1,6 +1,7 @@
 """scripts/bootstrap.sh picks the torch index: PyTorch's CPU index without an NVIDIA GPU, the default one with
 a GPU, when the CPU index is unreachable, or when installing from it fails. Run against a fake virtualenv
 whose `python` only logs what it is asked to do, so the test is quick and offline."""
+
 import os
 import shutil
 import subprocess
@@ -39,12 +40,16 @@ def _run(tmp_path, gpu: bool = False, **env):
     log = tmp_path / "log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("MEDLIB_TORCH", "FAKE_"))}
     full_env.update(PATH=f"{bindir}:/usr/bin:/bin", MEDLIB_VENV=str(venv), FAKE_LOG=str(log), **env)
-    proc = subprocess.run(["bash", str(ROOT / "scripts" / "bootstrap.sh")], env=full_env, capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "bootstrap.sh")], env=full_env, capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert (venv / ".medlib-bootstrap").exists()
-    pip = [line for line in log.read_text().splitlines() if line.startswith("-m pip") and "torch" in line
-           and "-e" not in line.split()]
+    pip = [
+        line
+        for line in log.read_text().splitlines()
+        if line.startswith("-m pip") and "torch" in line and "-e" not in line.split()
+    ]
     return pip, proc.stdout + proc.stderr, log.read_text()
 
 

@@ -1,6 +1,7 @@
 """Each config field is described once, in its metadata (config.knob), and each list of choices has one source
 (its field, or medlib.choices where another layer reads it too; models: medlib.models.MODELS): validation, ranges,
 the hash's markers and the CLI help are all generated from it."""
+
 import argparse
 import dataclasses
 import os
@@ -36,8 +37,13 @@ def test_validation_accepts_exactly_the_listed_choices(field):
 
 
 def test_help_lists_the_same_choices():
-    out = subprocess.run([sys.executable, "-m", "medlib", "train", "--help"], capture_output=True, text=True,
-                         cwd=ROOT, env={**os.environ, "COLUMNS": "1000"}).stdout  # wide: no line breaks at hyphens
+    out = subprocess.run(
+        [sys.executable, "-m", "medlib", "train", "--help"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "1000"},
+    ).stdout  # wide: no line breaks at hyphens
     flat = " ".join(out.split())
     for name, f in config.FIELDS.items():  # each field's line, '%' included (argparse would format it)
         assert config.field_help(f) in flat, name
@@ -47,8 +53,12 @@ def test_help_lists_the_same_choices():
 
 
 def test_the_shared_lists_are_the_fields_choices():
-    for name, values in (("optimizer", choices.OPTIMIZERS), ("stem", choices.STEMS), ("amp", choices.PRECISIONS),
-                         ("model", MODELS)):
+    for name, values in (
+        ("optimizer", choices.OPTIMIZERS),
+        ("stem", choices.STEMS),
+        ("amp", choices.PRECISIONS),
+        ("model", MODELS),
+    ):
         assert config.FIELDS[name].metadata["choices"] == values
 
 
@@ -78,8 +88,14 @@ def test_the_hash_markers_come_from_the_fields_and_keep_every_key():
     """ENGINEERING, ADDED_LATER and CUBE_FIELDS are the fields' markers: the same sets the hand lists held, so every
     config key (run folder) stays what it was."""
     assert set(config.ENGINEERING) == {"device", "eval_batch_size", "amp", "channels_last", "compile"}
-    assert config.ADDED_LATER == {"cv_fold": -1, "loss": "auto", "lr_end": 0.0, "mixup_labels": "soft",
-                                  "scaling": "centered", "val_split": "before"}
+    assert config.ADDED_LATER == {
+        "cv_fold": -1,
+        "loss": "auto",
+        "lr_end": 0.0,
+        "mixup_labels": "soft",
+        "scaling": "centered",
+        "val_split": "before",
+    }
     assert config.CUBE_FIELDS == ("crop", "mask", "dilate", "folds", "fold", "val_split")
     for name in config.ADDED_LATER:
         assert config.ADDED_LATER[name] == config.FIELDS[name].default
@@ -94,8 +110,9 @@ def test_the_hash_markers_come_from_the_fields_and_keep_every_key():
 def test_a_field_added_with_metadata_appears_in_the_cli_help(monkeypatch):
     @dataclasses.dataclass
     class Extended(config.TrainConfig):
-        extra_knob: str = config.knob("low", "a knob only this test declares", choices=("low", "high"),
-                                      meanings={"high": "more"})
+        extra_knob: str = config.knob(
+            "low", "a knob only this test declares", choices=("low", "high"), meanings={"high": "more"}
+        )
 
     monkeypatch.setattr(flags, "TrainConfig", Extended)
     p = argparse.ArgumentParser()

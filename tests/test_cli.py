@@ -1,4 +1,5 @@
 """`python -m medlib` as a user runs it: one-line errors, no tracebacks, and the run folder it promises."""
+
 import json
 import os
 import subprocess
@@ -12,16 +13,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def medlib(*args, env=None):
     e = {**os.environ, "CI": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "medlib", *args], capture_output=True, text=True, cwd=ROOT, env=e,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "medlib", *args], capture_output=True, text=True, cwd=ROOT, env=e, timeout=600
+    )
 
 
-@pytest.mark.parametrize("args,message", [
-    (["train", "--dataset", "pathmnst"], "Unknown dataset 'pathmnst'. Did you mean 'pathmnist'?"),
-    (["train", "--dataset", "breastmnist", "--size", "100"], "Size 100 is not offered for 'breastmnist'"),
-    (["train", "--optimizer", "rmsprop"], "--optimizer 'rmsprop' is not one of"),
-    (["evaluate", "--checkpoint", "nowhere/best.pt"], "Checkpoint nowhere/best.pt does not exist"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["train", "--dataset", "pathmnst"], "Unknown dataset 'pathmnst'. Did you mean 'pathmnist'?"),
+        (["train", "--dataset", "breastmnist", "--size", "100"], "Size 100 is not offered for 'breastmnist'"),
+        (["train", "--optimizer", "rmsprop"], "--optimizer 'rmsprop' is not one of"),
+        (["evaluate", "--checkpoint", "nowhere/best.pt"], "Checkpoint nowhere/best.pt does not exist"),
+    ],
+)
 def test_bad_input_is_one_clear_line(args, message, tmp_path):
     r = medlib(*args, env={"MEDLIB_DATA": str(tmp_path)})
     assert r.returncode == 2
@@ -30,7 +35,9 @@ def test_bad_input_is_one_clear_line(args, message, tmp_path):
 
 
 def test_missing_file_offline(tmp_path):
-    r = medlib("train", "--dataset", "octmnist", env={"MEDLIB_DATA": str(tmp_path), "https_proxy": "http://127.0.0.1:9"})
+    r = medlib(
+        "train", "--dataset", "octmnist", env={"MEDLIB_DATA": str(tmp_path), "https_proxy": "http://127.0.0.1:9"}
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "octmnist.npz" in r.stderr and "zenodo.org/records/10519652/files/octmnist.npz" in r.stderr
     assert not (tmp_path / "medmnist" / "octmnist.npz").exists()
@@ -45,8 +52,24 @@ def test_info_lists_all_sets_and_md5(real_data):
 
 
 def test_train_then_evaluate_real_breastmnist(real_data, tmp_path):
-    r = medlib("train", "--dataset", "breastmnist", "--model", "resnet18", "--epochs", "2", "--batch-size", "64",
-               "--max-train", "256", "--optimizer", "adam", "--out", str(tmp_path), env={"MEDLIB_DATA": str(real_data)})
+    r = medlib(
+        "train",
+        "--dataset",
+        "breastmnist",
+        "--model",
+        "resnet18",
+        "--epochs",
+        "2",
+        "--batch-size",
+        "64",
+        "--max-train",
+        "256",
+        "--optimizer",
+        "adam",
+        "--out",
+        str(tmp_path),
+        env={"MEDLIB_DATA": str(real_data)},
+    )
     assert r.returncode == 0, r.stderr
     assert "split" in r.stdout and "test" in r.stdout and "run folder:" in r.stdout
     run = Path(r.stdout.split("run folder:")[1].strip())

@@ -1,4 +1,5 @@
 """`results --compact`: large score files gzipped, every table and metric read back the same."""
+
 from __future__ import annotations
 
 import shutil

@@ -1,5 +1,6 @@
 """What students reach for around the training (issue 25, item 8): a Dataset view of a split, every epoch told to
 observers (a live plot in a notebook, quiet in CI; TensorBoard files where tensorboard is installed)."""
+
 import warnings
 
 import numpy as np
@@ -61,8 +62,10 @@ def test_every_epoch_reaches_the_observers_and_a_failing_one_is_dropped(breast, 
 
 
 def test_live_plot_draws_both_curves_and_is_quiet_in_ci(monkeypatch):
-    history = [{"epoch": 1, "train_loss": 0.7, "val_loss": 0.69, "train_auc": 0.6, "val_auc": 0.55},
-               {"epoch": 2, "train_loss": 0.5, "val_loss": 0.6, "train_auc": 0.8, "val_auc": 0.7}]
+    history = [
+        {"epoch": 1, "train_loss": 0.7, "val_loss": 0.69, "train_auc": 0.6, "val_auc": 0.55},
+        {"epoch": 2, "train_loss": 0.5, "val_loss": 0.6, "train_auc": 0.8, "val_auc": 0.7},
+    ]
     fig = live.figure("breastmnist_28-resnet18-s0-x", history, epochs=5)
     loss, auc = fig.axes
     assert [len(ax.lines) for ax in fig.axes] == [2, 2]

@@ -29,8 +29,10 @@ def test_folds_partition_the_pool_stratified_like_sklearn(synth_root, name):
     y = _pool_labels(name)
     k = 5
     seen = []
-    oracle = [np.bincount(y[test], minlength=y.max() + 1)
-              for _, test in StratifiedKFold(k, shuffle=True, random_state=0).split(np.zeros(len(y)), y)]
+    oracle = [
+        np.bincount(y[test], minlength=y.max() + 1)
+        for _, test in StratifiedKFold(k, shuffle=True, random_state=0).split(np.zeros(len(y)), y)
+    ]
     for fold in range(k):
         d = selection_split(ds, k, fold)
         assert set(d.splits) == {"train", "val"}  # no test: the choice cannot see it
@@ -66,12 +68,15 @@ def test_estimate_matches_the_loaded_real_split(real_data, monkeypatch, fold):
     assert (n_train, n_eval) == (len(ds["train"]), len(ds["val"])) and n_train + n_eval == 546 + 78
 
 
-@pytest.mark.parametrize("kw,words", [
-    (dict(dataset="breastmnist", cv_fold=5), "--cv-fold 5 must be in 0..4"),
-    (dict(dataset="breastmnist", cv_fold=-2), "--cv-fold must be >= -1"),
-    (dict(dataset="m3dv", cv_fold=0), "drop --cv-fold"),
-    (dict(dataset="breastmnist", folds=3), "--folds only apply to the nodule cubes"),
-])
+@pytest.mark.parametrize(
+    "kw,words",
+    [
+        (dict(dataset="breastmnist", cv_fold=5), "--cv-fold 5 must be in 0..4"),
+        (dict(dataset="breastmnist", cv_fold=-2), "--cv-fold must be >= -1"),
+        (dict(dataset="m3dv", cv_fold=0), "drop --cv-fold"),
+        (dict(dataset="breastmnist", folds=3), "--folds only apply to the nodule cubes"),
+    ],
+)
 def test_refused_in_one_line(kw, words):
     with pytest.raises(MedlibError, match=words.replace("(", r"\(")):
         make_config("report1", **kw)

@@ -1,4 +1,5 @@
 """Loading, verifying and downloading MedMNIST files; every kind of bad input gives one clear error."""
+
 import urllib.error
 import urllib.request
 
@@ -64,8 +65,9 @@ def test_md5_verdict_is_cached(real_data, monkeypatch):
 def test_md5_mismatch_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDLIB_DATA", str(tmp_path))
     path = write_npz(tmp_path, "breastmnist")
-    with pytest.raises(MedlibError,
-                       match=r"breastmnist.npz has the wrong MD5 \(expected 750601b1f35ba3300ea97c75c52ff8f6\)"):
+    with pytest.raises(
+        MedlibError, match=r"breastmnist.npz has the wrong MD5 \(expected 750601b1f35ba3300ea97c75c52ff8f6\)"
+    ):
         load_medmnist("breastmnist")
     assert path.exists()  # nothing of the user's is deleted
 
@@ -90,8 +92,9 @@ def test_wrong_image_shape(synth_root):
     path = synth_root / "medmnist" / "breastmnist.npz"
     path.parent.mkdir(parents=True)
     np.savez(path, **arrays)
-    with pytest.raises(MedlibError,
-                       match=r"train_images is uint8\(40, 64, 64\).*Is this the 28-px file of breastmnist"):
+    with pytest.raises(
+        MedlibError, match=r"train_images is uint8\(40, 64, 64\).*Is this the 28-px file of breastmnist"
+    ):
         load_medmnist("breastmnist")
 
 

@@ -1,4 +1,5 @@
 """Grey images as 3 channels (`as_rgb`), and finding an existing download in MedMNIST's flat layout."""
+
 from pathlib import Path
 
 import numpy as np
@@ -79,8 +80,7 @@ def test_sizes_use_the_official_file_names(synth_root, home):
 def test_an_explicit_root_is_searched_alone(synth_root, home, tmp_path):
     _write_flat(home / ".medmnist", "breastmnist")
     other = tmp_path / "other"
-    assert candidate_paths("breastmnist", root=other) == [other / "medmnist/breastmnist.npz",
-                                                           other / "breastmnist.npz"]
+    assert candidate_paths("breastmnist", root=other) == [other / "medmnist/breastmnist.npz", other / "breastmnist.npz"]
     with pytest.raises(MedlibError, match="breastmnist.npz is not under"):
         load_medmnist("breastmnist", root=other, download=False)
     flat = _write_flat(other, "breastmnist")

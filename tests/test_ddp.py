@@ -1,4 +1,5 @@
 """DDP: shards are equal and disjoint, and `torchrun -m medlib train` on 2 CPU processes (gloo) makes a complete run."""
+
 import json
 import os
 import subprocess
@@ -22,8 +23,8 @@ def test_shards_are_equal_disjoint_and_match_single_process_batches():
     # global step k holds exactly the samples of single-process batch k
     per_rank = batch // world
     for k in range(100 // batch):
-        step = torch.cat([s[k * per_rank:(k + 1) * per_rank] for s in shards])
-        assert set(step.tolist()) == set(perm[k * batch:(k + 1) * batch].tolist())
+        step = torch.cat([s[k * per_rank : (k + 1) * per_rank] for s in shards])
+        assert set(step.tolist()) == set(perm[k * batch : (k + 1) * batch].tolist())
 
 
 def test_single_process_helpers_are_no_ops(monkeypatch):
@@ -37,15 +38,37 @@ def test_single_process_helpers_are_no_ops(monkeypatch):
 
 def test_torchrun_two_processes(real_data, tmp_path):
     epochs, n, batch = 2, 128, 32
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "medlib",
-           "train", "--dataset", "breastmnist", "--max-train", str(n), "--max-eval", "64", "--epochs", str(epochs),
-           "--batch-size", str(batch), "--optimizer", "adam", "--out", str(tmp_path / "runs")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "medlib",
+        "train",
+        "--dataset",
+        "breastmnist",
+        "--max-train",
+        str(n),
+        "--max-eval",
+        "64",
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        str(batch),
+        "--optimizer",
+        "adam",
+        "--out",
+        str(tmp_path / "runs"),
+    ]
     env = {**os.environ, "CI": "1", "OMP_NUM_THREADS": "1"}
     r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     (folder,) = (tmp_path / "runs").iterdir()
-    assert {"run.json", "history.csv", "val_scores.csv", "test_scores.csv", "best.pt", "last.pt"} <= \
-        {p.name for p in folder.iterdir()}
+    assert {"run.json", "history.csv", "val_scores.csv", "test_scores.csv", "best.pt", "last.pt"} <= {
+        p.name for p in folder.iterdir()
+    }
     rec = json.loads((folder / "run.json").read_text())
     assert rec["status"] == "complete" and rec["world_size"] == 2 and rec["data"]["n_train"] == n
     assert len(rec["config"]) and r.stdout.count("split") == 1  # only rank 0 printed the metrics

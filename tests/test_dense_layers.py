@@ -1,4 +1,5 @@
 """Notebook 04's DenseNet walk-through against the model itself and Report 2's published figures."""
+
 from medlib.models import build_model, count_parameters
 from medlib.report import layers
 

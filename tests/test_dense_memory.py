@@ -112,8 +112,9 @@ def test_naming_only_m3dv_gets_report2s_recipe_said_in_one_line(capsys):
     said = capsys.readouterr().out.strip().splitlines()
     assert len(said) == 1 and "--preset report2" in said[0] and "batch_size 30" in said[0]
     assert cfg == make_config("report2", epochs=1)  # the same run folder as typing --preset report2
-    typed = config_from_args(build_parser().parse_args(["train", "--dataset", "m3dv", "--preset", "report1",
-                                                        "--model", "densenet3d"]))
+    typed = config_from_args(
+        build_parser().parse_args(["train", "--dataset", "m3dv", "--preset", "report1", "--model", "densenet3d"])
+    )
     assert typed.batch_size == 128 and capsys.readouterr().out == ""  # a typed preset is obeyed, silently
     other = config_from_args(build_parser().parse_args(["train", "--dataset", "breastmnist"]))
     assert other == make_config("report1", dataset="breastmnist") and capsys.readouterr().out == ""

@@ -1,4 +1,5 @@
 """fit(): the run folder, best-validation-AUC selection, honest checkpoints, reuse and exact resume."""
+
 import json
 
 import numpy as np
@@ -32,15 +33,19 @@ def test_run_folder_is_complete_and_consistent(breast, tmp_path):
         assert key in rec
     assert rec["data"]["md5"] == "750601b1f35ba3300ea97c75c52ff8f6" and rec["versions"]["torch"] == torch.__version__
     hist = run.history
-    assert list(hist.columns[:9]) == ["epoch", "lr", "train_loss", "train_auc", "train_acc", "val_loss", "val_auc",
-                                      "val_acc", "seconds"] and len(hist) == 3
+    assert (
+        list(hist.columns[:9])
+        == ["epoch", "lr", "train_loss", "train_auc", "train_acc", "val_loss", "val_auc", "val_acc", "seconds"]
+        and len(hist) == 3
+    )
     # the kept model is the best validation AUC, and its recorded val metrics are reproducible
     best = int(hist["val_auc"].idxmax()) + 1
     assert rec["best_epoch"] == best
     assert rec["metrics"]["val"]["auc"] == pytest.approx(hist.loc[best - 1, "val_auc"], abs=1e-6)
     val = run.scores("val")
-    assert metrics.auc(val["label"].to_numpy(), val[["score_0", "score_1"]].to_numpy(), "binary-class") == \
-        pytest.approx(rec["metrics"]["val"]["auc"], abs=1e-9)
+    assert metrics.auc(
+        val["label"].to_numpy(), val[["score_0", "score_1"]].to_numpy(), "binary-class"
+    ) == pytest.approx(rec["metrics"]["val"]["auc"], abs=1e-9)
     ck = torch.load(run.dir / "best.pt", weights_only=True)
     assert ck["epoch"] + 1 == best and ck["best_epoch"] == best and ck["config"]["dataset"] == "breastmnist"
     assert torch.load(run.dir / "last.pt", weights_only=True)["epoch"] == 2
@@ -101,8 +106,11 @@ def test_augmented_training_draws_new_augmentations_each_epoch(breast, tmp_path,
     seen = []
     real = loop.augment_batch
     monkeypatch.setattr(loop, "augment_batch", lambda x, **k: seen.append(out := real(x, **k)) or out)
-    fit(medlib.make_config(dataset="breastmnist", flip=True, shift=3, **{**TINY, "epochs": 2, "batch_size": 48}),
-        out=tmp_path, verbose=False)
+    fit(
+        medlib.make_config(dataset="breastmnist", flip=True, shift=3, **{**TINY, "epochs": 2, "batch_size": 48}),
+        out=tmp_path,
+        verbose=False,
+    )
     assert len(seen) == 2 and not torch.equal(seen[0], seen[1])
 
 
@@ -121,8 +129,9 @@ def test_bad_options_are_clear(breast):
 def test_resnet18_learns_real_breastmnist(real_data, tmp_path, monkeypatch):
     """A few CPU epochs on real BreastMNIST: measured test AUC 0.75 (seed 0); chance is 0.5."""
     monkeypatch.setenv("MEDLIB_DATA", str(real_data))
-    cfg = medlib.make_config(dataset="breastmnist", model="resnet18", stem="imagenet", optimizer="adam",
-                             lr=1e-3, batch_size=32, epochs=6)
+    cfg = medlib.make_config(
+        dataset="breastmnist", model="resnet18", stem="imagenet", optimizer="adam", lr=1e-3, batch_size=32, epochs=6
+    )
     run = fit(cfg, out=tmp_path, verbose=False)
     assert run.metrics["test"]["auc"] > 0.68, run.metrics
     assert run.record["data"]["md5"] == "750601b1f35ba3300ea97c75c52ff8f6"
@@ -138,8 +147,10 @@ def test_a_run_being_trained_elsewhere_is_not_trained_twice(breast, tmp_path):
     cfg = medlib.make_config(dataset="breastmnist", **TINY)
     folder = run_dir(cfg, tmp_path)
     folder.mkdir(parents=True)
-    holder = (f"import sys, time; from medlib.engine.runs import claim; lock = claim({str(folder)!r}); "
-              "print(1, flush=True); time.sleep(30)")
+    holder = (
+        f"import sys, time; from medlib.engine.runs import claim; lock = claim({str(folder)!r}); "
+        "print(1, flush=True); time.sleep(30)"
+    )
     other = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout.readline().strip() == "1"  # it holds the lock now

@@ -1,4 +1,5 @@
 """Scores written in MedMNIST's evaluation format are read back and re-scored by medmnist's own Evaluator."""
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,8 +85,9 @@ def test_fit_leaves_files_the_official_parser_accepts(tmp_path, evaluator_root, 
     import medlib
     from medlib.engine import fit
 
-    cfg = medlib.make_config(dataset="breastmnist", model="resnet18", stem="small", epochs=1, batch_size=32,
-                             optimizer="adam", max_train=64)
+    cfg = medlib.make_config(
+        dataset="breastmnist", model="resnet18", stem="small", epochs=1, batch_size=32, optimizer="adam", max_train=64
+    )
     run = fit(cfg, out=tmp_path / "runs", verbose=False)
     rec = json.loads((run.dir / "run.json").read_text())
     assert not list(run.dir.glob("breastmnist_train_*"))  # train is a subset here: nothing to check it against

@@ -1,5 +1,6 @@
 """Report 2's code flaws as switches (config.mixup_labels, scaling, val_split): each does what the report's code
 did, is off by default, leaves every existing run folder's hash alone, and is refused where it means nothing."""
+
 import numpy as np
 import pytest
 import torch
@@ -55,8 +56,10 @@ def test_the_switches_are_off_by_default_and_leave_hashes_alone():
             assert (cfg.mixup_labels, cfg.scaling, cfg.val_split) == ("soft", "centered", "before"), label
     base = medlib.make_config("report2")
     assert base.key() == TrainConfig(**{**base.__dict__}).key()
-    keys = {base.replace(**{k: v}).key() for k, v in
-            (("mixup_labels", "hard"), ("scaling", "report2"), ("val_split", "after"))}
+    keys = {
+        base.replace(**{k: v}).key()
+        for k, v in (("mixup_labels", "hard"), ("scaling", "report2"), ("val_split", "after"))
+    }
     assert len(keys) == 3 and base.key() not in keys
     assert len({cfg.key() for _, cfg in plans.report2_flaws()}) == 15
 
@@ -73,8 +76,18 @@ def test_the_switches_are_refused_where_they_mean_nothing():
 
 
 def test_a_leaky_run_trains_and_records_views(m3dv_root, tmp_path):
-    cfg = medlib.make_config(dataset="m3dv", model="baseline3d", crop=16, epochs=1, batch_size=8, folds=3,
-                             mixup_alpha=0.2, mixup_labels="hard", scaling="report2", val_split="after")
+    cfg = medlib.make_config(
+        dataset="m3dv",
+        model="baseline3d",
+        crop=16,
+        epochs=1,
+        batch_size=8,
+        folds=3,
+        mixup_alpha=0.2,
+        mixup_labels="hard",
+        scaling="report2",
+        val_split="after",
+    )
     run = medlib.fit(cfg, out=tmp_path / "runs", verbose=False)
     n = run.record["data"]
     assert n["n_train"] + n["n_val"] == LEAKY_COPIES * 20 and n["n_test"] == 10

@@ -15,6 +15,7 @@ tables and figures; book: the notebooks' machinery, their set-up, execution and 
   units form no cycle at all, and nothing imports the package root (`medlib/__init__.py` only re-exports).
 * No function is longer than MAX_FUNCTION_LINES.
 """
+
 from __future__ import annotations
 
 import ast
@@ -104,16 +105,23 @@ def _unit_graph() -> dict[str, set[str]]:
 
 
 def test_medlib_imports_are_at_the_top():
-    lazy = [f"{rel}:{line} imports {', '.join(targets)} inside a function"
-            for rel, _, targets, _, inside, line in _imports() if inside and targets]
+    lazy = [
+        f"{rel}:{line} imports {', '.join(targets)} inside a function"
+        for rel, _, targets, _, inside, line in _imports()
+        if inside and targets
+    ]
     assert lazy == [], "\n".join(lazy)
 
 
 def test_only_optional_third_party_modules_are_imported_lazily():
-    lazy = [f"{rel}:{line} imports {other} inside a function"
-            for rel, _, _, other, inside, line in _imports()
-            if inside and other and other.split(".")[0] not in OPTIONAL_LAZY
-            and (rel, other.split(".")[0]) not in PENDING_LAZY]
+    lazy = [
+        f"{rel}:{line} imports {other} inside a function"
+        for rel, _, _, other, inside, line in _imports()
+        if inside
+        and other
+        and other.split(".")[0] not in OPTIONAL_LAZY
+        and (rel, other.split(".")[0]) not in PENDING_LAZY
+    ]
     assert lazy == [], "\n".join(lazy) + "\n(move it to the top, or add an optional module to OPTIONAL_LAZY)"
 
 
@@ -136,7 +144,7 @@ def test_units_form_no_cycle():
         stack.append(u)
         for v in sorted(graph.get(u, ())):
             if state.get(v) == "open":
-                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(v):] + [v]))
+                pytest.fail("import cycle: " + " -> ".join(stack[stack.index(v) :] + [v]))
             if v not in state:
                 visit(v)
         stack.pop()
@@ -147,13 +155,25 @@ def test_units_form_no_cycle():
             visit(u)
 
 
-@pytest.mark.parametrize("lower, higher", [
-    ("medlib.data", "medlib.engine"), ("medlib.ops", "medlib.data"), ("medlib.metrics", "medlib.data"),
-    ("medlib.models", "medlib.engine"), ("medlib.plans", "medlib.engine"), ("medlib.engine", "medlib.results"),
-    ("medlib.results", "medlib.experiments"), ("medlib.experiments", "medlib.report"),
-    ("medlib.results", "medlib.analysis"), ("medlib.results", "medlib.report"), ("medlib.analysis", "medlib.report"),
-    ("medlib.report", "medlib.book"), ("medlib.report", "medlib.cli"), ("medlib.book", "medlib.cli"),
-])
+@pytest.mark.parametrize(
+    "lower, higher",
+    [
+        ("medlib.data", "medlib.engine"),
+        ("medlib.ops", "medlib.data"),
+        ("medlib.metrics", "medlib.data"),
+        ("medlib.models", "medlib.engine"),
+        ("medlib.plans", "medlib.engine"),
+        ("medlib.engine", "medlib.results"),
+        ("medlib.results", "medlib.experiments"),
+        ("medlib.experiments", "medlib.report"),
+        ("medlib.results", "medlib.analysis"),
+        ("medlib.results", "medlib.report"),
+        ("medlib.analysis", "medlib.report"),
+        ("medlib.report", "medlib.book"),
+        ("medlib.report", "medlib.cli"),
+        ("medlib.book", "medlib.cli"),
+    ],
+)
 def test_a_lower_layer_never_reaches_a_higher_one(lower, higher):
     graph, seen, todo = _unit_graph(), set(), [lower]
     while todo:

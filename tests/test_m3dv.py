@@ -2,6 +2,7 @@
 
 conftest.py gives each test its own MEDLIB_CACHE under tmp_path, which the cache test relies on.
 """
+
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from medlib.errors import MedlibError
 from medlib.ops import apply_mask, crop_cube, mask_centroid
 
 # ---- generated data ----
+
 
 @pytest.mark.parametrize("header", ["name,label", "name,lable"])
 def test_reads_both_headers(tmp_path, header):
@@ -86,8 +88,9 @@ def test_errors(tmp_path):
     with pytest.raises(MedlibError, match=r"1 sample\(s\) listed in .*train_val.csv have no file in .*candidate3"):
         load_m3dv(folder, crop=8)
     _save(folder, "candidate3", voxel=voxel, seg=seg[:-1])
-    with pytest.raises(MedlibError,
-                       match=r"candidate3.npz: voxel shape \(24, 24, 24\) and seg shape \(23, 24, 24\) differ"):
+    with pytest.raises(
+        MedlibError, match=r"candidate3.npz: voxel shape \(24, 24, 24\) and seg shape \(23, 24, 24\) differ"
+    ):
         load_m3dv(folder, crop=8)
     _save(folder, "candidate3", voxel=voxel[:, :20], seg=seg[:, :20])
     with pytest.raises(MedlibError, match="is not a cube"):
@@ -173,6 +176,7 @@ def test_both_nodule_sources_take_the_recipe_from_cubes():
 
 
 # ---- the real course data ----
+
 
 def _m3dv_root() -> Path:
     root = os.environ.get("MEDLIB_DATA")

@@ -1,4 +1,5 @@
 """Our AUC/ACC against the oracle, medmnist.Evaluator's functions, and sklearn, on every task type."""
+
 import numpy as np
 import pytest
 from medmnist import Evaluator

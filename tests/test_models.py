@@ -1,4 +1,5 @@
 """Hand-built ResNets against published parameter counts and the shapes of Report 1's Figure 2."""
+
 import pytest
 import torch
 

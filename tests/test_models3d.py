@@ -1,4 +1,5 @@
 """3D networks: parameter counts pinned to the measured (and, for DenseNet3D, Keras') values; shapes; backward."""
+
 from functools import partial
 
 import pytest
@@ -29,8 +30,11 @@ def test_other_counts():
     assert n_params(DenseNet3D(num_classes=1)) == 134_834 - 113
 
 
-@pytest.mark.parametrize("make", [DenseNet3D, Baseline3D, resnet18_3d, partial(resnet18_3d, stem="imagenet")],
-                         ids=["densenet3d", "baseline3d", "resnet18_3d", "resnet18_3d_imagenet_stem"])
+@pytest.mark.parametrize(
+    "make",
+    [DenseNet3D, Baseline3D, resnet18_3d, partial(resnet18_3d, stem="imagenet")],
+    ids=["densenet3d", "baseline3d", "resnet18_3d", "resnet18_3d_imagenet_stem"],
+)
 def test_forward_backward_shapes(make):
     torch.manual_seed(0)
     net = make(in_channels=1, num_classes=3)

@@ -1,4 +1,5 @@
 """Nodule pictures: meshes and view buttons, slice montage, standalone offline HTML."""
+
 import numpy as np
 import pytest
 from synth_m3dv import ellipsoid_sample

@@ -1,4 +1,5 @@
 """Report 2 without the course data: M3DV when present, else NoduleMNIST3D with auto-masks, in M3DV's shape."""
+
 import numpy as np
 import pytest
 import torch

@@ -1,4 +1,5 @@
 """Report 2's pipeline through the engine: M3DV folds without leaks, CV summary, ensembles, predict CSV."""
+
 import hashlib
 
 import numpy as np
@@ -25,8 +26,9 @@ def _digests(X):
 def test_no_validation_or_test_voxels_reach_training(m3dv_root, tmp_path, monkeypatch):
     seen = []
     real = training.train_epoch
-    monkeypatch.setattr(training, "train_epoch",
-                        lambda net, opt, X, *a, **k: seen.append(X.clone()) or real(net, opt, X, *a, **k))
+    monkeypatch.setattr(
+        training, "train_epoch", lambda net, opt, X, *a, **k: seen.append(X.clone()) or real(net, opt, X, *a, **k)
+    )
     run = medlib.fit(medlib.make_config(**TINY), out=tmp_path / "runs", verbose=False)
     from medlib.engine.splits import load_for_config
 
@@ -82,8 +84,20 @@ def test_predict_writes_submission_for_every_file(m3dv_root, tmp_path):
 def test_predict_cli_errors(m3dv_root, tmp_path):
     from medlib.cli import main
 
-    assert main(["predict", "--checkpoint", str(tmp_path / "no.pt"), "--input", str(m3dv_root / "train_val"),
-                 "--out", str(tmp_path / "s.csv")]) == 2
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(tmp_path / "no.pt"),
+                "--input",
+                str(m3dv_root / "train_val"),
+                "--out",
+                str(tmp_path / "s.csv"),
+            ]
+        )
+        == 2
+    )
     assert not (tmp_path / "s.csv").exists()
 
 
@@ -92,8 +106,17 @@ def test_short_cpu_training_on_real_m3dv_beats_chance(real_data, tmp_path, monke
     """Baseline3D, 6 epochs on fold 0 of the real 372 (CPU, ~1 min): measured test AUC in the note."""
     if not (real_data / "m3dv" / "train_val").is_dir():
         pytest.skip("M3DV not under MEDLIB_DATA")
-    cfg = medlib.make_config(dataset="m3dv", model="baseline3d", epochs=6, batch_size=32, optimizer="adam", lr=3e-3,
-                             flip=True, shift=3, rot90=True)
+    cfg = medlib.make_config(
+        dataset="m3dv",
+        model="baseline3d",
+        epochs=6,
+        batch_size=32,
+        optimizer="adam",
+        lr=3e-3,
+        flip=True,
+        shift=3,
+        rot90=True,
+    )
     run = medlib.fit(cfg, out=tmp_path, verbose=False)
     assert run.metrics["test"]["n"] == 75
     assert run.metrics["test"]["auc"] > 0.6, run.metrics

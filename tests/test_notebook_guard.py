@@ -1,6 +1,7 @@
 """A notebook says what its training costs before it starts, and stops on a CPU when that is hours (issue 25).
 
 The rate is injected (`gflops=`), so no test depends on this machine's speed."""
+
 import pytest
 
 from medlib.book import notebook
@@ -9,8 +10,12 @@ from medlib.config import make_config
 from medlib.plans import report1_epochs
 from medlib.report.reference import REPORT1_DATASETS
 
-FULL_02 = [make_config("report1", dataset=d, model=m, seed=s, epochs=report1_epochs(d))
-           for d in REPORT1_DATASETS for m in ("resnet18", "resnet50") for s in (0, 1, 2)]
+FULL_02 = [
+    make_config("report1", dataset=d, model=m, seed=s, epochs=report1_epochs(d))
+    for d in REPORT1_DATASETS
+    for m in ("resnet18", "resnet50")
+    for s in (0, 1, 2)
+]
 QUICK_02 = [make_config("report1", dataset="breastmnist", model="resnet18", seed=3, epochs=50)]
 
 
@@ -28,7 +33,7 @@ def test_full_profile_on_a_slow_cpu_stops_with_one_line_and_a_choice(tmp_path, c
     out = capsys.readouterr().out
     assert "60 run(s), 0 already finished" in out and "CPU-hours" in out  # the estimate is printed first
     msg = str(e.value)
-    assert "PROFILE = \"quick\"" in msg and cmd in msg and "ALLOW_CPU_HOURS = True" in msg
+    assert 'PROFILE = "quick"' in msg and cmd in msg and "ALLOW_CPU_HOURS = True" in msg
     assert e.value._render_traceback_() == [f"medlib: {msg}"] and "\n" not in msg  # Jupyter shows one line
 
 

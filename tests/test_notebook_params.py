@@ -1,4 +1,5 @@
 """Notebooks are papermill-safe: the `parameters` cell holds literal defaults only, and what papermill injects wins."""
+
 import ast
 import json
 import os

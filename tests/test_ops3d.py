@@ -1,4 +1,5 @@
 """ops: crop / mask against explicit numpy, augmentations against torch oracles, mixup and its loss."""
+
 import numpy as np
 import pytest
 import torch
@@ -24,6 +25,7 @@ from medlib.ops import (
 
 # ---- crop / mask ----
 
+
 @pytest.mark.parametrize("n, size", [(64, 32), (100, 32), (65, 5), (9, 9), (7, 1)])
 def test_crop_cube_default_centre_is_central_slice(n, size):
     v = np.random.default_rng(0).integers(0, 255, (n, n, n), dtype=np.uint8)
@@ -33,7 +35,7 @@ def test_crop_cube_default_centre_is_central_slice(n, size):
 
 
 def test_crop_cube_pads_with_zeros_past_the_border():
-    v = np.arange(1, 8 ** 3 + 1).reshape(8, 8, 8)
+    v = np.arange(1, 8**3 + 1).reshape(8, 8, 8)
     out = crop_cube(v, 6, center=(1, 6.4, 4))  # starts at (-2, 3, 1)
     expected = np.zeros((6, 6, 6), v.dtype)
     expected[2:, :5, :] = v[0:4, 3:8, 1:7]
@@ -91,6 +93,7 @@ def test_auto_mask_keeps_the_central_component():
 
 # ---- augmentation ----
 
+
 def _batch(n=6, dims=3, side=6, dtype=torch.uint8, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randint(0, 255, (n, 2, *([side] * dims)), generator=g).to(dtype)
@@ -116,7 +119,7 @@ def _subsets(axes):
 def test_rotation_group_sizes_and_closure():
     for dims, order in [(2, 4), (3, 24)]:
         group = rotations(dims)
-        x = torch.arange(4 ** dims).reshape(1, 1, *[4] * dims)
+        x = torch.arange(4**dims).reshape(1, 1, *[4] * dims)
         images = [rotate(x, *g) for g in group]
         assert len({tuple(im.flatten().tolist()) for im in images}) == order
         for g in group:  # composing two rotations gives a rotation of the set
@@ -124,7 +127,8 @@ def test_rotation_group_sizes_and_closure():
                 assert any(torch.equal(rotate(rotate(x, *g), *h), im) for im in images)
     x2 = torch.arange(16).reshape(1, 1, 4, 4)
     assert {tuple(rotate(x2, *g).flatten().tolist()) for g in rotations(2)} == {
-        tuple(torch.rot90(x2, k, (2, 3)).flatten().tolist()) for k in range(4)}
+        tuple(torch.rot90(x2, k, (2, 3)).flatten().tolist()) for k in range(4)
+    }
 
 
 @pytest.mark.parametrize("dims", [2, 3])
@@ -154,8 +158,11 @@ def test_random_shift_matches_np_roll_in_the_interior(dims):
     offsets_seen = set()
     for xi, yi in zip(x.numpy(), y.numpy()):
         # find this sample's offset by comparing with every roll
-        hits = [o for o in np.ndindex(*([2 * k + 1] * dims))
-                if np.array_equal(np.roll(xi, np.subtract(o, k), axis=tuple(range(1, dims + 1)))[inner], yi[inner])]
+        hits = [
+            o
+            for o in np.ndindex(*([2 * k + 1] * dims))
+            if np.array_equal(np.roll(xi, np.subtract(o, k), axis=tuple(range(1, dims + 1)))[inner], yi[inner])
+        ]
         assert len(hits) == 1
         o = np.subtract(hits[0], k)
         offsets_seen.add(tuple(o))
@@ -191,6 +198,7 @@ def test_augment_on_cuda_equals_cpu_with_a_cpu_generator():
 
 # ---- mixup ----
 
+
 def test_sample_lambda():
     assert sample_lambda(0) == 1.0 and sample_lambda(-1) == 1.0
     lams = [sample_lambda(0.2, torch.Generator().manual_seed(s)) for s in range(200)]
@@ -221,8 +229,9 @@ def test_mixup_targets_stay_soft():
 
 
 def test_soft_targets():
-    torch.testing.assert_close(soft_targets(torch.tensor([2, 0]), "multi-class", 3),
-                               torch.tensor([[0.0, 0, 1], [1, 0, 0]]))
+    torch.testing.assert_close(
+        soft_targets(torch.tensor([2, 0]), "multi-class", 3), torch.tensor([[0.0, 0, 1], [1, 0, 0]])
+    )
     ml = torch.tensor([[0, 1, 1], [1, 0, 0]], dtype=torch.float32)
     assert torch.equal(soft_targets(ml, "multi-label, binary-class", 3), ml)
     with pytest.raises(MedlibError, match=r"in \[0, 3\)"):

@@ -1,4 +1,5 @@
 """Issue 24's machinery: recipes fixed without the test split, >= 5 seeds, a bootstrap interval, met / not met."""
+
 from __future__ import annotations
 
 from pathlib import Path

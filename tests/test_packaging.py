@@ -1,5 +1,6 @@
 """A pip user's medlib (issue 25): conda and pip lists in step, a lock that covers them, the notebooks in the wheel,
 one-line errors for a missing extra, the program's real name and version, widget-less Jupyter without a stderr wall."""
+
 import importlib.util
 import json
 import re
@@ -36,7 +37,7 @@ def _pip_names() -> set:
 def _conda() -> dict:
     """name -> the pin after '=' ('' if none), from environment.yml's conda dependencies (not its pip: part)."""
     deps, text = {}, (ROOT / "environment.yml").read_text()
-    for line in text[text.index("\ndependencies:"):].splitlines():
+    for line in text[text.index("\ndependencies:") :].splitlines():
         m = re.match(r"^  - ([A-Za-z0-9_.-]+)(?:([=<>]+)([^\s#]+))?", line)
         if m:
             deps[m.group(1).lower()] = m.group(3) or ""
@@ -99,7 +100,8 @@ def test_program_name_and_version():
     script = Path(sys.executable).with_name("medlib")
     if script.exists():  # the console script says its own name
         assert subprocess.run([str(script), "--help"], capture_output=True, text=True).stdout.startswith(
-            "usage: medlib ")
+            "usage: medlib "
+        )
 
 
 def test_kernelspec_is_the_installed_one():
@@ -111,10 +113,12 @@ def test_kernelspec_is_the_installed_one():
 
 
 def test_jupyter_without_ipywidgets_has_no_text_bars():
-    code = ("import sys, types\n"
-            "sys.modules['ipykernel'] = types.ModuleType('ipykernel'); sys.modules['ipywidgets'] = None\n"
-            "from medlib.progress import tqdm, text_bars_in_jupyter\n"
-            "assert text_bars_in_jupyter() and tqdm(range(3)).disable\n"
-            "for _ in tqdm(range(3)): pass\n")
+    code = (
+        "import sys, types\n"
+        "sys.modules['ipykernel'] = types.ModuleType('ipykernel'); sys.modules['ipywidgets'] = None\n"
+        "from medlib.progress import tqdm, text_bars_in_jupyter\n"
+        "assert text_bars_in_jupyter() and tqdm(range(3)).disable\n"
+        "for _ in tqdm(range(3)): pass\n"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0 and r.stderr == "", r.stderr

@@ -1,4 +1,5 @@
 """The registry against the oracle: medmnist.INFO (v3.0.2) must agree with every fact medlib ships."""
+
 import pytest
 from medmnist.info import INFO
 
@@ -25,8 +26,14 @@ def test_sizes_and_file_names():
     assert registry.file_name("organmnist3d", 64) == "organmnist3d_64.npz"
 
 
-@pytest.mark.parametrize("v1,v2", [("organmnist_axial", "organamnist"), ("organmnist_coronal", "organcmnist"),
-                                   ("OrganMNIST_Sagittal", "organsmnist")])
+@pytest.mark.parametrize(
+    "v1,v2",
+    [
+        ("organmnist_axial", "organamnist"),
+        ("organmnist_coronal", "organcmnist"),
+        ("OrganMNIST_Sagittal", "organsmnist"),
+    ],
+)
 def test_report1_v1_names_are_accepted(v1, v2):
     assert registry.canonical(v1) == v2
 

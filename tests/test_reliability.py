@@ -4,6 +4,7 @@ and exit 2, leave nothing half-written or stale behind, and never record a garba
 Training cases are tiny runs on the real BreastMNIST (`--epochs 1 --max-train 64 --max-eval 32`); the rest use
 generated files. The CLI runs in-process (`cli.main`), and once as a real process to check the exit status.
 """
+
 import json
 import multiprocessing
 import os
@@ -73,8 +74,18 @@ def leftovers(folder: Path) -> list:
     return sorted(p.name for p in Path(folder).rglob(f"*{atomic.TEMP_SUFFIX}"))
 
 
-def fake_checkpoint(path: Path, *, dataset="breastmnist", model="resnet18", channels=1, classes=2, dims=2, size=28,
-                    md5=None, poison=False) -> Path:
+def fake_checkpoint(
+    path: Path,
+    *,
+    dataset="breastmnist",
+    model="resnet18",
+    channels=1,
+    classes=2,
+    dims=2,
+    size=28,
+    md5=None,
+    poison=False,
+) -> Path:
     """A medlib checkpoint built without training (an untrained network is enough to exercise the checks)."""
     torch.manual_seed(0)
     cfg = TrainConfig(dataset=dataset, model=model, size=size, crop=16)
@@ -82,31 +93,45 @@ def fake_checkpoint(path: Path, *, dataset="breastmnist", model="resnet18", chan
     if poison:  # what a diverged training leaves behind
         with torch.no_grad():
             next(net.parameters()).fill_(float("nan"))
-    meta = Meta(name=dataset, task="binary-class", n_classes=classes, n_channels=channels, dims=dims, size=size,
-                md5=md5 if md5 is not None else registry.md5(dataset, size) if dataset != "m3dv" else "0" * 32)
+    meta = Meta(
+        name=dataset,
+        task="binary-class",
+        n_classes=classes,
+        n_channels=channels,
+        dims=dims,
+        size=size,
+        md5=md5 if md5 is not None else registry.md5(dataset, size) if dataset != "m3dv" else "0" * 32,
+    )
     checkpoint.save(path, model=net, epoch=0, best_score=0.5, best_epoch=1, config=cfg, meta=meta)
     return path
 
 
 # ---- 1. garbage recorded as a result ----
 
-@pytest.mark.parametrize("flags,message", [
-    (["--lr", "nan"], "--lr must be a finite number, not nan"),
-    (["--lr", "inf"], "--lr must be a finite number, not inf"),
-    (["--batch-size", "1"], "--batch-size must be >= 2, not 1 (BatchNorm"),
-    (["--momentum", "-1"], "--momentum must be in [0, 1], not -1.0"),
-    (["--weight-decay", "-0.5"], "--weight-decay must be >= 0, not -0.5"),
-    (["--mixup-alpha", "-0.2"], "--mixup-alpha must be >= 0, not -0.2"),
-    (["--max-train", "-5"], "--max-train must be >= 0, not -5"),
-    (["--max-train", "1"], "--max-train 1 keeps a single sample"),
-    (["--seed", str(2**64)], f"--seed must be in [0, {2**63 - 1}], not {2**64}"),
-    (["--device", "tpu"], "--device 'tpu' is not a device medlib can use"),
-    (["--out", ""], "--out is empty"),
-    (["--dataset", "m3dv", "--model", "densenet3d", "--dilate", "2", "--no-mask"], "--dilate 2 grows the nodule mask"),
-    (["--schedule", "range"], "--schedule range needs --lr-end"),
-    (["--lr-end", "1"], "and --lr-end is used by no other schedule"),
-    (["--schedule", "range", "--lr", "0.1", "--lr-end", "0.01"], "--lr-end 0.01 must be above --lr 0.1"),
-])
+
+@pytest.mark.parametrize(
+    "flags,message",
+    [
+        (["--lr", "nan"], "--lr must be a finite number, not nan"),
+        (["--lr", "inf"], "--lr must be a finite number, not inf"),
+        (["--batch-size", "1"], "--batch-size must be >= 2, not 1 (BatchNorm"),
+        (["--momentum", "-1"], "--momentum must be in [0, 1], not -1.0"),
+        (["--weight-decay", "-0.5"], "--weight-decay must be >= 0, not -0.5"),
+        (["--mixup-alpha", "-0.2"], "--mixup-alpha must be >= 0, not -0.2"),
+        (["--max-train", "-5"], "--max-train must be >= 0, not -5"),
+        (["--max-train", "1"], "--max-train 1 keeps a single sample"),
+        (["--seed", str(2**64)], f"--seed must be in [0, {2**63 - 1}], not {2**64}"),
+        (["--device", "tpu"], "--device 'tpu' is not a device medlib can use"),
+        (["--out", ""], "--out is empty"),
+        (
+            ["--dataset", "m3dv", "--model", "densenet3d", "--dilate", "2", "--no-mask"],
+            "--dilate 2 grows the nodule mask",
+        ),
+        (["--schedule", "range"], "--schedule range needs --lr-end"),
+        (["--lr-end", "1"], "and --lr-end is used by no other schedule"),
+        (["--schedule", "range", "--lr", "0.1", "--lr-end", "0.01"], "--lr-end 0.01 must be above --lr 0.1"),
+    ],
+)
 def test_bad_numbers_and_names_are_refused_before_anything_runs(flags, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # --out "" used to write to ./runs: nothing may appear here
     args = T + flags if "--out" in flags else T + ["--out", "runs"] + flags
@@ -116,8 +141,14 @@ def test_bad_numbers_and_names_are_refused_before_anything_runs(flags, message, 
 
 
 def test_exit_status_of_the_real_process(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "medlib", *T, "--lr", "nan", "--out", str(tmp_path)], cwd=ROOT,
-                       capture_output=True, text=True, env={**os.environ, "CI": "1"}, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "medlib", *T, "--lr", "nan", "--out", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "CI": "1"},
+        timeout=300,
+    )
     assert r.returncode == 2 and r.stderr.strip() == "medlib: error: --lr must be a finite number, not nan."
 
 
@@ -161,20 +192,28 @@ def test_val_split_without_both_classes_is_refused():
         metrics.check_classes(np.array([[0, 1], [1, 1]]), "multi-label, binary-class", 2, "test")
 
 
-@pytest.mark.parametrize("weights,message", [(["nan", "1"], "must be 2 finite, non-negative numbers"),
-                                             (["inf", "1"], "finite"), (["-1", "2"], "non-negative"),
-                                             (["1"], "must be 2 finite")])
+@pytest.mark.parametrize(
+    "weights,message",
+    [
+        (["nan", "1"], "must be 2 finite, non-negative numbers"),
+        (["inf", "1"], "finite"),
+        (["-1", "2"], "non-negative"),
+        (["1"], "must be 2 finite"),
+    ],
+)
 def test_bad_ensemble_weights_write_no_csv(weights, message, tmp_path, capsys):
     folder, _ = write_m3dv(tmp_path, n=4, size=24)
     ck = fake_checkpoint(tmp_path / "m.pt", dataset="m3dv", model="baseline3d", dims=3, size=16)
     out = tmp_path / "sub.csv"
-    rc, _, err = run_cli(capsys, "predict", "--checkpoint", ck, ck, "--input", folder, "--out", out,
-                         "--weights", *weights)
+    rc, _, err = run_cli(
+        capsys, "predict", "--checkpoint", ck, ck, "--input", folder, "--out", out, "--weights", *weights
+    )
     assert_one_line(rc, err, message)
     assert not out.exists() and leftovers(tmp_path) == []
 
 
 # ---- 2. the MD5 check cannot be bypassed; labels are range-checked ----
+
 
 def test_md5_cache_sees_a_rewrite_with_size_and_mtime_restored(tmp_path):
     path = tmp_path / "breastmnist.npz"
@@ -226,6 +265,7 @@ def test_multilabel_labels_must_be_flags(synth_root):
 
 # ---- 3. no stale reuse ----
 
+
 def test_no_reuse_trains_again_from_scratch(breast_root, tmp_path, capsys):
     out = tmp_path / "runs"
     rc, _, err = run_cli(capsys, *T, "--out", out)
@@ -264,13 +304,16 @@ def test_reuse_refuses_a_run_made_from_other_m3dv_data(tmp_path, monkeypatch):
     monkeypatch.setenv("MEDLIB_DATA", str(root))
     cfg = m3dv_config()
     folder = runs.run_dir(cfg, tmp_path / "runs")
-    atomic.write_json(folder / "run.json", {"status": "complete", "config": cfg.__dict__, "data": {"md5": "f" * 32},
-                                        "metrics": {}})
+    atomic.write_json(
+        folder / "run.json", {"status": "complete", "config": cfg.__dict__, "data": {"md5": "f" * 32}, "metrics": {}}
+    )
     with pytest.raises(MedlibError, match=f"trained on m3dv data with MD5 {'f' * 32}.*--no-reuse"):
         medlib.fit(cfg, out=tmp_path / "runs", verbose=False)
     # the data it was made from: reused as before
-    atomic.write_json(folder / "run.json", {"status": "complete", "config": cfg.__dict__,
-                                        "data": {"md5": m3dv.folder_md5()}, "metrics": {}})
+    atomic.write_json(
+        folder / "run.json",
+        {"status": "complete", "config": cfg.__dict__, "data": {"md5": m3dv.folder_md5()}, "metrics": {}},
+    )
     assert medlib.fit(cfg, out=tmp_path / "runs", verbose=False).dir == folder
 
 
@@ -302,6 +345,7 @@ def test_resume_refuses_a_checkpoint_of_other_data():
 
 
 # ---- 4. locks ----
+
 
 def _race(folder, barrier, outcomes, slot, hold):
     barrier.wait()
@@ -364,6 +408,7 @@ def test_a_failed_run_releases_its_lock(breast_root, tmp_path, capsys, monkeypat
 
 # ---- 5. temp files ----
 
+
 def test_starting_over_discards_old_outputs(tmp_path):
     for name in runs.OUTPUTS + ("run.json", "notes.txt"):
         (tmp_path / name).write_text("old")
@@ -387,6 +432,7 @@ def test_stale_temp_files_are_cleaned_on_the_next_start(tmp_path):
 
 
 # ---- 6. one line instead of a traceback ----
+
 
 def test_out_that_is_a_file(breast_root, tmp_path, capsys):
     (tmp_path / "file").write_text("x")
@@ -444,8 +490,9 @@ def test_full_disk_during_a_checkpoint_is_one_line_and_leaves_nothing(tmp_path, 
         raise RuntimeError("[enforce fail at inline_container.cc:603] . unexpected pos 4416 vs 4312")
 
     monkeypatch.setattr(torch, "save", full)
-    with pytest.raises(MedlibError,
-                       match=r"Cannot write .*best.pt \(\[enforce fail.*the disk may be full \(\d+ MB free"):
+    with pytest.raises(
+        MedlibError, match=r"Cannot write .*best.pt \(\[enforce fail.*the disk may be full \(\d+ MB free"
+    ):
         atomic.torch_save({"a": 1}, tmp_path / "best.pt")
     assert list(tmp_path.iterdir()) == []
 
@@ -469,13 +516,16 @@ def test_evaluate_device_tpu(tmp_path, capsys):
     assert_one_line(*run_cli(capsys, "evaluate", "--checkpoint", ck, "--device", "tpu")[::2], "--device 'tpu'")
 
 
-@pytest.mark.parametrize("content,message", [
-    ("state_dict", "only weights (a plain state_dict)"),
-    ("tensor", "holds a Tensor, not a medlib checkpoint"),
-    ("wrong_arch", "its weights do not fit the resnet18"),
-    ("garbage", "cannot be read"),
-    ("folder", "is a folder"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        ("state_dict", "only weights (a plain state_dict)"),
+        ("tensor", "holds a Tensor, not a medlib checkpoint"),
+        ("wrong_arch", "its weights do not fit the resnet18"),
+        ("garbage", "cannot be read"),
+        ("folder", "is a folder"),
+    ],
+)
 def test_checkpoints_that_are_not_medlib_checkpoints(content, message, tmp_path, capsys):
     path = tmp_path / "x.pt"
     if content == "state_dict":
@@ -517,6 +567,7 @@ def test_null_verdict_cache_does_not_break_later_runs(breast_root, capsys):
 
 # ---- 7. clearer messages ----
 
+
 def test_bom_labels_csv_is_accepted(tmp_path):
     folder, csv = write_m3dv(tmp_path, n=4, size=24)
     csv.write_bytes(b"\xef\xbb\xbf" + csv.read_bytes())  # Excel's "CSV UTF-8"
@@ -534,8 +585,9 @@ def test_messages_name_cli_flags_not_library_arguments(tmp_path, capsys, monkeyp
     folder, _ = write_m3dv(tmp_path, n=4, size=24)
     ck = fake_checkpoint(tmp_path / "m.pt", dataset="m3dv", model="baseline3d", dims=3, size=16)
     out = tmp_path / "sub.csv"
-    rc, _, err = run_cli(capsys, "predict", "--checkpoint", ck, "--input", folder, "--out", out,
-                         "--labels", tmp_path / "missing.csv")
+    rc, _, err = run_cli(
+        capsys, "predict", "--checkpoint", ck, "--input", folder, "--out", out, "--labels", tmp_path / "missing.csv"
+    )
     assert_one_line(rc, err, "Cannot read the labels CSV", "missing.csv")
     assert not out.exists()  # checked before anything is written
     monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "empty"))

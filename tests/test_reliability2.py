@@ -5,6 +5,7 @@ trial's tests (test_reliability.py, whose helpers these reuse).
 Records cases work on copies of committed run folders (results/), damaged as a careless user would; training cases
 are tiny runs on the real BreastMNIST (`--epochs 1 --max-train 64 --max-eval 32`); the rest use generated files.
 """
+
 import json
 import os
 import re
@@ -35,10 +36,18 @@ from medlib.experiments import cv, reproduce
 from medlib.flags import add_config_flags, config_from_args
 from medlib.report import tables
 
-BREAST = ["breastmnist_28-resnet18-s0-87cb9c87d0", "breastmnist_28-resnet18-s1-98da1fdb9e",
-          "breastmnist_28-resnet18-s2-843e76493b"]  # report1/breastmnist/resnet18, seeds 0-2
-FOLDS = ["m3dv-densenet3d-f0-s0-756c000cc9", "m3dv-densenet3d-f1-s0-0fc43367e6", "m3dv-densenet3d-f2-s0-328b2a99ab",
-         "m3dv-densenet3d-f3-s0-8669a72a6b", "m3dv-densenet3d-f4-s0-b3600457df"]  # report2/densenet3d/mixup0.2
+BREAST = [
+    "breastmnist_28-resnet18-s0-87cb9c87d0",
+    "breastmnist_28-resnet18-s1-98da1fdb9e",
+    "breastmnist_28-resnet18-s2-843e76493b",
+]  # report1/breastmnist/resnet18, seeds 0-2
+FOLDS = [
+    "m3dv-densenet3d-f0-s0-756c000cc9",
+    "m3dv-densenet3d-f1-s0-0fc43367e6",
+    "m3dv-densenet3d-f2-s0-328b2a99ab",
+    "m3dv-densenet3d-f3-s0-8669a72a6b",
+    "m3dv-densenet3d-f4-s0-b3600457df",
+]  # report2/densenet3d/mixup0.2
 
 
 def copy_runs(dest: Path, names) -> Path:
@@ -100,8 +109,9 @@ def m3dv_checkpoint(tmp_path, crop=16) -> Path:
     meta = Meta(name="m3dv", task="binary-class", n_classes=2, n_channels=1, dims=3, size=crop, md5="0" * 32)
     path = tmp_path / "ck" / "best.pt"
     path.parent.mkdir(parents=True, exist_ok=True)
-    checkpoint.save(path, model=build_model("baseline3d", 1, 2), epoch=0, best_score=0.5, best_epoch=1, config=cfg,
-                    meta=meta)
+    checkpoint.save(
+        path, model=build_model("baseline3d", 1, 2), epoch=0, best_score=0.5, best_epoch=1, config=cfg, meta=meta
+    )
     return path
 
 
@@ -115,6 +125,7 @@ def t_config(*flags) -> TrainConfig:
 
 
 # ---- 1. predict --out never overwrites an input ----
+
 
 @pytest.mark.parametrize("target", ["checkpoint", "sample", "labels", "other file"])
 def test_1_predict_out_that_is_an_input_is_refused(target, tmp_path, capsys):
@@ -142,6 +153,7 @@ def test_1_predict_may_replace_its_own_submission_csv(tmp_path, capsys):
 
 
 # ---- 2. --write-readme never replaces the tables with nothing ----
+
 
 def readme_copy(tmp_path) -> Path:
     readme = tmp_path / "README.md"
@@ -172,11 +184,15 @@ def test_2_write_readme_from_a_folder_without_results(tmp_path, capsys, monkeypa
 
 # ---- 3. report --in-place writes back only what ran ----
 
+
 def test_3_report_in_place_keeps_a_notebook_whose_execution_fails(tmp_path, capsys):
     nb = nbformat.v4.new_notebook()
-    nb.cells = [nbformat.v4.new_code_cell("print('kept')", execution_count=1,
-                                          outputs=[nbformat.v4.new_output("stream", name="stdout", text="kept\n")]),
-                nbformat.v4.new_code_cell("raise ValueError('boom')")]
+    nb.cells = [
+        nbformat.v4.new_code_cell(
+            "print('kept')", execution_count=1, outputs=[nbformat.v4.new_output("stream", name="stdout", text="kept\n")]
+        ),
+        nbformat.v4.new_code_cell("raise ValueError('boom')"),
+    ]
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "nb" / "00_fails.ipynb"
     path.parent.mkdir()
@@ -189,6 +205,7 @@ def test_3_report_in_place_keeps_a_notebook_whose_execution_fails(tmp_path, caps
 
 
 # ---- 4. a .lock that is a symlink is never followed ----
+
 
 def test_4_a_symlinked_lock_is_refused_and_its_target_untouched(tmp_path):
     target = tmp_path / "precious.txt"
@@ -203,6 +220,7 @@ def test_4_a_symlinked_lock_is_refused_and_its_target_untouched(tmp_path):
 
 # ---- 5. a backup copy of a run folder is not another seed ----
 
+
 def test_5_a_copied_run_folder_counts_once(three):
     good, _ = read_quietly(three)
     shutil.copytree(three / BREAST[0], three / (BREAST[0] + ".bak"))
@@ -216,6 +234,7 @@ def test_5_a_copied_run_folder_counts_once(three):
 
 
 # ---- 6. a damaged run.json is named, skipped, and the dry run says so ----
+
 
 def _truncate(p):
     p.write_text(p.read_text()[:40])
@@ -235,8 +254,9 @@ def _loop(p):
     p.symlink_to(p.name)  # run.json -> run.json
 
 
-@pytest.mark.parametrize("damage", [_truncate, _not_utf8, _folder, _loop], ids=["truncated", "not-utf8", "folder",
-                                                                                 "loop"])
+@pytest.mark.parametrize(
+    "damage", [_truncate, _not_utf8, _folder, _loop], ids=["truncated", "not-utf8", "folder", "loop"]
+)
 def test_6_a_damaged_run_json_is_named_and_skipped(damage, three, monkeypatch):
     path = three / BREAST[0] / "run.json"
     damage(path)
@@ -260,6 +280,7 @@ def test_6_the_tables_and_their_provenance_agree_after_a_skip(three, capsys):
 
 
 # ---- 7. score files are checked against their record ----
+
 
 def _cut_half(p):
     lines = p.read_text().splitlines()
@@ -290,9 +311,16 @@ def test_7_damaged_scores_are_named_and_left_out(damage, tmp_path):
 
 # ---- 8. impossible metrics are not averaged ----
 
-@pytest.mark.parametrize("change", [{"metrics.test": {"auc": 1.7, "acc": 0.8, "loss": 0.3, "n": 156}},
-                                    {"metrics.test": {"auc": float("nan"), "acc": 0.8, "loss": 0.3, "n": 156}},
-                                    {"config.dataset": None}], ids=["auc-1.7", "auc-nan", "dataset-null"])
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"metrics.test": {"auc": 1.7, "acc": 0.8, "loss": 0.3, "n": 156}},
+        {"metrics.test": {"auc": float("nan"), "acc": 0.8, "loss": 0.3, "n": 156}},
+        {"config.dataset": None},
+    ],
+    ids=["auc-1.7", "auc-nan", "dataset-null"],
+)
 def test_8_impossible_metrics_are_skipped_not_averaged(change, three):
     good, _ = read_quietly(three)
     edit_json(three / BREAST[0] / "run.json", **change)
@@ -307,8 +335,15 @@ def test_8_impossible_metrics_are_skipped_not_averaged(change, three):
 
 # ---- 9. a shift that blanks every image is refused ----
 
-@pytest.mark.parametrize("flags,most", [(["--shift", "1000"], 13), (["--shift", "14"], 13),
-                                        (["--dataset", "m3dv", "--model", "baseline3d", "--shift", "16"], 15)])
+
+@pytest.mark.parametrize(
+    "flags,most",
+    [
+        (["--shift", "1000"], 13),
+        (["--shift", "14"], 13),
+        (["--dataset", "m3dv", "--model", "baseline3d", "--shift", "16"], 15),
+    ],
+)
 def test_9_a_shift_that_moves_images_out_of_frame_is_refused(flags, most, tmp_path, capsys):
     rc, _, err = run_cli(capsys, *T, "--out", tmp_path / "runs", *flags)
     assert_one_line(rc, err, f"--shift {flags[-1]}", f"use at most {most}")
@@ -319,6 +354,7 @@ def test_9_a_shift_that_moves_images_out_of_frame_is_refused(flags, most, tmp_pa
 
 # ---- 10 and 18. resume only this config's own last.pt ----
 
+
 def plant_last(folder: Path, cfg: TrainConfig, model: str = "resnet18") -> None:
     """A last.pt saved by `cfg` (weights of `model`) in an interrupted run folder."""
     from medlib.data.base import Meta
@@ -328,8 +364,17 @@ def plant_last(folder: Path, cfg: TrainConfig, model: str = "resnet18") -> None:
     meta = Meta(name="breastmnist", task="binary-class", n_classes=2, n_channels=1, dims=2, size=28, md5=None)
     net = build_model(model, 1, 2, stem=cfg.stem)
     opt = training.make_optimizer(cfg, net.parameters())
-    checkpoint.save(folder / "last.pt", model=net, optimizer=opt, epoch=0, best_score=0.5, best_epoch=1, config=cfg,
-                    meta=meta, history=[{"epoch": 1}])
+    checkpoint.save(
+        folder / "last.pt",
+        model=net,
+        optimizer=opt,
+        epoch=0,
+        best_score=0.5,
+        best_epoch=1,
+        config=cfg,
+        meta=meta,
+        history=[{"epoch": 1}],
+    )
     (folder / "run.json").write_text(json.dumps({"status": "interrupted", "config": {}, "epochs_saved": 1}))
 
 
@@ -353,8 +398,10 @@ def test_18_a_last_pt_whose_weights_do_not_fit_is_one_line(breast, tmp_path, cap
 
 # ---- 11. flags that do not apply are refused, hashes of existing configs unchanged ----
 
-@pytest.mark.parametrize("flags", [["--fold", "3"], ["--crop", "5"], ["--dilate", "2"], ["--no-mask"],
-                                   ["--folds", "3"]])
+
+@pytest.mark.parametrize(
+    "flags", [["--fold", "3"], ["--crop", "5"], ["--dilate", "2"], ["--no-mask"], ["--folds", "3"]]
+)
 def test_11_cube_flags_on_a_2d_set_are_refused(flags, tmp_path, capsys):
     rc, _, err = run_cli(capsys, *T, "--out", tmp_path / "runs", *flags)
     assert_one_line(rc, err, flags[0], "only apply to the nodule cubes", "breastmnist")
@@ -372,8 +419,10 @@ def test_11_the_committed_run_folders_keep_their_names():
 
 # ---- 12. predict reads every sample, with its exact name ----
 
-@pytest.mark.parametrize("bad,fix", [("candidate9.NPZ", "rename it to candidate9.npz"),
-                                     ("candidate3 .npz", "rename it to candidate3.npz")])
+
+@pytest.mark.parametrize(
+    "bad,fix", [("candidate9.NPZ", "rename it to candidate9.npz"), ("candidate3 .npz", "rename it to candidate3.npz")]
+)
 def test_12_a_sample_predict_would_misread_is_refused(bad, fix, tmp_path, capsys):
     folder, _ = write_m3dv(tmp_path / "data", n=4, size=24)
     shutil.copy(folder / "candidate1.npz", folder / bad)
@@ -384,6 +433,7 @@ def test_12_a_sample_predict_would_misread_is_refused(bad, fix, tmp_path, capsys
 
 
 # ---- 13. one malformed record never crashes a table ----
+
 
 def _history(text):
     return lambda run: (run / "history.csv").write_text(text)
@@ -421,12 +471,14 @@ def test_13_a_malformed_record_is_named_and_skipped_by_every_reader(damage, thre
     rc, _, err = run_cli(capsys, "results", "--write-readme", readme, three)
     assert rc == 0 and "2 runs on" in readme.read_text()
     monkeypatch.setattr(cost, "sgemm_gflops", lambda: 200.0)
-    rc, out, err = run_cli(capsys, "reproduce", "--plan", "cpu", "--only", "report1/breastmnist/resnet18/*",
-                           "--dry-run", "--out", three)
+    rc, out, err = run_cli(
+        capsys, "reproduce", "--plan", "cpu", "--only", "report1/breastmnist/resnet18/*", "--dry-run", "--out", three
+    )
     assert rc == 0 and "Traceback" not in err
 
 
 # ---- 14. a README that is not UTF-8 ----
+
 
 def test_14_write_readme_on_a_file_that_is_not_utf8(three, tmp_path, capsys):
     readme = tmp_path / "R.md"
@@ -439,10 +491,17 @@ def test_14_write_readme_on_a_file_that_is_not_utf8(three, tmp_path, capsys):
 
 # ---- 15. a bad MEDLIB_CHECKPOINT_SECONDS ----
 
+
 def test_15_a_bad_checkpoint_interval_breaks_no_import_and_names_the_variable(tmp_path, capsys, monkeypatch):
     env = {**os.environ, "MEDLIB_CHECKPOINT_SECONDS": "abc", "CI": "1"}
-    r = subprocess.run([sys.executable, "-m", "medlib", "info", "--no-md5"], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "medlib", "info", "--no-md5"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
     monkeypatch.setenv("MEDLIB_CHECKPOINT_SECONDS", "abc")
     rc, _, err = run_cli(capsys, *T, "--out", tmp_path / "runs")
@@ -451,6 +510,7 @@ def test_15_a_bad_checkpoint_interval_breaks_no_import_and_names_the_variable(tm
 
 
 # ---- 16. WORLD_SIZE without torchrun ----
+
 
 def test_16_world_size_without_torchrun_is_one_line_and_no_folder(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "2")
@@ -462,6 +522,7 @@ def test_16_world_size_without_torchrun_is_one_line_and_no_folder(tmp_path, caps
 
 
 # ---- 17. memory limits: RLIMIT_AS, cgroups, out of memory, an explicit evaluation batch ----
+
 
 def test_17_cgroup_limits_v2_and_v1_are_read(tmp_path):
     v2 = tmp_path / "v2"
@@ -492,8 +553,7 @@ def test_17_rlimit_as_lowers_the_memory_the_checks_see(monkeypatch):
     assert hardware.total_bytes(cpu) <= 6 << 30 and hardware.available_bytes(cpu) <= 1 << 30
 
 
-def test_17_a_batch_beyond_the_container_limit_is_refused_before_training(breast, tmp_path, capsys,
-                                                                          monkeypatch):
+def test_17_a_batch_beyond_the_container_limit_is_refused_before_training(breast, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(hardware, "process_limits", lambda: [(16 << 20, 0)])  # a 16 MiB container
     rc, _, err = run_cli(capsys, *T, "--out", tmp_path / "runs", "--batch-size", "64")
     assert_one_line(rc, err, "--batch-size 64 needs up to", "0.0 GiB in all", "pass --batch-size")
@@ -533,16 +593,25 @@ def test_17_an_explicit_eval_batch_is_capped(monkeypatch, capsys):
 
 # ---- 19. cv --only ----
 
-@pytest.mark.parametrize("only,message", [("a", "--only 'a' must be comma-separated fold numbers"),
-                                          ("0,9", "--only 9: the folds are 0..4"), ("", "comma-separated")])
+
+@pytest.mark.parametrize(
+    "only,message",
+    [
+        ("a", "--only 'a' must be comma-separated fold numbers"),
+        ("0,9", "--only 9: the folds are 0..4"),
+        ("", "comma-separated"),
+    ],
+)
 def test_19_27_cv_only_is_checked_before_any_fold_trains(only, message, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(cv, "fit", lambda *a, **k: pytest.fail("a fold trained before --only was checked"))
-    rc, _, err = run_cli(capsys, "cv", "--model", "baseline3d", "--epochs", "1", "--only", only,
-                         "--out", tmp_path / "runs")
+    rc, _, err = run_cli(
+        capsys, "cv", "--model", "baseline3d", "--epochs", "1", "--only", only, "--out", tmp_path / "runs"
+    )
     assert_one_line(rc, err, message)
 
 
 # ---- 20. reproduce --only '' ----
+
 
 @pytest.mark.parametrize("only", ["", " ", "report1/*,,loss-bce/*"])
 def test_20_an_empty_only_pattern_is_refused(only, tmp_path, capsys, monkeypatch):
@@ -552,6 +621,7 @@ def test_20_an_empty_only_pattern_is_refused(only, tmp_path, capsys, monkeypatch
 
 
 # ---- 21. a run that another process is training is not a failure ----
+
 
 def test_21_a_run_trained_by_another_process_is_reported_as_such(breast, tmp_path, capsys, monkeypatch):
     out = tmp_path / "out"
@@ -568,12 +638,19 @@ def test_21_a_run_trained_by_another_process_is_reported_as_such(breast, tmp_pat
 
 # ---- 22. SIGTERM is handled like SIGINT ----
 
+
 def test_22_sigterm_records_the_run_as_interrupted_and_releases_it(breast, tmp_path):
     out = tmp_path / "runs"
     args = [*T[:3], "--epochs", "300", *T[5:], "--out", str(out)]
     env = {**os.environ, "CI": "1", "MEDLIB_CHECKPOINT_SECONDS": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "medlib", *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "medlib", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         found = list(out.glob("*/last.pt")) if out.exists() else []
@@ -593,6 +670,7 @@ def test_22_sigterm_records_the_run_as_interrupted_and_releases_it(breast, tmp_p
 
 # ---- 23. results on a missing folder ----
 
+
 def test_23_results_on_a_missing_folder_says_so(tmp_path, capsys):
     rc, out, err = run_cli(capsys, "results", tmp_path / "missing")
     assert_one_line(rc, err, f"{tmp_path / 'missing'} does not exist")
@@ -600,6 +678,7 @@ def test_23_results_on_a_missing_folder_says_so(tmp_path, capsys):
 
 
 # ---- 24. a missing history.csv or test_scores.csv is named ----
+
 
 @pytest.mark.parametrize("name", ["history.csv", "test_scores.csv"])
 def test_24_a_missing_run_file_is_named_without_blaming_the_paths_passed(name, three):
@@ -613,6 +692,7 @@ def test_24_a_missing_run_file_is_named_without_blaming_the_paths_passed(name, t
 
 
 # ---- 25. notebook 00 checks the data root in its first cells ----
+
 
 def test_25_notebook_00_stops_at_once_on_a_wrong_data_root(tmp_path, monkeypatch):
     nb = nbformat.read(ROOT / "notebooks" / "00_data_tour.ipynb", as_version=4)
@@ -631,6 +711,7 @@ def test_25_notebook_00_stops_at_once_on_a_wrong_data_root(tmp_path, monkeypatch
 
 
 # ---- 26. advice that fits the command; errors that name the checkpoint; permission denied ----
+
 
 def test_26_predict_on_samples_smaller_than_the_checkpoint_crop(tmp_path, capsys):
     folder, _ = write_m3dv(tmp_path / "data", n=4, size=24)
@@ -651,6 +732,7 @@ def test_26_evaluate_names_the_checkpoint_whose_data_is_missing(tmp_path, capsys
 def test_26_an_unreadable_checkpoint_is_not_called_damaged(tmp_path, capsys, monkeypatch):
     ck = fake_checkpoint(tmp_path / "b.pt")
     if os.geteuid() == 0:  # root reads a chmod 000 file: make the OS answer as it would to a user
+
         def denied(*a, **k):
             raise PermissionError(13, "Permission denied", str(ck))
 
@@ -680,6 +762,7 @@ def test_26_an_unreadable_data_file_is_not_called_damaged(kind, tmp_path, monkey
 
 # ---- 27. odd numbers and leftovers ----
 
+
 def test_27_a_bad_epoch_count_in_a_record_is_damaged_not_negative(three, monkeypatch):
     edit_json(three / BREAST[0] / "run.json", status="interrupted", epochs_saved=-5)
     monkeypatch.setattr(cost, "sgemm_gflops", lambda: 200.0)
@@ -699,8 +782,11 @@ def test_27_an_empty_home_keeps_the_cache_out_of_the_root(monkeypatch):
 def test_27_a_batch_above_the_training_set_is_checked_as_the_batch_it_is(breast, tmp_path, capsys, monkeypatch):
     seen = []
     real = training.check_train_batch
-    monkeypatch.setattr(training, "check_train_batch", lambda net, shape, batch, *a: (seen.append(batch),
-                                                                                     real(net, shape, batch, *a))[1])
+    monkeypatch.setattr(
+        training,
+        "check_train_batch",
+        lambda net, shape, batch, *a: (seen.append(batch), real(net, shape, batch, *a))[1],
+    )
     rc, _, err = run_cli(capsys, *T, "--out", tmp_path / "runs", "--batch-size", "100000")
     assert rc == 0, err
     assert seen == [64]
@@ -720,10 +806,10 @@ def test_27_the_pickle_refusal_does_not_advise_loading_it_anyway(tmp_path, capsy
 
 # ---- whether a run is a "GPU job" depends on the rate, which a test injects ----
 
+
 @pytest.mark.parametrize("gflops,status", [(200.0, "todo"), (2.0, "skip (GPU job)")])
 def test_the_gpu_job_cut_follows_the_injected_rate(gflops, status, tmp_path, monkeypatch):
     monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "empty"))
     monkeypatch.setattr(cost, "sgemm_gflops", lambda: gflops)
-    rows = reproduce.schedule("gpu", "medmnist3d/vesselmnist3d_64/baseline3d/s0", tmp_path / "out",
-                              torch.device("cpu"))
+    rows = reproduce.schedule("gpu", "medmnist3d/vesselmnist3d_64/baseline3d/s0", tmp_path / "out", torch.device("cpu"))
     assert rows[0]["status"] == status

@@ -1,4 +1,5 @@
 """medlib.report: reference loaders, Report 1's layout from run folders, Report 2's loss-curve cases, layer table."""
+
 from __future__ import annotations
 
 import json
@@ -17,6 +18,7 @@ from medlib.models import build_model, count_parameters
 from medlib.report import layers, reference, tables
 
 # ---------------------------------------------------------------- reference numbers
+
 
 def test_reference_row_counts():
     r1 = reference.report1()
@@ -41,8 +43,6 @@ def test_report2_figures_are_as_written():
     assert reference.report2_auc() == 0.66217
 
 
-
-
 # ---------------------------------------------------------------- Report 2's loss-curve cases
 
 E = np.arange(1, 31, dtype=float)
@@ -56,14 +56,17 @@ def hist(train, val):
     return pd.DataFrame({"epoch": E[: len(train)], "train_loss": train, "val_loss": val})
 
 
-@pytest.mark.parametrize("train, val, case", [
-    (FALL, 1.5 * np.exp(-0.07 * E) + 0.2, "both falling: still learning"),
-    (FALL, FLAT, "train falling, val flat: overfitting"),
-    (FALL, RISE, "train falling, val rising: overfitting"),
-    (FLAT, FALL, "train flat, val falling: data problem"),
-    (FLAT, FLAT[::-1], "both flat: plateau — lower lr or batch"),
-    (RISE, RISE * 1.1, "both rising: bad architecture/hyper-parameters"),
-])
+@pytest.mark.parametrize(
+    "train, val, case",
+    [
+        (FALL, 1.5 * np.exp(-0.07 * E) + 0.2, "both falling: still learning"),
+        (FALL, FLAT, "train falling, val flat: overfitting"),
+        (FALL, RISE, "train falling, val rising: overfitting"),
+        (FLAT, FALL, "train flat, val falling: data problem"),
+        (FLAT, FLAT[::-1], "both flat: plateau — lower lr or batch"),
+        (RISE, RISE * 1.1, "both rising: bad architecture/hyper-parameters"),
+    ],
+)
 def test_diagnose_cases(train, val, case):
     d = diagnose.diagnose(hist(train, val))
     assert d.case == case
@@ -92,6 +95,7 @@ def test_tail_window():
 
 
 # ---------------------------------------------------------------- Report 1's Figure 2
+
 
 @pytest.mark.parametrize("arch", ["resnet18", "resnet50"])
 @pytest.mark.parametrize("stem", ["imagenet", "small"])
@@ -122,20 +126,43 @@ def test_output_sizes():
 
 # ---------------------------------------------------------------- tables from fake run folders
 
+
 def fake_run(root, dataset="breastmnist", model="resnet18", seed=0, fold=0, auc=0.9, mixup=0.0, n_epochs=4):
-    cfg = TrainConfig(dataset=dataset, model=model, seed=seed, fold=fold, mixup_alpha=mixup, epochs=n_epochs,
-                      max_train=64)
+    cfg = TrainConfig(
+        dataset=dataset, model=model, seed=seed, fold=fold, mixup_alpha=mixup, epochs=n_epochs, max_train=64
+    )
     folder = run_dir(cfg, root)
     folder.mkdir(parents=True)
     splits = {"train": auc + 0.05, "val": auc, "test": auc - 0.02}
     metrics = {s: {"auc": a, "acc": a - 0.1, "loss": 0.5, "n": 20} for s, a in splits.items()}
-    (folder / "run.json").write_text(json.dumps({
-        "status": "complete", "config": asdict(cfg), "data": {"name": dataset, "task": "binary-class"},
-        "device": "cpu", "best_epoch": n_epochs, "seconds_per_epoch": 1.5, "wall_time_s": 6.0, "metrics": metrics}))
+    (folder / "run.json").write_text(
+        json.dumps(
+            {
+                "status": "complete",
+                "config": asdict(cfg),
+                "data": {"name": dataset, "task": "binary-class"},
+                "device": "cpu",
+                "best_epoch": n_epochs,
+                "seconds_per_epoch": 1.5,
+                "wall_time_s": 6.0,
+                "metrics": metrics,
+            }
+        )
+    )
     e = np.arange(1, n_epochs + 1)
-    pd.DataFrame({"epoch": e, "lr": 1e-3, "train_loss": 1 / e, "train_auc": 0.5 + 0.1 * e, "train_acc": 0.5,
-                  "val_loss": 1 / e + 0.1, "val_auc": 0.5 + 0.08 * e, "val_acc": 0.5, "seconds": 1.5}
-                 ).to_csv(folder / "history.csv", index=False)
+    pd.DataFrame(
+        {
+            "epoch": e,
+            "lr": 1e-3,
+            "train_loss": 1 / e,
+            "train_auc": 0.5 + 0.1 * e,
+            "train_acc": 0.5,
+            "val_loss": 1 / e + 0.1,
+            "val_auc": 0.5 + 0.08 * e,
+            "val_acc": 0.5,
+            "seconds": 1.5,
+        }
+    ).to_csv(folder / "history.csv", index=False)
     rng = np.random.default_rng(seed + 10 * fold)
     ids = [f"candidate{i}" for i in range(fold * 10, fold * 10 + 10)]
     label = np.arange(10) % 2
@@ -162,8 +189,12 @@ def test_compare_means_over_seeds(tmp_path):
 
 
 def test_cv_and_ensemble_tables(tmp_path):
-    runs = [fake_run(tmp_path, dataset="m3dv", model=m, fold=f, mixup=a, auc=0.6 + 0.05 * f)
-            for m in ("baseline3d", "densenet3d") for a in (0.0, 0.2) for f in (0, 1)]
+    runs = [
+        fake_run(tmp_path, dataset="m3dv", model=m, fold=f, mixup=a, auc=0.6 + 0.05 * f)
+        for m in ("baseline3d", "densenet3d")
+        for a in (0.0, 0.2)
+        for f in (0, 1)
+    ]
 
     df = results.frame(runs)
     cv = tables.cv_table(df, None)
@@ -181,8 +212,12 @@ def test_curves_return_figures(tmp_path):
     from medlib.report import curves
 
     runs = [fake_run(tmp_path, model=m, seed=s) for m in ("resnet18", "resnet50") for s in (0, 1)]
-    for fig in (curves.loss_curves(runs), curves.auc_curves(runs), curves.model_comparison(results.frame(runs)),
-                curves.diagnosis_plot(runs[:2])):
+    for fig in (
+        curves.loss_curves(runs),
+        curves.auc_curves(runs),
+        curves.model_comparison(results.frame(runs)),
+        curves.diagnosis_plot(runs[:2]),
+    ):
         assert isinstance(fig, Figure) and fig.axes
 
 
@@ -196,6 +231,7 @@ def test_dataset_tables_without_data(synth_root):
 
 
 # ---------------------------------------------------------------- the report command
+
 
 def test_report_command_is_registered():
     from medlib import cli
@@ -213,9 +249,13 @@ def test_build_report_shares_one_plotlyjs(tmp_path):
     books.mkdir()
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nb.cells = [nbformat.v4.new_markdown_cell("# A tiny notebook"),
-                nbformat.v4.new_code_cell("from medlib.book import notebook\nnotebook.setup()\n"
-                                          "import plotly.graph_objects as go\ngo.Figure(go.Scatter(y=[1, 3, 2]))")]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# A tiny notebook"),
+        nbformat.v4.new_code_cell(
+            "from medlib.book import notebook\nnotebook.setup()\n"
+            "import plotly.graph_objects as go\ngo.Figure(go.Scatter(y=[1, 3, 2]))"
+        ),
+    ]
     nbformat.write(nb, books / "00_tiny.ipynb")
     results = build_report("quick", tmp_path / "reports", notebooks=books, verbose=False)
     assert [r.ok for r in results] == [True]
@@ -230,11 +270,13 @@ def test_build_report_shares_one_plotlyjs(tmp_path):
 
 # ---------------------------------------------------------------- notebook logic that lives in the library
 
+
 def test_layer_count_matches_the_names():
     """ResNet-18 and ResNet-50 are named after their weighted layers (stem conv + block convs + fc)."""
     assert layers.layer_count("resnet18").startswith("resnet18: 1 stem conv + 16 block convs + 1 fc = 18 layers")
-    assert layers.layer_count("resnet50") == ("resnet50: 1 stem conv + 48 block convs + 1 fc = 50 layers; "
-                                              "16 blocks, 4 with a projection shortcut")
+    assert layers.layer_count("resnet50") == (
+        "resnet50: 1 stem conv + 48 block convs + 1 fc = 50 layers; 16 blocks, 4 with a projection shortcut"
+    )
 
 
 def test_fold_table_counts_every_sample_once(synth_root):
@@ -248,8 +290,10 @@ def test_fold_table_counts_every_sample_once(synth_root):
     assert list(df.index) == [0, 1, 2, 3]
     tests = [int(v.split()[0]) for v in df["test (pos)"]]
     assert sum(tests) == 20  # the test folds partition the data
-    assert all(int(t.split()[0]) + int(v.split()[0]) + int(s.split()[0]) == 20
-               for t, v, s in zip(df["train (pos)"], df["val (pos)"], df["test (pos)"]))
+    assert all(
+        int(t.split()[0]) + int(v.split()[0]) + int(s.split()[0]) == 20
+        for t, v, s in zip(df["train (pos)"], df["val (pos)"], df["test (pos)"])
+    )
 
 
 def test_usable_lists_present_sets_without_downloading(synth_root, capsys):
@@ -265,8 +309,10 @@ def test_usable_lists_present_sets_without_downloading(synth_root, capsys):
 def test_best_variant_by_mean_fold_auc(tmp_path):
     from medlib.experiments.cv import best_variant
 
-    cv = {(m, a): [fake_run(tmp_path, dataset="m3dv", model=m, fold=f, mixup=a, auc=auc + 0.01 * f) for f in (0, 1)]
-          for (m, a), auc in ((("baseline3d", 0.0), 0.62), (("densenet3d", 0.2), 0.66), (("densenet3d", 0.0), 0.64))}
+    cv = {
+        (m, a): [fake_run(tmp_path, dataset="m3dv", model=m, fold=f, mixup=a, auc=auc + 0.01 * f) for f in (0, 1)]
+        for (m, a), auc in ((("baseline3d", 0.0), 0.62), (("densenet3d", 0.2), 0.66), (("densenet3d", 0.0), 0.64))
+    }
     assert best_variant(cv) == ("densenet3d", 0.2)
 
 

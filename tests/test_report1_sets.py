@@ -1,4 +1,5 @@
 """Report 1's ten sets in every plan and table; the confusion matrix against sklearn; reference labels from the CSV."""
+
 from __future__ import annotations
 
 import numpy as np

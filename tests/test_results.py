@@ -162,8 +162,13 @@ def test_dry_run_downloads_nothing_and_lists_runs_without_their_data(tmp_path, m
     monkeypatch.delenv("MEDMNIST_ROOT", raising=False)
     monkeypatch.setattr(files, "download", lambda *a, **k: pytest.fail("a dry run downloaded a file"))
     monkeypatch.setattr(cost, "sgemm_gflops", lambda: 200.0)  # an injected rate: 'GPU job' must not hang on this CPU
-    rows = reproduce.reproduce("gpu", only="medmnist3d/vesselmnist3d_64/*/s0,report2/densenet3d/mixup0.2/f0",
-                               out=tmp_path / "out", dry_run=True, device="cpu")
+    rows = reproduce.reproduce(
+        "gpu",
+        only="medmnist3d/vesselmnist3d_64/*/s0,report2/densenet3d/mixup0.2/f0",
+        out=tmp_path / "out",
+        dry_run=True,
+        device="cpu",
+    )
     status = {r["label"]: r["status"] for r in rows}
     assert status["medmnist3d/vesselmnist3d_64/baseline3d/s0"] == "todo"
     assert status["report2/densenet3d/mixup0.2/f0"] == "no data"
@@ -189,8 +194,13 @@ def test_each_committed_curve_case_lands_in_the_case_it_was_made_for():
     """Report 2's five loss-curve cases, read by `diagnose` from the committed histories of runs made for them."""
     t = tables.curve_cases_table(results.records(ROOT / "results"))
     assert len(t) == len(plans.CURVE_CASES)
-    words = {"still learning": "still learning", "overfitting": "overfitting", "plateau": "plateau",
-             "train flat val falling": "train flat, val falling", "both rising": "both rising"}
+    words = {
+        "still learning": "still learning",
+        "overfitting": "overfitting",
+        "plateau": "plateau",
+        "train flat val falling": "train flat, val falling",
+        "both rising": "both rising",
+    }
     for made, diagnosis in zip(t["made to show"], t["diagnosis"]):
         assert words[made] in diagnosis, (made, diagnosis)
     assert set(t["made to show"]) == set(words)
@@ -216,12 +226,13 @@ def test_estimates_rest_on_finished_runs_like_them_on_this_device(tmp_path, monk
 
     monkeypatch.setenv("MEDLIB_DATA", str(tmp_path / "empty"))  # breast sizes come from INFO
     cpu = resolve_device("cpu")
-    (label, cfg), = [(lb, c) for lb, c in plans.plan("cpu") if lb == "report1/breastmnist/resnet18/s0"]
+    ((label, cfg),) = [(lb, c) for lb, c in plans.plan("cpu") if lb == "report1/breastmnist/resnet18/s0"]
     folder = tmp_path / "out" / "finished"  # a whole committed record (the reader checks it), of another seed:
     shutil.copytree(ROOT / "results" / "breastmnist_28-resnet18-s1-98da1fdb9e", folder)  # the same cost per epoch
     record = json.loads((folder / "run.json").read_text())
-    record.update(device=device_name(cpu), precision=medlib.engine.hardware.resolve_precision(cfg.amp, cpu),
-                  seconds_per_epoch=2.5)
+    record.update(
+        device=device_name(cpu), precision=medlib.engine.hardware.resolve_precision(cfg.amp, cpu), seconds_per_epoch=2.5
+    )
     (folder / "run.json").write_text(json.dumps(record))
     rows = {r["label"]: r for r in reproduce.schedule("cpu", "report1/breastmnist/*", tmp_path / "out", cpu)}
     assert rows[label]["basis"] == "measured" and rows[label]["estimate_s"] == pytest.approx(2.5 * cfg.epochs)
@@ -241,8 +252,7 @@ def test_reproduce_amp_sets_every_runs_precision_but_not_its_identity(tmp_path, 
         metrics = {"test": {"auc": 0.5, "acc": 0.5}}
 
     monkeypatch.setattr(reproduce, "fit", lambda cfg, out, verbose, reuse: trained.append(cfg) or Done)
-    reproduce.reproduce("cpu", only="report1/breastmnist/resnet18/s0", out=tmp_path / "out", device="cpu",
-                        amp="fp32")
+    reproduce.reproduce("cpu", only="report1/breastmnist/resnet18/s0", out=tmp_path / "out", device="cpu", amp="fp32")
     (planned,) = [c for lb, c in plans.plan("cpu") if lb == "report1/breastmnist/resnet18/s0"]
     assert [c.amp for c in trained] == ["fp32"] and planned.amp == "auto"
     assert trained[0].key() == planned.key()
@@ -262,8 +272,16 @@ def test_breast_selection_chooses_the_best_cross_validated_mean_over_complete_fo
             continue  # one fold short: shown, never chosen
         auc = 0.85 + 0.02 * plans.SELECT_BREAST.index(name) % 0.07 + rng.normal(0, 0.01)
         means.setdefault(name, []).append(auc)
-        rows.append({**asdict(cfg), "key": cfg.key(), "status": "complete", "val_auc": auc, "val_acc": 0.8,
-                     **{m: np.nan for m in results.METRICS if not m.startswith("val")}})
+        rows.append(
+            {
+                **asdict(cfg),
+                "key": cfg.key(),
+                "status": "complete",
+                "val_auc": auc,
+                "val_acc": 0.8,
+                **{m: np.nan for m in results.METRICS if not m.startswith("val")},
+            }
+        )
     t = tables.selection_table(pd.concat([real, pd.DataFrame(rows)], ignore_index=True))
     full = {n: np.mean(v) for n, v in means.items() if len(v) == plans.CV_FOLDS}
     assert set(t["candidate"]) == set(plans.SELECT_BREAST)

@@ -1,4 +1,5 @@
 """Grad-CAM on medlib's networks: shapes, non-negativity, the CAM identity, and a map that finds the region."""
+
 import numpy as np
 import pytest
 import torch
@@ -27,12 +28,15 @@ def _manual_cam(net, x, layer, target):
     return cam / cam.flatten(1).amax(1).clamp_min(1e-12).reshape((-1,) + (1,) * (cam.ndim - 1))
 
 
-@pytest.mark.parametrize("name,stem,shape", [
-    ("resnet18", "small", (3, 1, 28, 28)),
-    ("resnet18", "imagenet", (2, 3, 64, 64)),
-    ("resnet50", "small", (2, 1, 28, 28)),
-    ("densenet3d", "small", (2, 1, 32, 32, 32)),
-])
+@pytest.mark.parametrize(
+    "name,stem,shape",
+    [
+        ("resnet18", "small", (3, 1, 28, 28)),
+        ("resnet18", "imagenet", (2, 3, 64, 64)),
+        ("resnet50", "small", (2, 1, 28, 28)),
+        ("densenet3d", "small", (2, 1, 32, 32, 32)),
+    ],
+)
 def test_cam_on_medlib_networks_is_the_class_activation_map(name, stem, shape):
     torch.manual_seed(0)
     net = build_model(name, shape[1], 3, stem=stem)
@@ -101,8 +105,11 @@ def test_cam_peaks_in_the_only_region_the_network_sees(dims):
     for c in cam:
         peak = np.unravel_index(int(c.argmax()), c.shape)
         assert all(2 <= p <= 9 for p in peak)  # the box, give or take the conv's reach
-        far = ~F.max_pool2d(inside[None, None].float(), 5, 1, 2)[0, 0].bool() if dims == 2 else \
-            ~F.max_pool3d(inside[None, None].float(), 5, 1, 2)[0, 0].bool()
+        far = (
+            ~F.max_pool2d(inside[None, None].float(), 5, 1, 2)[0, 0].bool()
+            if dims == 2
+            else ~F.max_pool3d(inside[None, None].float(), 5, 1, 2)[0, 0].bool()
+        )
         assert c[inside].mean() > 0.1 and c[far].max() < 1e-6  # the map is in the box; nothing far from it
 
 

@@ -1,4 +1,5 @@
 """`reproduce --shard K/N`: N processes given the same plan share one results folder, each run trained once."""
+
 import json
 import os
 import subprocess
@@ -35,11 +36,22 @@ def test_two_processes_share_one_results_folder(tmp_path):
     data, out = tmp_path / "data", tmp_path / "results"
     write_npz(data, "breastmnist", n=(96, 48, 48))
     write_m3dv(data / "m3dv", n=40, size=44)
-    env = {**os.environ, "MEDLIB_DATA": str(data), "MEDLIB_VERIFY_MD5": "0", "MEDLIB_CACHE": str(tmp_path / "c"),
-           "MEDLIB_RUNS": str(tmp_path / "runs"), "OMP_NUM_THREADS": "1", "CI": "1"}
+    env = {
+        **os.environ,
+        "MEDLIB_DATA": str(data),
+        "MEDLIB_VERIFY_MD5": "0",
+        "MEDLIB_CACHE": str(tmp_path / "c"),
+        "MEDLIB_RUNS": str(tmp_path / "runs"),
+        "OMP_NUM_THREADS": "1",
+        "CI": "1",
+    }
     cmd = [sys.executable, "-m", "medlib", "reproduce", "--plan", "quick", "--device", "cpu", "--out", str(out)]
-    procs = [subprocess.Popen([*cmd, "--shard", f"{k}/2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True) for k in (1, 2)]
+    procs = [
+        subprocess.Popen(
+            [*cmd, "--shard", f"{k}/2"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for k in (1, 2)
+    ]
     logs = [p.communicate(timeout=600)[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], logs
     plan = [label for label, _ in reproduce.plan("quick")]

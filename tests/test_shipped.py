@@ -1,6 +1,7 @@
 """Shipped weights (weights.pt beside run.json) and test-time augmentation: the file re-scores to the record's own
 per-sample scores, is refused when altered, and `predict` takes it as it is; the view sets are the cube's symmetries.
 The committed records that ship weights are re-scored on the real data too."""
+
 import json
 import shutil
 from pathlib import Path
@@ -222,8 +223,20 @@ def test_predict_on_the_shipped_final_model_writes_every_cube(real_data, tmp_pat
         pytest.skip("no committed final model ships weights")
     results.load_weights(final.iloc[0])  # the hash holds
     out = tmp_path / "submission.csv"
-    assert main(["predict", "--checkpoint", str(Path(final.iloc[0]["dir"]) / "weights.pt"), "--input", str(full),
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "predict",
+                "--checkpoint",
+                str(Path(final.iloc[0]["dir"]) / "weights.pt"),
+                "--input",
+                str(full),
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     sub = pd.read_csv(out)
     assert list(sub.columns) == ["id", "Predicted"] and sorted(sub["id"]) == sorted(p.stem for p in full.glob("*.npz"))
     assert sub["Predicted"].between(0, 1).all()

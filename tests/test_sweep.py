@@ -1,4 +1,5 @@
 """sweep(): a grid of tiny real runs, reused on a second call; collect/summarize agree with numpy on the records."""
+
 import json
 import os
 import subprocess
@@ -41,7 +42,9 @@ def test_sweep_collect_summarize(real_data, tmp_path, monkeypatch):
 
     summary = summarize(collect(out))
     assert list(summary[["dataset", "model", "n"]].itertuples(index=False, name=None)) == [
-        ("breastmnist", "resnet18", 2), ("pneumoniamnist", "resnet18", 2)]
+        ("breastmnist", "resnet18", 2),
+        ("pneumoniamnist", "resnet18", 2),
+    ]
     for row in summary.itertuples():
         records = [json.loads(p.read_text()) for p in out.glob(f"{row.dataset}_28-*/run.json")]
         for split in ("val", "test"):
@@ -52,10 +55,33 @@ def test_sweep_collect_summarize(real_data, tmp_path, monkeypatch):
 
 
 def test_sweep_command_writes_summary(real_data, tmp_path):
-    args = ["sweep", "--datasets", "breastmnist", "--models", "resnet18", "--seeds", "0,1", "--epochs", "1",
-            "--batch-size", "32", "--max-train", "64", "--max-eval", "32", "--out", str(tmp_path)]
-    r = subprocess.run([sys.executable, "-m", "medlib", *args], capture_output=True, text=True, cwd=ROOT,
-                       env={**os.environ, "CI": "1"}, timeout=300)
+    args = [
+        "sweep",
+        "--datasets",
+        "breastmnist",
+        "--models",
+        "resnet18",
+        "--seeds",
+        "0,1",
+        "--epochs",
+        "1",
+        "--batch-size",
+        "32",
+        "--max-train",
+        "64",
+        "--max-eval",
+        "32",
+        "--out",
+        str(tmp_path),
+    ]
+    r = subprocess.run(
+        [sys.executable, "-m", "medlib", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "CI": "1"},
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     assert "breastmnist" in r.stdout and "±" in r.stdout
     summary = (tmp_path / "summary.csv").read_text().splitlines()

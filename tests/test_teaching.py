@@ -1,5 +1,6 @@
 """What a reader of notebook 02 sees comes from real runs and the records: no shrunken run in the committed
 outputs, claims computed from the reference tables, a saliency map that depends on the weights."""
+
 from __future__ import annotations
 
 import re
@@ -53,8 +54,9 @@ def test_report1_readings_are_the_reference_numbers():
     off = reference.official_scores("resnet50", 28)["test_auc"]
     ahead = [d for d in reference.REPORT1_DATASETS if r1[("resnet50", d, "test", "AUC")] >= off[d]]
     assert ahead == ["breastmnist"] and "breastmnist 0.871 vs 0.857" in text  # not "trails on every set"
-    t = pd.Series({d: r1[("resnet18", d, "test", "AUC")] - r1[("resnet50", d, "test", "AUC")]
-                   for d in reference.REPORT1_DATASETS})
+    t = pd.Series(
+        {d: r1[("resnet18", d, "test", "AUC")] - r1[("resnet50", d, "test", "AUC")] for d in reference.REPORT1_DATASETS}
+    )
     assert f"higher test AUC on {(t > 0).sum()} of 10 sets, ties on {(t == 0).sum()}" in text
 
 
@@ -113,7 +115,8 @@ def test_notebook_01s_stem_claims_hold():
     text = next(c.source for c in cells if "multiply-adds instead of" in c.source)
     small, imagenet = layers.macs("resnet18", 28, "small") / 1e6, layers.macs("resnet18", 28, "imagenet") / 1e6
     assert f"costs {imagenet:.0f} M multiply-adds instead of {small:.0f} M" in text.replace("\n", " ").replace(
-        "   ", " ")
+        "   ", " "
+    )
     r1 = reference.report1()
     r1 = r1[(r1["model"] == "resnet18") & (r1["split"] == "test") & (r1["metric"] == "AUC")].set_index("dataset")
     off = reference.official_scores("resnet18", 28)["test_auc"]
@@ -152,8 +155,11 @@ def test_notebook_04_trains_nothing_smaller_than_its_plan():
     and the shipped-model section shows the records that ship weights, each with its run.json's SHA-256."""
     text = _outputs(NOTEBOOKS / "04_densenet_mixup.ipynb")
     names = {m.group(1): int(m.group(2)) for m in CUBE_RUN.finditer(text)}
-    planned = {run_dir(cfg.replace(seed=seed)).name for _, cfg in plans.plan("gpu") + plans.plan("cpu")
-               for seed in set(names.values()) | {0}}
+    planned = {
+        run_dir(cfg.replace(seed=seed)).name
+        for _, cfg in plans.plan("gpu") + plans.plan("cpu")
+        for seed in set(names.values()) | {0}
+    }
     assert set(names) <= planned, set(names) - planned
     shipped = results.shipped(results.records(RESULTS))
     if shipped.empty:

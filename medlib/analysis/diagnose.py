@@ -24,6 +24,7 @@ How a curve's trend is decided (the thresholds, all arguments of `diagnose`):
   1 % rule alone decides and the diagnosis is marked `confident=False`: short (quick-profile) runs get a
   reading, not a verdict.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,27 +43,42 @@ def unique(runs: Iterable) -> list:
     """The runs in order, each folder once (a notebook may pass the same run in two lists)."""
     return list({run.dir: run for run in runs}.values())
 
+
 UNSTABLE = ("train rising: unstable training", "Lower the learning rate; check for a too-strong augmentation.")
 # (train trend, val trend) -> (case, advice). The first six are Report 2's five plus val rising.
 CASES = {
-    (FALLING, FALLING): ("both falling: still learning",
-                         "Train longer (more epochs), or raise the learning rate a little."),
-    (FALLING, FLAT): ("train falling, val flat: overfitting",
-                      "Keep the best-validation checkpoint (medlib does), add augmentation / mixup / weight decay, "
-                      "or use a smaller network."),
-    (FALLING, RISING): ("train falling, val rising: overfitting",
-                        "Past its best epoch: stop earlier and regularise (augmentation, mixup, weight decay)."),
-    (FLAT, FALLING): ("train flat, val falling: data problem",
-                      "Check the split: validation may be easier than train or hold copies of it (Report 2's own "
-                      "validation held augmented training nodules). Heavy augmentation or mixup also keeps the train "
-                      "loss up while validation improves."),
-    (FLAT, FLAT): ("both flat: plateau — lower lr or batch",
-                   "Lower the learning rate (or use a schedule) or the batch size, as Report 2 advises."),
-    (RISING, RISING): ("both rising: bad architecture/hyper-parameters",
-                       "Diverging: lower the learning rate; check the architecture, the loss and the data."),
+    (FALLING, FALLING): (
+        "both falling: still learning",
+        "Train longer (more epochs), or raise the learning rate a little.",
+    ),
+    (FALLING, FLAT): (
+        "train falling, val flat: overfitting",
+        "Keep the best-validation checkpoint (medlib does), add augmentation / mixup / weight decay, "
+        "or use a smaller network.",
+    ),
+    (FALLING, RISING): (
+        "train falling, val rising: overfitting",
+        "Past its best epoch: stop earlier and regularise (augmentation, mixup, weight decay).",
+    ),
+    (FLAT, FALLING): (
+        "train flat, val falling: data problem",
+        "Check the split: validation may be easier than train or hold copies of it (Report 2's own "
+        "validation held augmented training nodules). Heavy augmentation or mixup also keeps the train "
+        "loss up while validation improves.",
+    ),
+    (FLAT, FLAT): (
+        "both flat: plateau — lower lr or batch",
+        "Lower the learning rate (or use a schedule) or the batch size, as Report 2 advises.",
+    ),
+    (RISING, RISING): (
+        "both rising: bad architecture/hyper-parameters",
+        "Diverging: lower the learning rate; check the architecture, the loss and the data.",
+    ),
     # not in Report 2
-    (FLAT, RISING): ("train flat, val rising: overfitting",
-                     "Validation got worse while training stood still: stop at the best-validation epoch."),
+    (FLAT, RISING): (
+        "train flat, val rising: overfitting",
+        "Validation got worse while training stood still: stop at the best-validation epoch.",
+    ),
     (RISING, FLAT): UNSTABLE,
     (RISING, FALLING): UNSTABLE,
 }
@@ -130,8 +146,14 @@ def trend(y, x=None, tol: float = 0.01, alpha: float = 0.05, min_test: int = 5) 
     return Trend(direction, slope, intercept, rel, t, p, n)
 
 
-def diagnose(history: pd.DataFrame, frac: float = 0.5, min_points: int = 3, tol: float = 0.01,
-             alpha: float = 0.05, min_test: int = 5) -> Diagnosis:
+def diagnose(
+    history: pd.DataFrame,
+    frac: float = 0.5,
+    min_points: int = 3,
+    tol: float = 0.01,
+    alpha: float = 0.05,
+    min_test: int = 5,
+) -> Diagnosis:
     """Which of Report 2's cases a run's history (columns epoch, train_loss, val_loss) is in."""
     missing = {"train_loss", "val_loss"} - set(history.columns)
     if missing:
@@ -145,20 +167,36 @@ def diagnose(history: pd.DataFrame, frac: float = 0.5, min_points: int = 3, tol:
     tr = trend(h["train_loss"].iloc[lo:hi], x, tol, alpha, min_test)
     va = trend(h["val_loss"].iloc[lo:hi], x, tol, alpha, min_test)
     case, advice = CASES.get((tr.direction, va.direction), ("no clear trend", ""))
-    return Diagnosis(case, advice, tr, va, int(epochs.iloc[lo]), int(epochs.iloc[hi - 1]),
-                     confident=min(tr.n, va.n) >= min_test, report2=case in REPORT2_CASES)
+    return Diagnosis(
+        case,
+        advice,
+        tr,
+        va,
+        int(epochs.iloc[lo]),
+        int(epochs.iloc[hi - 1]),
+        confident=min(tr.n, va.n) >= min_test,
+        report2=case in REPORT2_CASES,
+    )
 
 
-def diagnose_runs(runs: Iterable,
-                  label: Iterable[str] = ("dataset", "model", "mixup_alpha", "batch_size", "fold", "seed"),
-                  **kw) -> pd.DataFrame:
+def diagnose_runs(
+    runs: Iterable, label: Iterable[str] = ("dataset", "model", "mixup_alpha", "batch_size", "fold", "seed"), **kw
+) -> pd.DataFrame:
     """One row per run (each folder once): its config labels, the tail's relative slopes (% per epoch), trends, case."""
     rows = []
     for run in unique(runs):
         cfg = run.record["config"]
         d = diagnose(run.history, **kw)
-        rows.append({**{k: cfg[k] for k in label if k in cfg}, "epochs": f"{d.first_epoch}–{d.last_epoch}",
-                     "train %/epoch": round(100 * d.train.rel_slope, 1), "val %/epoch": round(100 * d.val.rel_slope, 1),
-                     "train": d.train.direction, "val": d.val.direction, "case": d.case,
-                     "confident": d.confident})
+        rows.append(
+            {
+                **{k: cfg[k] for k in label if k in cfg},
+                "epochs": f"{d.first_epoch}–{d.last_epoch}",
+                "train %/epoch": round(100 * d.train.rel_slope, 1),
+                "val %/epoch": round(100 * d.val.rel_slope, 1),
+                "train": d.train.direction,
+                "val": d.val.direction,
+                "case": d.case,
+                "confident": d.confident,
+            }
+        )
     return pd.DataFrame(rows)

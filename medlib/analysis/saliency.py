@@ -9,6 +9,7 @@ older class activation map: the final features weighted by the class's row of `f
 The maps drawn over their images (2D overlays, the randomisation check) are `report.heatmaps`; in 3D,
 `report.nodule3d.nodule_figure(..., heat=heat_volume(...))`.
 """
+
 from __future__ import annotations
 
 import copy
@@ -23,8 +24,14 @@ from ..errors import MedlibError
 from ..models.densenet3d import DenseNet3D
 from ..models.resnet import ResNet
 
-_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d,
-          nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d)
+_POOLS = (
+    nn.AdaptiveAvgPool1d,
+    nn.AdaptiveAvgPool2d,
+    nn.AdaptiveAvgPool3d,
+    nn.AdaptiveMaxPool1d,
+    nn.AdaptiveMaxPool2d,
+    nn.AdaptiveMaxPool3d,
+)
 
 
 def _unwrap(net: nn.Module) -> nn.Module:
@@ -64,8 +71,9 @@ def default_layer(net: nn.Module, x: torch.Tensor | None = None) -> nn.Module:
     return spatial[-1]
 
 
-def grad_cam(net: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | None = None,
-             normalize_each: bool = True) -> torch.Tensor:
+def grad_cam(
+    net: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | None = None, normalize_each: bool = True
+) -> torch.Tensor:
     """Grad-CAM maps of a batch, upsampled to the input: (N, H, W) for images, (N, D, H, W) for volumes.
 
     x: (N, C, *spatial), uint8 as stored (scaled as in training) or float already scaled. target: the class
@@ -87,8 +95,9 @@ def grad_cam(net: nn.Module, x: torch.Tensor, target=None, layer: nn.Module | No
             logits = net(xin)
             acts = store.get("a")
             if acts is None or acts.ndim != xin.ndim:
-                raise MedlibError(f"Layer {type(layer).__name__} gave no spatial map for Grad-CAM; "
-                                  "pick an earlier layer.")
+                raise MedlibError(
+                    f"Layer {type(layer).__name__} gave no spatial map for Grad-CAM; pick an earlier layer."
+                )
             if target is None:
                 idx = logits.argmax(1)
             else:
@@ -137,6 +146,7 @@ def randomized_copy(net: nn.Module, seed: int = 0) -> nn.Module:
 
 def rank_correlation(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
     """Spearman rank correlation of each pair of maps (N, ...) x (N, ...): how alike two saliency maps are."""
+
     def ranks(t):
         flat = torch.as_tensor(t).flatten(1).double()
         return flat.argsort(1).argsort(1).double()
@@ -167,14 +177,20 @@ def spatial_layer(net: nn.Module, x: torch.Tensor, min_side: int = 4) -> tuple[n
         return layer, type(layer).__name__, ()
     shapes, hooks = {}, []
     for name in ("layer1", "layer2", "layer3", "layer4"):
-        hooks.append(getattr(net, name).register_forward_hook(
-            lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[2:]))))
+        hooks.append(
+            getattr(net, name).register_forward_hook(
+                lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape[2:]))
+            )
+        )
     try:
         with torch.no_grad():
             net.eval()(_prepare(torch.as_tensor(x)[:1], net))
     finally:
         for h in hooks:
             h.remove()
-    name = [n for n, sh in shapes.items() if min(sh) >= min_side][-1] if any(
-        min(sh) >= min_side for sh in shapes.values()) else "layer1"
+    name = (
+        [n for n, sh in shapes.items() if min(sh) >= min_side][-1]
+        if any(min(sh) >= min_side for sh in shapes.values())
+        else "layer1"
+    )
     return getattr(net, name), name, shapes[name]

@@ -12,6 +12,7 @@ and the sidebar, and the build goes on with the next one.
 then plotly figures stay as JSON (no 5 MB of plotly.js in git), no HTML is written, and a notebook whose
 execution fails is left as it was.
 """
+
 from __future__ import annotations
 
 import html
@@ -52,8 +53,10 @@ def require_notebook_tools(command: str = "medlib report") -> None:
     """One line naming the extra to install when the notebook tools are missing, instead of ModuleNotFoundError."""
     missing = [m for m in NOTEBOOK_TOOLS if importlib.util.find_spec(m) is None]
     if missing:
-        raise MedlibError(f"`{command}` needs the notebooks extra ({', '.join(missing)} missing): "
-                          "pip install \"medlib[notebooks]\" (in a checkout: pip install -e \".[notebooks]\").")
+        raise MedlibError(
+            f"`{command}` needs the notebooks extra ({', '.join(missing)} missing): "
+            'pip install "medlib[notebooks]" (in a checkout: pip install -e ".[notebooks]").'
+        )
 
 
 def packaged_notebooks() -> Path:
@@ -78,8 +81,10 @@ def copy_notebooks(dest, force: bool = False) -> list[Path]:
     dest = Path(dest)
     clash = [p.name for p in files if (dest / p.name).exists()]
     if clash and not force:
-        raise MedlibError(f"{dest} already holds {', '.join(clash)}; pass --force to overwrite them (edits in them are "
-                          "lost) or name another folder.")
+        raise MedlibError(
+            f"{dest} already holds {', '.join(clash)}; pass --force to overwrite them (edits in them are "
+            "lost) or name another folder."
+        )
     for p in files:
         atomic.write_text(dest / p.name, p.read_text(encoding="utf-8"))
     return [dest / p.name for p in files]
@@ -87,9 +92,11 @@ def copy_notebooks(dest, force: bool = False) -> list[Path]:
 
 def cmd_notebooks(args) -> None:
     copied = copy_notebooks(args.dir, args.force)
-    print(f"copied {len(copied)} files to {args.dir}; open them with `jupyter lab {args.dir}` (pip install "
-          "\"medlib[notebooks]\" first), with MEDLIB_DATA set to your data root. Their \"reproduction\" parts read "
-          "the run records committed in the repository's results/ (RESULTS in the parameters cell).")
+    print(
+        f"copied {len(copied)} files to {args.dir}; open them with `jupyter lab {args.dir}` (pip install "
+        '"medlib[notebooks]" first), with MEDLIB_DATA set to your data root. Their "reproduction" parts read '
+        "the run records committed in the repository's results/ (RESULTS in the parameters cell)."
+    )
 
 
 def find_notebooks(folder=None, only=None) -> list[Path]:
@@ -123,13 +130,19 @@ def execute(path: Path, profile: str, timeout: int = 3600, embed_plotlyjs: bool 
 
     nb = nbformat.read(path, as_version=4)
     # MEDLIB_QUIET: no progress bars in the outputs
-    env = {**os.environ, "MEDLIB_PROFILE": profile, "MEDLIB_QUIET": "1", EMBED_ENV: "1" if embed_plotlyjs else "0",
-           # the kernel runs in notebooks/, so paths the user gave relative to here must become absolute
-           "MEDLIB_DATA": str(data_root())}
+    env = {
+        **os.environ,
+        "MEDLIB_PROFILE": profile,
+        "MEDLIB_QUIET": "1",
+        EMBED_ENV: "1" if embed_plotlyjs else "0",
+        # the kernel runs in notebooks/, so paths the user gave relative to here must become absolute
+        "MEDLIB_DATA": str(data_root()),
+    }
     if os.environ.get("MEDLIB_RUNS"):
         env["MEDLIB_RUNS"] = str(Path(os.environ["MEDLIB_RUNS"]).resolve())
-    client = NotebookClient(nb, timeout=timeout, kernel_name=KERNEL, record_timing=False,
-                            resources={"metadata": {"path": str(path.parent)}})
+    client = NotebookClient(
+        nb, timeout=timeout, kernel_name=KERNEL, record_timing=False, resources={"metadata": {"path": str(path.parent)}}
+    )
     try:
         client.execute(env=env)
     except (CellExecutionError, CellTimeoutError, DeadKernelError) as e:
@@ -151,7 +164,8 @@ def _index(results: list[Result], profile: str, started: str, chapters=None) -> 
         f"<td><a href='{html.escape(r.html or '')}'>{html.escape(r.title or r.name)}</a></td>"
         f"<td><a href='{html.escape(r.ipynb or '')}'>{html.escape(r.name)}.ipynb</a></td>"
         f"<td style='text-align:right'>{r.seconds:.0f} s</td><td>{html.escape(r.error)}</td></tr>"
-        for r in results)
+        for r in results
+    )
     line = provenance(profile).replace("**", "")
     nav = site.sidebar(chapters, None) if chapters else ""
     return f"""<!doctype html>
@@ -173,8 +187,15 @@ Every page works offline: images inline, one plotly.js and the search index besi
 """
 
 
-def build_report(profile: str = "quick", out="reports", notebooks=None, only=None, timeout: int = 3600,
-                 in_place: bool = False, verbose: bool = True) -> list[Result]:
+def build_report(
+    profile: str = "quick",
+    out="reports",
+    notebooks=None,
+    only=None,
+    timeout: int = 3600,
+    in_place: bool = False,
+    verbose: bool = True,
+) -> list[Result]:
     """Execute the notebooks with MEDLIB_PROFILE=profile; write executed copies, HTML pages and index.html to `out`."""
     require_notebook_tools()
     import nbformat
@@ -212,7 +233,7 @@ def build_report(profile: str = "quick", out="reports", notebooks=None, only=Non
         entries = []
         for k, (nb, r) in enumerate(zip(executed, results)):
             page = out / f"{r.name}.html"
-            if any(not c.ok for c in chapters[k + 1:]):  # written before a later chapter failed: mark it there too
+            if any(not c.ok for c in chapters[k + 1 :]):  # written before a later chapter failed: mark it there too
                 atomic.write_text(page, to_html(nb, r.title or r.name, chapters=chapters, current=k))
             entries += site.sections(page.read_text(encoding="utf-8"), r.html, r.title or r.name)
         site.write_assets(out, entries)
@@ -223,29 +244,41 @@ def build_report(profile: str = "quick", out="reports", notebooks=None, only=Non
 
 
 def cmd_report(args) -> None:
-    results = build_report(args.profile or profile_name(), args.out, args.notebooks, args.only, args.timeout,
-                           args.in_place)
+    results = build_report(
+        args.profile or profile_name(), args.out, args.notebooks, args.only, args.timeout, args.in_place
+    )
     failed = [r for r in results if not r.ok]
     if failed and args.in_place:
-        raise MedlibError(f"{len(failed)} notebook(s) failed and were left as they were: "
-                          + "; ".join(f"{r.name} ({r.error})" for r in failed))
+        raise MedlibError(
+            f"{len(failed)} notebook(s) failed and were left as they were: "
+            + "; ".join(f"{r.name} ({r.error})" for r in failed)
+        )
     if failed:
-        raise MedlibError(f"{len(failed)} notebook(s) failed: {', '.join(r.name for r in failed)}; see their pages "
-                          f"in {args.out} for the error.")
+        raise MedlibError(
+            f"{len(failed)} notebook(s) failed: {', '.join(r.name for r in failed)}; see their pages "
+            f"in {args.out} for the error."
+        )
 
 
 def add_command(sub) -> None:
     """`python -m medlib report [--profile quick|full] [--out reports] [--only 00 03] [--in-place]`, and
     `python -m medlib notebooks DIR`."""
     p = sub.add_parser("report", help="execute every notebook and write an offline HTML report with an index")
-    p.add_argument("--profile", choices=sorted(PROFILES), default=None,
-                   help="quick (CPU, minutes) or full (the reports' settings); default $MEDLIB_PROFILE or quick")
+    p.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default=None,
+        help="quick (CPU, minutes) or full (the reports' settings); default $MEDLIB_PROFILE or quick",
+    )
     p.add_argument("--out", default="reports", help="folder for the executed notebooks and HTML (default reports)")
     p.add_argument("--notebooks", default=None, help="folder of NN_*.ipynb (default the project's notebooks/)")
     p.add_argument("--only", nargs="+", default=None, metavar="NN", help="only these notebooks (numbers or names)")
     p.add_argument("--timeout", type=int, default=3600, help="seconds allowed per cell (default 3600)")
-    p.add_argument("--in-place", action="store_true",
-                   help="re-execute the notebooks where they are (the outputs git keeps) instead of writing a report")
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help="re-execute the notebooks where they are (the outputs git keeps) instead of writing a report",
+    )
     p.set_defaults(func=cmd_report)
     n = sub.add_parser("notebooks", help="copy the notebooks (installed with medlib) into a folder to open in Jupyter")
     n.add_argument("dir", help="folder to copy them into (made if missing)")

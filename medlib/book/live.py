@@ -4,6 +4,7 @@
 stays off, so the saved outputs hold no half-drawn curves. It shows the run that trains now (a cell that trains
 several runs redraws the same figure), its train and validation loss and AUC per epoch.
 """
+
 from __future__ import annotations
 
 import time

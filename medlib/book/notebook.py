@@ -1,6 +1,7 @@
 """What every notebook does first: set up the renderers, say which profile, device and date made its outputs, check
 the data root, find (or fetch) the sets it trains on, and say what its training will cost on this machine before
 it starts."""
+
 from __future__ import annotations
 
 import os
@@ -69,11 +70,16 @@ def setup(embed_plotlyjs: bool | None = None) -> None:
 def provenance(profile: str) -> str:
     """One line for the top of a notebook: profile, device, date and versions that made these outputs."""
     dev = device_name(resolve_device("auto"))
-    what = ("every run of the reports' settings this notebook has (the full profile)" if profile == "full" else
-            "the runs a laptop finishes in minutes, each at its report's full settings (the quick profile, the "
-            "default; `MEDLIB_PROFILE=full` trains every run)")
-    return (f"Outputs made on {dev}, {date.today().isoformat()} (medlib {__version__}, torch {torch.__version__}), "
-            f"training {what}.")
+    what = (
+        "every run of the reports' settings this notebook has (the full profile)"
+        if profile == "full"
+        else "the runs a laptop finishes in minutes, each at its report's full settings (the quick profile, the "
+        "default; `MEDLIB_PROFILE=full` trains every run)"
+    )
+    return (
+        f"Outputs made on {dev}, {date.today().isoformat()} (medlib {__version__}, torch {torch.__version__}), "
+        f"training {what}."
+    )
 
 
 def start(profile: str):
@@ -113,8 +119,10 @@ def check_data_root(data: str = "", needed: bool = True) -> Path:
         problem = f"holds neither {' nor '.join(f'{d}/' for d in DATA_FOLDERS)}"
     else:
         return root
-    message = (f"The data root {root} ({source}) {problem}; set {ENV_ROOT} (or DATA in the parameters cell) "
-               "to the folder that holds medmnist/ and m3dv/, then run the notebook again.")
+    message = (
+        f"The data root {root} ({source}) {problem}; set {ENV_ROOT} (or DATA in the parameters cell) "
+        "to the folder that holds medmnist/ and m3dv/, then run the notebook again."
+    )
     if not needed:
         print(f"{message.split(';')[0]} (this notebook reads no data, so it goes on).")
         return root
@@ -170,8 +178,15 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} CPU-hours" if seconds >= 3600 else f"{max(seconds / 60, 1):.0f} min"
 
 
-def check_training_time(configs, runs=None, allow: bool = False, on_gpu: str = "", limit_hours: float = CPU_STOP_HOURS,
-                        device="auto", gflops: float | None = None) -> dict:
+def check_training_time(
+    configs,
+    runs=None,
+    allow: bool = False,
+    on_gpu: str = "",
+    limit_hours: float = CPU_STOP_HOURS,
+    device="auto",
+    gflops: float | None = None,
+) -> dict:
     """Before a notebook trains: print one line with what its training costs on this machine, and above
     `limit_hours` on a CPU stop (NotebookStop) with one line naming the ways on (a smaller profile, `on_gpu`, the
     command that runs the same plan on a GPU, or `allow`, the notebook's ALLOW_CPU_HOURS = True). Returns the
@@ -191,6 +206,7 @@ def check_training_time(configs, runs=None, allow: bool = False, on_gpu: str = "
         gpu = f" run `{on_gpu}` on a GPU;" if on_gpu else ""
         raise NotebookStop(
             f"{todo} run(s) to train need {cost}, more than the {limit_hours:g} h a notebook trains on a CPU unasked. "
-            f"Choose one: PROFILE = \"quick\" (minutes);{gpu} or ALLOW_CPU_HOURS = True in the parameters cell to "
-            "train on this CPU anyway.")
+            f'Choose one: PROFILE = "quick" (minutes);{gpu} or ALLOW_CPU_HOURS = True in the parameters cell to '
+            "train on this CPU anyway."
+        )
     return est

@@ -6,6 +6,7 @@ of Markdown cells is turned into MathML when the page is built (`latex2mathml`; 
 themselves), the CDN scripts are left out, and every page gets its notebook's title and the report's
 navigation (`site`: chapters, contents, prev/next, search, one shared plotly.js).
 """
+
 from __future__ import annotations
 
 import copy
@@ -87,14 +88,21 @@ def _exporter():
         def markdown2html(self, context, source):
             cell = context.get("cell", {})
             renderer = renderer_class(
-                escape=False, attachments=cell.get("attachments", {}), embed_images=self.embed_images,
+                escape=False,
+                attachments=cell.get("attachments", {}),
+                embed_images=self.embed_images,
                 path=context.get("resources", {}).get("metadata", {}).get("path", ""),
-                anchor_link_text=self.anchor_link_text, exclude_anchor_links=self.exclude_anchor_links,
-                **self.lexer_options)
+                anchor_link_text=self.anchor_link_text,
+                exclude_anchor_links=self.exclude_anchor_links,
+                **self.lexer_options,
+            )
             return MarkdownWithMath(renderer=renderer).render(source)
 
-    return OfflineHTMLExporter(template_name="lab", template_file="medlib_offline.html.j2",
-                               extra_loaders=[DictLoader({"medlib_offline.html.j2": TEMPLATE})])
+    return OfflineHTMLExporter(
+        template_name="lab",
+        template_file="medlib_offline.html.j2",
+        extra_loaders=[DictLoader({"medlib_offline.html.j2": TEMPLATE})],
+    )
 
 
 def strip_remote_scripts(nb):
@@ -120,16 +128,24 @@ def offline_html(nb, title: str = "", index_href: str = "index.html", chapters=N
         nb.metadata["title"] = title
     nb.metadata.pop("widgets", None)  # widget state would pull the widget manager from a CDN
     if chapters is None:
-        has_figure = any("Plotly.newPlot" in str(o.get("data", {}).get("text/html", ""))
-                         for c in nb.cells for o in c.get("outputs", []))
+        has_figure = any(
+            "Plotly.newPlot" in str(o.get("data", {}).get("text/html", ""))
+            for c in nb.cells
+            for o in c.get("outputs", [])
+        )
         head = f"<script>{_plotlyjs()}</script>" if has_figure else ""
-        top = (f'<nav class="medlib-nav"><a href="{html.escape(index_href)}">&larr; medlib report index</a>'
-               f" &middot; <strong>{html.escape(nb.metadata.get('title', ''))}</strong></nav>")
+        top = (
+            f'<nav class="medlib-nav"><a href="{html.escape(index_href)}">&larr; medlib report index</a>'
+            f" &middot; <strong>{html.escape(nb.metadata.get('title', ''))}</strong></nav>"
+        )
         resources = {"medlib_head_js": head, "medlib_css": "", "medlib_top": top, "medlib_bottom": ""}
     else:
-        resources = {"medlib_head_js": site.head_js(), "medlib_css": site.CSS,
-                     "medlib_top": site.sidebar(chapters, current, TOC_MARK) + site.prev_next(chapters, current),
-                     "medlib_bottom": site.prev_next(chapters, current)}
+        resources = {
+            "medlib_head_js": site.head_js(),
+            "medlib_css": site.CSS,
+            "medlib_top": site.sidebar(chapters, current, TOC_MARK) + site.prev_next(chapters, current),
+            "medlib_bottom": site.prev_next(chapters, current),
+        }
     body, _ = _exporter().from_notebook_node(nb, resources=resources)
     return body.replace(TOC_MARK, site.toc(site.headings(body)), 1)
 

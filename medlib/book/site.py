@@ -5,6 +5,7 @@ written once as `plotly.min.js` (figures in the pages are plotly's JSON turned i
 search index is JSON wrapped in a script (`search-index.js`; browsers refuse `fetch` of a file from a `file://`
 page, but load its scripts) and `medlib-site.js` is the dozen lines that search it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -65,15 +66,24 @@ def sections(body: str, href: str, page_title: str) -> list[dict]:
     entries = []
     for k, m in enumerate(marks):
         end = marks[k + 1].start() if k + 1 < len(marks) else len(body)
-        entries.append({"page": page_title, "title": _text(m.group(3)), "href": f"{href}#{m.group(2)}",
-                        "text": _text(body[m.end():end])[:SNIPPET]})
+        entries.append(
+            {
+                "page": page_title,
+                "title": _text(m.group(3)),
+                "href": f"{href}#{m.group(2)}",
+                "text": _text(body[m.end() : end])[:SNIPPET],
+            }
+        )
     return entries
 
 
 def toc(heads: list[tuple[int, str, str]]) -> str:
     """The page's contents: its h2 and h3 headings as nested links (the h1 is the page's title)."""
-    items = [f'<li class="toc-h{level}"><a href="#{html.escape(hid)}">{html.escape(text)}</a></li>'
-             for level, hid, text in heads if level > 1]
+    items = [
+        f'<li class="toc-h{level}"><a href="#{html.escape(hid)}">{html.escape(text)}</a></li>'
+        for level, hid, text in heads
+        if level > 1
+    ]
     return f'<ul class="medlib-toc">{"".join(items)}</ul>' if items else ""
 
 
@@ -83,11 +93,15 @@ def sidebar(chapters: list[Chapter], current: int | None, page_toc: str = "") ->
     for i, c in enumerate(chapters):
         mark = "" if c.ok else ' <b class="medlib-failed">failed</b>'
         here = ' class="current" aria-current="page"' if i == current else ""
-        rows.append(f'<li{here}><a href="{html.escape(c.href)}">{html.escape(c.title)}</a>{mark}'
-                    f'{page_toc if i == current else ""}</li>')
-    return (f'<nav class="medlib-sidebar" aria-label="chapters"><a class="medlib-home" href="index.html">'
-            f'medlib report</a><input id="medlib-search" type="search" placeholder="Search the report" '
-            f'aria-label="search"><ol id="medlib-results"></ol><ol class="medlib-chapters">{"".join(rows)}</ol></nav>')
+        rows.append(
+            f'<li{here}><a href="{html.escape(c.href)}">{html.escape(c.title)}</a>{mark}'
+            f"{page_toc if i == current else ''}</li>"
+        )
+    return (
+        f'<nav class="medlib-sidebar" aria-label="chapters"><a class="medlib-home" href="index.html">'
+        f'medlib report</a><input id="medlib-search" type="search" placeholder="Search the report" '
+        f'aria-label="search"><ol id="medlib-results"></ol><ol class="medlib-chapters">{"".join(rows)}</ol></nav>'
+    )
 
 
 def prev_next(chapters: list[Chapter], current: int) -> str:
@@ -96,8 +110,9 @@ def prev_next(chapters: list[Chapter], current: int) -> str:
     parts = [f'<a class="medlib-prev" rel="prev" href="{html.escape(prev.href)}">&larr; {html.escape(prev.title)}</a>']
     if current + 1 < len(chapters):
         nxt = chapters[current + 1]
-        parts.append(f'<a class="medlib-next" rel="next" href="{html.escape(nxt.href)}">{html.escape(nxt.title)} '
-                     "&rarr;</a>")
+        parts.append(
+            f'<a class="medlib-next" rel="next" href="{html.escape(nxt.href)}">{html.escape(nxt.title)} &rarr;</a>'
+        )
     return f'<nav class="medlib-prevnext">{"".join(parts)}</nav>'
 
 
@@ -149,8 +164,10 @@ SEARCH_JS = """(function () {
 
 def head_js() -> str:
     """The scripts every page loads from its folder: plotly.js (before the figures) and the search."""
-    return (f'<script src="{PLOTLY_JS}"></script><script defer src="{INDEX_JS}"></script>'
-            f'<script defer src="{SITE_JS}"></script>')
+    return (
+        f'<script src="{PLOTLY_JS}"></script><script defer src="{INDEX_JS}"></script>'
+        f'<script defer src="{SITE_JS}"></script>'
+    )
 
 
 def write_assets(out, entries: list[dict]) -> None:

@@ -1,4 +1,5 @@
 """Datasets: the MedMNIST registry, file finding / verifying / downloading, and loaders."""
+
 from .base import Dataset, Meta, Split, normalize
 from .cubes import M3DV, NODULE_CUBES
 from .files import data_root, ensure_medmnist, medmnist_path
@@ -18,5 +19,18 @@ def load(name: str, size: int = 28, **kw) -> Dataset:
     return load_medmnist(name, size, **kw)
 
 
-__all__ = ["Dataset", "Meta", "Split", "normalize", "data_root", "ensure_medmnist", "medmnist_path",
-           "load_medmnist", "load", "ALIASES", "canonical", "names", "sizes"]
+__all__ = [
+    "Dataset",
+    "Meta",
+    "Split",
+    "normalize",
+    "data_root",
+    "ensure_medmnist",
+    "medmnist_path",
+    "load_medmnist",
+    "load",
+    "ALIASES",
+    "canonical",
+    "names",
+    "sizes",
+]

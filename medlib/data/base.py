@@ -1,4 +1,5 @@
 """The in-memory form of every dataset: uint8 image tensors, labels shaped per task, and metadata."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace

@@ -5,6 +5,7 @@ Both sources (`m3dv.load_m3dv`, `nodules.load_nodulemnist3d`) share what is here
 preparing one sample, label names) and the folds (stratified folds, one fold's train / val / test, the final
 model's train / val).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -73,10 +74,14 @@ def stratified_folds(y, k: int = 5, seed: int = 0) -> list[np.ndarray]:
 
 def stratified_share(y: np.ndarray, pool: np.ndarray, fraction: float, rng: np.random.Generator) -> np.ndarray:
     """Sorted indices drawn from `pool`: a random `fraction` of each class (rounded), the validation split."""
-    return np.sort(np.concatenate([
-        rng.permutation(pool[y[pool] == c])[: int(round(fraction * (y[pool] == c).sum()))]
-        for c in np.unique(y[pool])
-    ])).astype(np.int64)
+    return np.sort(
+        np.concatenate(
+            [
+                rng.permutation(pool[y[pool] == c])[: int(round(fraction * (y[pool] == c).sum()))]
+                for c in np.unique(y[pool])
+            ]
+        )
+    ).astype(np.int64)
 
 
 LEAKY_COPIES = 4  # val_split "after": each cube and 3 augmented copies, pooled before validation is drawn
@@ -96,8 +101,9 @@ def leaky_split(pool: Split, val_fraction: float, seed: int, copies: int = LEAKY
     return allx.subset(order[n_val:].sort().values), allx.subset(order[:n_val].sort().values)
 
 
-def kfold_datasets(ds_all: Dataset, k: int = 5, fold: int = 0, val_fraction: float = 0.15, seed: int = 0,
-                   val_split: str = "before") -> Dataset:
+def kfold_datasets(
+    ds_all: Dataset, k: int = 5, fold: int = 0, val_fraction: float = 0.15, seed: int = 0, val_split: str = "before"
+) -> Dataset:
     """train / val / test of one fold: test = fold `fold`, val = a stratified share of the rest, train = the remainder.
 
     The splits are disjoint sample indices drawn before any augmentation, so (unlike Report 2) no
@@ -105,8 +111,9 @@ def kfold_datasets(ds_all: Dataset, k: int = 5, fold: int = 0, val_fraction: flo
     (leaky_split) for the train / val side; the test fold stays clean either way.
     """
     if "all" not in ds_all.splits:
-        raise MedlibError("kfold_datasets needs a dataset with one split 'all' (from load_m3dv), "
-                          f"not {list(ds_all.splits)}.")
+        raise MedlibError(
+            f"kfold_datasets needs a dataset with one split 'all' (from load_m3dv), not {list(ds_all.splits)}."
+        )
     if not 0 <= fold < k:
         raise MedlibError(f"fold={fold} is out of range for k={k}; use 0..{k - 1}.")
     if not 0 <= val_fraction < 1:

@@ -1,4 +1,5 @@
 """Where data lives, MD5 verification (verdict cached), and the official download with a progress bar."""
+
 from __future__ import annotations
 
 import contextlib
@@ -113,8 +114,11 @@ def _load_verdicts() -> dict:
         return {}
     if not isinstance(verdicts, dict):
         return {}
-    return {k: v for k, v in verdicts.items() if isinstance(v, dict) and isinstance(v.get("expected"), str)
-            and v.get("status") in ("ok", "mismatch")}
+    return {
+        k: v
+        for k, v in verdicts.items()
+        if isinstance(v, dict) and isinstance(v.get("expected"), str) and v.get("status") in ("ok", "mismatch")
+    }
 
 
 def _verdict_key(path: Path) -> str:
@@ -177,14 +181,15 @@ def _download(url: str, dest: Path, expected_md5: str | None, progress: bool, tq
     return dest
 
 
-def ensure_medmnist(name: str, size: int = 28, root=None, download_missing: bool = True,
-                    verify: bool = True) -> Path:
+def ensure_medmnist(name: str, size: int = 28, root=None, download_missing: bool = True, verify: bool = True) -> Path:
     """Path of a verified MedMNIST file (searched as `candidate_paths` says), downloaded first if missing."""
     path = find_medmnist(name, size, root)
     expected = registry.md5(name, size)
     if path.exists() and not path.is_file():
-        raise MedlibError(f"{path} is a folder, not an .npz file; move it away so the official file can go there "
-                          f"(download it from {registry.url(name, size)}).")
+        raise MedlibError(
+            f"{path} is a folder, not an .npz file; move it away so the official file can go there "
+            f"(download it from {registry.url(name, size)})."
+        )
     if not path.exists():
         if not download_missing:
             raise MedlibError(
@@ -194,8 +199,9 @@ def ensure_medmnist(name: str, size: int = 28, root=None, download_missing: bool
         download(registry.url(name, size), path, expected)
         return path
     if verify and os.environ.get(ENV_VERIFY, "1").strip() == "0":
-        warnings.warn(f"{path.name}: MD5 not checked ({ENV_VERIFY}=0); use this only for generated test data.",
-                      stacklevel=2)
+        warnings.warn(
+            f"{path.name}: MD5 not checked ({ENV_VERIFY}=0); use this only for generated test data.", stacklevel=2
+        )
         verify = False
     if verify and md5_status(path, expected) != "ok":
         raise MedlibError(

@@ -4,6 +4,7 @@ recipe and the folds it shares with NoduleMNIST3D are in `cubes`.
 A folder holds `candidateN.npz` files (`voxel` uint8 cube, `seg` bool mask, any side) and beside it an
 optional `<folder>.csv` with header `name,label` (or the course's misspelt `name,lable`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -43,19 +44,22 @@ def read_labels(csv_path) -> dict[str, int]:
         rows = list(csv.reader(path.read_text(encoding="utf-8-sig").splitlines()))  # -sig: Excel writes a BOM
     except (OSError, UnicodeDecodeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
-        raise MedlibError(f"Cannot read the labels CSV {path} ({reason}); check the path: it should be a name,label "
-                          "CSV (UTF-8).") from None
+        raise MedlibError(
+            f"Cannot read the labels CSV {path} ({reason}); check the path: it should be a name,label CSV (UTF-8)."
+        ) from None
     header = [h.strip().lower() for h in rows[0]] if rows else []
     if header not in (["name", "label"], ["name", "lable"]):
-        raise MedlibError(f"{path} must start with the header 'name,label' (or the course's 'name,lable'), "
-                          f"not {rows[:1]}.")
+        raise MedlibError(
+            f"{path} must start with the header 'name,label' (or the course's 'name,lable'), not {rows[:1]}."
+        )
     labels: dict[str, int] = {}
     for i, row in enumerate(rows[1:], start=2):
         if not row:
             continue
         if len(row) != 2 or row[1].strip() not in ("0", "1"):
-            raise MedlibError(f"{path} line {i}: expected 'name,0' or 'name,1', got {','.join(row)!r}; "
-                              "labels must be 0 or 1.")
+            raise MedlibError(
+                f"{path} line {i}: expected 'name,0' or 'name,1', got {','.join(row)!r}; labels must be 0 or 1."
+            )
         name = row[0].strip()
         if name in labels:
             raise MedlibError(f"{path} line {i}: {name} is listed twice; keep one line per sample.")
@@ -74,8 +78,10 @@ def list_candidates(folder) -> list[str]:
     """Sample names (file stems) of the folder's .npz files, in numeric order (candidate2 before candidate10)."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise MedlibError(f"M3DV folder {folder} does not exist; point MEDLIB_DATA at a folder holding m3dv/train_val/ "
-                          "(for `predict`, pass --input a folder of candidateN.npz).")
+        raise MedlibError(
+            f"M3DV folder {folder} does not exist; point MEDLIB_DATA at a folder holding m3dv/train_val/ "
+            "(for `predict`, pass --input a folder of candidateN.npz)."
+        )
     return sorted((p.stem for p in folder.glob("*.npz")), key=_number)
 
 
@@ -86,14 +92,17 @@ def load_sample(path) -> tuple[np.ndarray, np.ndarray]:
         with np.load(path) as f:
             missing = {"voxel", "seg"} - set(f.files)
             if missing:
-                raise MedlibError(f"{path} lacks the key(s) {sorted(missing)} (has {f.files}); "
-                                  "an M3DV sample needs 'voxel' and 'seg'.")
+                raise MedlibError(
+                    f"{path} lacks the key(s) {sorted(missing)} (has {f.files}); "
+                    "an M3DV sample needs 'voxel' and 'seg'."
+                )
             voxel, seg = f["voxel"], f["seg"]
     except PermissionError:
         raise permission_denied(path) from None
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise MedlibError(f"Cannot read {path} ({type(e).__name__}: {e}); "
-                          "the file is damaged or truncated, copy it again.") from None
+        raise MedlibError(
+            f"Cannot read {path} ({type(e).__name__}: {e}); the file is damaged or truncated, copy it again."
+        ) from None
     if voxel.dtype != np.uint8:
         raise MedlibError(f"{path}: voxel is {voxel.dtype}, expected uint8 CT intensities.")
     if voxel.shape != seg.shape:
@@ -148,8 +157,12 @@ def content_md5(paths, y) -> str:
     name, size, mtime, inode and ctime, so repeated checks read no volume.
     """
     stats = [Path(p).stat() for p in paths]
-    key = _md5([f"{Path(p).name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}|{label}"
-                for p, st, label in zip(paths, stats, y)])
+    key = _md5(
+        [
+            f"{Path(p).name}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}|{label}"
+            for p, st, label in zip(paths, stats, y)
+        ]
+    )
     cached = cache_dir() / M3DV / f"content-{key}.txt"
     try:
         return cached.read_text().strip()
@@ -199,19 +212,24 @@ def _samples(folder: Path, labels, ids):
     names = list(ids) if ids is not None else list(table) if table is not None else list_candidates(folder)
     names = sorted(names, key=_number)
     if not names:
-        raise MedlibError(f"No samples to load from {folder}: it holds no candidateN.npz files; "
-                          "copy the M3DV samples there.")
+        raise MedlibError(
+            f"No samples to load from {folder}: it holds no candidateN.npz files; copy the M3DV samples there."
+        )
     paths = [folder / f"{n}.npz" for n in names]
     absent = [n for n, p in zip(names, paths) if not p.is_file()]
     if absent:
         where = f"listed in {labels}" if ids is None and table is not None else "asked for"
-        raise MedlibError(f"{len(absent)} sample(s) {where} have no file in {folder}: {', '.join(absent[:5])}"
-                          f"{' ...' if len(absent) > 5 else ''}. Copy them there or remove them from the list.")
+        raise MedlibError(
+            f"{len(absent)} sample(s) {where} have no file in {folder}: {', '.join(absent[:5])}"
+            f"{' ...' if len(absent) > 5 else ''}. Copy them there or remove them from the list."
+        )
     if table is not None:
         unlabelled = [n for n in names if n not in table]
         if unlabelled:
-            raise MedlibError(f"{len(unlabelled)} sample(s) have no label in {labels}: {', '.join(unlabelled[:5])}; "
-                              "add them to the CSV or leave them out of ids=.")
+            raise MedlibError(
+                f"{len(unlabelled)} sample(s) have no label in {labels}: {', '.join(unlabelled[:5])}; "
+                "add them to the CSV or leave them out of ids=."
+            )
     y = np.array([table[n] if table is not None else -1 for n in names], dtype=np.int64)
     return names, paths, y, labels
 
@@ -225,14 +243,25 @@ def _crop_all(paths, shape, mask: bool, dilate: int, center: str, progress: bool
         if voxel.shape[0] < crop:
             raise MedlibError(f"{p}: the volume is {voxel.shape[0]}³, smaller than crop={crop}; pass a smaller --crop.")
         if (mask or center == "mask") and not seg.any():
-            raise MedlibError(f"{p}: the seg mask is empty, so the nodule cannot be located; remove the sample "
-                              "from the labels CSV (in Python: load_m3dv(..., mask=False, center='volume')).")
+            raise MedlibError(
+                f"{p}: the seg mask is empty, so the nodule cannot be located; remove the sample "
+                "from the labels CSV (in Python: load_m3dv(..., mask=False, center='volume'))."
+            )
         X[i, 0] = prepare_sample(voxel, seg, crop, mask, dilate, center)
     return X
 
 
-def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilate: int = 0,
-              center: str = "mask", ids=None, progress: bool = False, cache: bool = True) -> Dataset:
+def load_m3dv(
+    folder=None,
+    labels=None,
+    crop: int = 32,
+    mask: bool = True,
+    dilate: int = 0,
+    center: str = "mask",
+    ids=None,
+    progress: bool = False,
+    cache: bool = True,
+) -> Dataset:
     """All samples as one split "all": X uint8 (N, 1, crop, crop, crop), y int64 (-1 when unlabelled).
 
     folder: default `$MEDLIB_DATA/m3dv/train_val`. labels: a CSV path, False for none; None takes `<folder>.csv` when it
@@ -246,8 +275,10 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
     stats = [p.stat() for p in paths]
     shape = (len(names), 1, crop, crop, crop)
     # inode and ctime too: a file rewritten with its size and mtime restored must not hit the old cache
-    key = _md5([f"{n}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}" for n, st in zip(names, stats)]
-               + [repr((_CACHE_VERSION, str(folder.resolve()), crop, bool(mask), dilate, center))])
+    key = _md5(
+        [f"{n}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{st.st_ctime_ns}" for n, st in zip(names, stats)]
+        + [repr((_CACHE_VERSION, str(folder.resolve()), crop, bool(mask), dilate, center))]
+    )
     cache_file = cache_dir() / M3DV / f"{key}.npz"
     X = _read_cache(cache_file, names, shape) if cache else None
     if X is None:
@@ -255,6 +286,16 @@ def load_m3dv(folder=None, labels=None, crop: int = 32, mask: bool = True, dilat
         if cache:
             _write_cache(cache_file, X, names)
     md5 = _source_md5(names, y, stats)
-    meta = Meta(name=M3DV, task=BINARY, n_classes=2, n_channels=1, dims=3, size=crop,
-                label_names=dict(LABEL_NAMES), md5=md5, source=str(folder), content_md5=content_md5(paths, y))
+    meta = Meta(
+        name=M3DV,
+        task=BINARY,
+        n_classes=2,
+        n_channels=1,
+        dims=3,
+        size=crop,
+        label_names=dict(LABEL_NAMES),
+        md5=md5,
+        source=str(folder),
+        content_md5=content_md5(paths, y),
+    )
     return Dataset(meta, {"all": Split(torch.from_numpy(X), torch.from_numpy(y), names)})

@@ -1,4 +1,5 @@
 """Load a MedMNIST npz into compact uint8 tensors with labels shaped for its task."""
+
 from __future__ import annotations
 
 import zipfile
@@ -70,13 +71,17 @@ def check_labels(lab: np.ndarray, inf: dict, where: str, url: str) -> None:
     multilabel = inf["task"] == MULTILABEL
     want = (k,) if multilabel else (1,)
     if lab.ndim not in (1, 2) or (lab.ndim == 2 and lab.shape[1:] != want) or (multilabel and lab.ndim == 1):
-        raise MedlibError(f"{where} has shape {lab.shape}, expected (N, {want[0]}); the file is not the official one: "
-                          f"download it again from {url}.")
+        raise MedlibError(
+            f"{where} has shape {lab.shape}, expected (N, {want[0]}); the file is not the official one: "
+            f"download it again from {url}."
+        )
     hi = 1 if multilabel else k - 1
     if lab.size and (not np.issubdtype(lab.dtype, np.integer) or lab.min() < 0 or lab.max() > hi):
         bad = (lab.max() if lab.max() > hi else lab.min()).item()
-        raise MedlibError(f"{where} holds the label {bad}, outside 0..{hi} for this {inf['task']} set; the file is "
-                          f"damaged or not the official one: download it again from {url}.")
+        raise MedlibError(
+            f"{where} holds the label {bad}, outside 0..{hi} for this {inf['task']} set; the file is "
+            f"damaged or not the official one: download it again from {url}."
+        )
 
 
 def medmnist_meta(name: str, size: int = 28, source: str = "") -> Meta:
@@ -84,14 +89,21 @@ def medmnist_meta(name: str, size: int = 28, source: str = "") -> Meta:
     name = registry.canonical(name)
     inf = registry.info(name)
     return Meta(
-        name=name, task=inf["task"], n_classes=len(inf["label"]), n_channels=inf["n_channels"],
-        dims=3 if registry.is_3d(name) else 2, size=registry.check_size(name, size), label_names=dict(inf["label"]),
-        md5=registry.md5(name, size), source=source,
+        name=name,
+        task=inf["task"],
+        n_classes=len(inf["label"]),
+        n_channels=inf["n_channels"],
+        dims=3 if registry.is_3d(name) else 2,
+        size=registry.check_size(name, size),
+        label_names=dict(inf["label"]),
+        md5=registry.md5(name, size),
+        source=source,
     )
 
 
-def load_medmnist(name: str, size: int = 28, root=None, download: bool = True, verify: bool = True,
-                  as_rgb: bool = False) -> Dataset:
+def load_medmnist(
+    name: str, size: int = 28, root=None, download: bool = True, verify: bool = True, as_rgb: bool = False
+) -> Dataset:
     """One MedMNIST set as a `Dataset` (MD5-checked; downloaded first if missing).
 
     The file is searched as `files.candidate_paths` says: `<root>/medmnist/`, `<root>/` (flat), then, with

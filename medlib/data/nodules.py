@@ -7,6 +7,7 @@ Either way the result has the shape `load_m3dv` gives: one split "all" (uint8 cu
 so `cubes.kfold_datasets` and the training loop take it unchanged; `meta.name` says which data it is
 ("m3dv" or "nodulemnist3d") and `meta.source` the folder or file it was read from.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -33,8 +34,9 @@ def m3dv_present(folder=None) -> bool:
     return folder.is_dir() and any(folder.glob("*.npz"))
 
 
-def prepare_volumes(volumes: np.ndarray, crop: int = 32, mask: bool = True, dilate: int = 0,
-                    center: str = "mask") -> np.ndarray:
+def prepare_volumes(
+    volumes: np.ndarray, crop: int = 32, mask: bool = True, dilate: int = 0, center: str = "mask"
+) -> np.ndarray:
     """(N, n, n, n) uint8 volumes without masks -> (N, 1, crop, crop, crop): auto-mask, then M3DV's recipe.
 
     A volume whose auto-mask is empty (nothing above Otsu's level) is cropped around its centre, unmasked.
@@ -48,9 +50,17 @@ def prepare_volumes(volumes: np.ndarray, crop: int = 32, mask: bool = True, dila
     return out
 
 
-def load_nodulemnist3d(size: int = 28, crop: int = 32, mask: bool = True, dilate: int = 0, center: str = "mask",
-                       official_splits: bool = False, root=None, download: bool = True,
-                       verify: bool = True) -> Dataset:
+def load_nodulemnist3d(
+    size: int = 28,
+    crop: int = 32,
+    mask: bool = True,
+    dilate: int = 0,
+    center: str = "mask",
+    official_splits: bool = False,
+    root=None,
+    download: bool = True,
+    verify: bool = True,
+) -> Dataset:
     """NoduleMNIST3D prepared like M3DV. One split "all" (train, then val, then test; ids `train_0`, ...), or
     with `official_splits=True` the official train / val / test."""
     crop, dilate = check_options(crop, dilate, mask, center)
@@ -60,15 +70,39 @@ def load_nodulemnist3d(size: int = 28, crop: int = 32, mask: bool = True, dilate
         X = prepare_volumes(raw[s].X[:, 0].numpy(), crop, mask, dilate, center)
         splits[s] = Split(torch.from_numpy(X), raw[s].y.clone(), [f"{s}_{i}" for i in range(len(X))])
     if not official_splits:
-        splits = {"all": Split(torch.cat([splits[s].X for s in SPLITS]), torch.cat([splits[s].y for s in SPLITS]),
-                               [i for s in SPLITS for i in splits[s].ids])}
-    meta = Meta(name=FALLBACK, task=BINARY, n_classes=2, n_channels=1, dims=3, size=crop,
-                label_names=dict(LABEL_NAMES), md5=registry.md5(FALLBACK, size), source=raw.meta.source)
+        splits = {
+            "all": Split(
+                torch.cat([splits[s].X for s in SPLITS]),
+                torch.cat([splits[s].y for s in SPLITS]),
+                [i for s in SPLITS for i in splits[s].ids],
+            )
+        }
+    meta = Meta(
+        name=FALLBACK,
+        task=BINARY,
+        n_classes=2,
+        n_channels=1,
+        dims=3,
+        size=crop,
+        label_names=dict(LABEL_NAMES),
+        md5=registry.md5(FALLBACK, size),
+        source=raw.meta.source,
+    )
     return Dataset(meta, splits)
 
 
-def load_nodules(source: str = "auto", crop: int = 32, mask: bool = True, dilate: int = 0, center: str = "mask",
-                 folder=None, size: int = 28, root=None, download: bool = True, **m3dv_kw) -> Dataset:
+def load_nodules(
+    source: str = "auto",
+    crop: int = 32,
+    mask: bool = True,
+    dilate: int = 0,
+    center: str = "mask",
+    folder=None,
+    size: int = 28,
+    root=None,
+    download: bool = True,
+    **m3dv_kw,
+) -> Dataset:
     """Report 2's nodules: M3DV when its folder holds samples (source='auto' or 'm3dv'), else NoduleMNIST3D
     (source='auto' or 'nodulemnist3d'; `size` 28 or 64, downloaded if missing), prepared the same way.
 
@@ -99,9 +133,11 @@ def notice(folder=None, size: int = 28) -> str:
     """One sentence for a notebook: which nodules it shows, and where the other ones come from."""
     if m3dv_present(folder):
         return f"Nodules: M3DV, the EE369 course data ({Path(folder or default_folder()).name}/ under the data root)."
-    return (f"M3DV (the EE369 course data, not downloadable) is not under {default_folder()}; this notebook uses "
-            f"NoduleMNIST3D instead (LIDC-IDRI lung nodules, {size}³, benign / malignant, MD5-checked download), "
-            "with masks from `auto_mask`. Put M3DV there (see data/README.md) to see the course's nodules.")
+    return (
+        f"M3DV (the EE369 course data, not downloadable) is not under {default_folder()}; this notebook uses "
+        f"NoduleMNIST3D instead (LIDC-IDRI lung nodules, {size}³, benign / malignant, MD5-checked download), "
+        "with masks from `auto_mask`. Put M3DV there (see data/README.md) to see the course's nodules."
+    )
 
 
 def raw_labels(size: int = 28, folder=None) -> dict[str, int]:
@@ -120,8 +156,10 @@ def examples(name: str = "", other: str = "", size: int = 28, folder=None) -> tu
     labels = raw_labels(size)
     first = {c: next((k for k, v in labels.items() if v == c), None) for c in (0, 1)}
     if None in first.values():
-        raise MedlibError(f"NoduleMNIST3D ({size}³) here holds only one label; its file may be damaged: delete it "
-                          "to download it again.")
+        raise MedlibError(
+            f"NoduleMNIST3D ({size}³) here holds only one label; its file may be damaged: delete it "
+            "to download it again."
+        )
     return first[0], first[1]
 
 
@@ -133,8 +171,9 @@ def raw_sample(name: str, size: int = 28, folder=None) -> tuple[np.ndarray, np.n
     split, _, index = name.partition("_")
     raw = load_medmnist(FALLBACK, size)
     if split not in SPLITS or not index.isdigit() or int(index) >= len(raw[split]):
-        raise MedlibError(f"{name!r} is not a NoduleMNIST3D id; use <split>_<index>, e.g. train_0 "
-                          f"(train has {len(raw['train'])}).")
+        raise MedlibError(
+            f"{name!r} is not a NoduleMNIST3D id; use <split>_<index>, e.g. train_0 (train has {len(raw['train'])})."
+        )
     vol = raw[split].X[int(index), 0].numpy()
     return vol, auto_mask(vol)
 

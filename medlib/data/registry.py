@@ -1,4 +1,5 @@
 """The 18 MedMNIST sets as facts (task, labels, split sizes, URLs, MD5s) and name resolution."""
+
 from __future__ import annotations
 
 import difflib
@@ -58,9 +59,7 @@ def sizes(name: str) -> tuple[int, ...]:
 def check_size(name: str, size: int) -> int:
     name = canonical(name)
     if int(size) not in sizes(name):
-        raise MedlibError(
-            f"Size {size} is not offered for '{name}'; choose one of {', '.join(map(str, sizes(name)))}."
-        )
+        raise MedlibError(f"Size {size} is not offered for '{name}'; choose one of {', '.join(map(str, sizes(name)))}.")
     return int(size)
 
 
@@ -79,4 +78,3 @@ def url(name: str, size: int = 28) -> str:
 def md5(name: str, size: int = 28) -> str:
     check_size(name, size)
     return info(name)["MD5" if size == 28 else f"MD5_{size}"]
-

@@ -1,4 +1,5 @@
 """Training and evaluation: fit(config) -> run folder (the `training` module); checkpoints; run records."""
+
 from .checkpoint import load_model
 from .loop import predict
 from .runs import Run, load_run, run_dir

@@ -1,4 +1,5 @@
 """Device choice, seeding, autocast and the versions that go into every run record."""
+
 from __future__ import annotations
 
 import contextlib
@@ -75,5 +76,11 @@ def device_name(device: torch.device) -> str:
 def versions() -> dict:
     import sklearn
 
-    return {"medlib": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": np.__version__, "sklearn": sklearn.__version__, "cuda": torch.version.cuda}
+    return {
+        "medlib": __version__,
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "cuda": torch.version.cuda,
+    }

@@ -2,6 +2,7 @@
 
 Without `WORLD_SIZE > 1` in the environment every helper is a no-op, so the single-process path is unchanged.
 """
+
 from __future__ import annotations
 
 import os
@@ -51,12 +52,16 @@ def check_launch() -> None:
     try:
         n = int(text)
     except ValueError:
-        raise MedlibError(f"WORLD_SIZE={text!r} is not a number of processes; unset it, or launch with torchrun "
-                          "--nproc-per-node N python -m medlib train ...") from None
+        raise MedlibError(
+            f"WORLD_SIZE={text!r} is not a number of processes; unset it, or launch with torchrun "
+            "--nproc-per-node N python -m medlib train ..."
+        ) from None
     missing = [v for v in LAUNCH_VARIABLES if not os.environ.get(v)]
     if n > 1 and missing:
-        raise MedlibError(f"WORLD_SIZE={n} is set but {', '.join(missing)} are not: launch with `torchrun "
-                          f"--nproc-per-node {n} -m medlib train ...`, or unset WORLD_SIZE for one process.")
+        raise MedlibError(
+            f"WORLD_SIZE={n} is set but {', '.join(missing)} are not: launch with `torchrun "
+            f"--nproc-per-node {n} -m medlib train ...`, or unset WORLD_SIZE for one process."
+        )
 
 
 def setup(device: torch.device, batch_size: int) -> tuple[torch.device, bool]:
@@ -65,8 +70,10 @@ def setup(device: torch.device, batch_size: int) -> tuple[torch.device, bool]:
         return device, False
     n = int(os.environ["WORLD_SIZE"])
     if batch_size % n:
-        raise MedlibError(f"--batch-size {batch_size} is the global batch and must divide by the {n} processes; "
-                          f"use a multiple of {n}.")
+        raise MedlibError(
+            f"--batch-size {batch_size} is the global batch and must divide by the {n} processes; "
+            f"use a multiple of {n}."
+        )
     if device.type == "cuda":
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)

@@ -175,10 +175,12 @@ def cgroup_limit(root: str = CGROUP_ROOT, proc_cgroup: str = "/proc/self/cgroup"
         v2 = path if controllers == "" else v2
         v1 = path if "memory" in controllers.split(",") else v1
     v1_root = os.path.join(root, "memory")
-    candidates = [(os.path.join(root, v2.lstrip("/")), "memory.max", "memory.current"),
-                  (root, "memory.max", "memory.current"),
-                  (os.path.join(v1_root, v1.lstrip("/")), "memory.limit_in_bytes", "memory.usage_in_bytes"),
-                  (v1_root, "memory.limit_in_bytes", "memory.usage_in_bytes")]
+    candidates = [
+        (os.path.join(root, v2.lstrip("/")), "memory.max", "memory.current"),
+        (root, "memory.max", "memory.current"),
+        (os.path.join(v1_root, v1.lstrip("/")), "memory.limit_in_bytes", "memory.usage_in_bytes"),
+        (v1_root, "memory.limit_in_bytes", "memory.usage_in_bytes"),
+    ]
     for folder, limit_name, used_name in candidates:
         limit = _read_int(os.path.join(folder, limit_name))
         if limit is not None and 0 < limit < _UNLIMITED:
@@ -223,8 +225,11 @@ def sgemm_gflops(n: int = 2048, repeats: int = 10) -> float:
 
 def step_settings(cfg, device: torch.device, dims: int):
     """The precision and layout a config trains and evaluates with on `device`."""
-    return StepSettings(resolve_precision(cfg.amp, device), use_channels_last(cfg.channels_last, device, dims),
-                        getattr(cfg, "scaling", "centered"))
+    return StepSettings(
+        resolve_precision(cfg.amp, device),
+        use_channels_last(cfg.channels_last, device, dims),
+        getattr(cfg, "scaling", "centered"),
+    )
 
 
 def _cgroup_cpu_quota(root: str = "/sys/fs/cgroup", proc: str = "/proc/self/cgroup") -> float | None:

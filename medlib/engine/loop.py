@@ -1,4 +1,5 @@
 """One epoch of training and batched prediction, on tensors sliced by index (no DataLoader)."""
+
 from __future__ import annotations
 
 import math
@@ -47,6 +48,19 @@ def prepare(xb: torch.Tensor, device: torch.device, how: StepSettings) -> torch.
     return x
 
 
+def _forward_loss(net, x, yb, cfg, meta, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """One batch's logits and training loss: on mixed inputs and targets under mixup (Report 2's rounded targets
+    with --mixup-labels hard), else on the batch as it is."""
+    if cfg.mixup_alpha > 0:
+        x, y_soft, _ = mixup(x, soft_targets(yb, meta.task, meta.n_classes), cfg.mixup_alpha, generator)
+        if cfg.mixup_labels == "hard":
+            y_soft = hard_targets(y_soft)
+        logits = net(x)
+        return logits, mixed_loss(logits, y_soft, meta.task, cfg.loss)
+    logits = net(x)
+    return logits, task_loss(logits, yb, meta.task, cfg.loss)
+
+
 def train_epoch(net, opt, X, y, cfg, meta, device, generator, how: StepSettings | None = None, bar=None) -> dict:
     """One pass over a seeded permutation; augmentation and mixup act on whole batches.
 
@@ -74,15 +88,7 @@ def train_epoch(net, opt, X, y, cfg, meta, device, generator, how: StepSettings 
         x = prepare(xb, device, how)
         yb = yb.to(device, non_blocking=True)
         with autocast(device, how.precision):
-            if cfg.mixup_alpha > 0:
-                x, y_soft, _ = mixup(x, soft_targets(yb, meta.task, meta.n_classes), cfg.mixup_alpha, generator)
-                if cfg.mixup_labels == "hard":
-                    y_soft = hard_targets(y_soft)
-                logits = net(x)
-                loss = mixed_loss(logits, y_soft, meta.task, cfg.loss)
-            else:
-                logits = net(x)
-                loss = task_loss(logits, yb, meta.task, cfg.loss)
+            logits, loss = _forward_loss(net, x, yb, cfg, meta, generator)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -94,13 +100,17 @@ def train_epoch(net, opt, X, y, cfg, meta, device, generator, how: StepSettings 
         if bar is not None:
             bar.update(len(idx))
     if count == 0:
-        raise MedlibError(f"No training step ran: {n} training samples with --batch-size {batch_size} leave no "
-                          "batch of 2 or more (BatchNorm needs 2); use more samples or a larger --batch-size.")
+        raise MedlibError(
+            f"No training step ran: {n} training samples with --batch-size {batch_size} leave no "
+            "batch of 2 or more (BatchNorm needs 2); use more samples or a larger --batch-size."
+        )
     total, count = distributed.all_reduce_sum([float(total), count], device)
     out = {"loss": total / max(count, 1)}
     if not math.isfinite(out["loss"]):
-        raise MedlibError(f"The training loss became {out['loss']} (lr {opt.param_groups[0]['lr']:g}): the weights are "
-                          "no longer usable. Lower --lr (or check the data); the run is marked failed, not complete.")
+        raise MedlibError(
+            f"The training loss became {out['loss']} (lr {opt.param_groups[0]['lr']:g}): the weights are "
+            "no longer usable. Lower --lr (or check the data); the run is marked failed, not complete."
+        )
     if scores:
         out["scores"] = distributed.all_gather_cat(torch.cat(scores)).cpu().numpy()
         out["labels"] = distributed.all_gather_cat(torch.cat(labels)).cpu().numpy()
@@ -108,8 +118,9 @@ def train_epoch(net, opt, X, y, cfg, meta, device, generator, how: StepSettings 
 
 
 @torch.no_grad()
-def predict(net, X, device, task: str, *, batch_size: int = 0, y=None, how: StepSettings | None = None,
-            loss: str = "auto") -> tuple[np.ndarray, float]:
+def predict(
+    net, X, device, task: str, *, batch_size: int = 0, y=None, how: StepSettings | None = None, loss: str = "auto"
+) -> tuple[np.ndarray, float]:
     """Probabilities (N, K) in eval mode, plus the mean loss when labels are given (else nan).
 
     batch_size 0 sizes batches from a memory budget (memory.eval_batch_size), so any set fits. `how` is the

@@ -5,6 +5,7 @@ observer that fails never stops a run (it is dropped with a warning). `$MEDLIB_T
 event files of every run under DIR/<run name>/ where the `tensorboard` package is installed (`pip install
 "medlib[tensorboard]"`; `tensorboard --logdir DIR` shows them while a long run trains).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -43,8 +44,9 @@ class TensorBoard:
         row = history[-1]
         for key, value in row.items():
             if key != "epoch" and isinstance(value, (int, float)):
-                w.add_scalar(key.replace("_", "/", 1) if key.startswith(("train_", "val_")) else key, value,
-                             row["epoch"])
+                w.add_scalar(
+                    key.replace("_", "/", 1) if key.startswith(("train_", "val_")) else key, value, row["epoch"]
+                )
         w.flush()
 
     def close(self) -> None:
@@ -63,8 +65,10 @@ def _from_env() -> None:
     try:
         add(TensorBoard(log_dir))
     except ImportError:
-        warn(f"${TENSORBOARD_ENV} is set but the tensorboard package is not installed, so no event files are "
-             "written: pip install \"medlib[tensorboard]\".")
+        warn(
+            f"${TENSORBOARD_ENV} is set but the tensorboard package is not installed, so no event files are "
+            'written: pip install "medlib[tensorboard]".'
+        )
 
 
 def epoch_done(run_name: str, cfg, history: list) -> None:

@@ -1,4 +1,5 @@
 """Run folders: where a run's record, history, per-sample scores and checkpoints live, and reading them back."""
+
 from __future__ import annotations
 
 import contextlib
@@ -31,8 +32,9 @@ DEFAULT_OUT = "runs"
 def runs_root(out=None) -> Path:
     """`out`, else $MEDLIB_RUNS, else ./runs. An empty `out` is a mistake, not a request for the default."""
     if out is not None and not str(out).strip():
-        raise MedlibError("--out is empty; name a folder for the runs, "
-                          "or leave --out off to use $MEDLIB_RUNS or ./runs.")
+        raise MedlibError(
+            "--out is empty; name a folder for the runs, or leave --out off to use $MEDLIB_RUNS or ./runs."
+        )
     return Path(out or os.environ.get("MEDLIB_RUNS") or DEFAULT_OUT)
 
 
@@ -148,8 +150,10 @@ class Run:
         h = _read_csv(path, "training history")
         missing = [c for c in HISTORY_COLUMNS if c not in h.columns]
         if missing or h.empty:
-            raise MedlibError(f"{path} {'lacks the column(s) ' + ', '.join(missing) if missing else 'has no rows'}; "
-                              f"it is not a medlib history; {REDO}.")
+            raise MedlibError(
+                f"{path} {'lacks the column(s) ' + ', '.join(missing) if missing else 'has no rows'}; "
+                f"it is not a medlib history; {REDO}."
+            )
         if not all(pd.api.types.is_numeric_dtype(h[c]) for c in HISTORY_COLUMNS):
             raise MedlibError(f"{path} holds non-numbers in {', '.join(HISTORY_COLUMNS)}; {REDO}.")
         return h
@@ -198,13 +202,19 @@ def ship_weights(folder) -> dict:
     if not run.complete:
         raise MedlibError(f"{folder} is not a complete run; finish it (`reproduce` resumes it) before shipping it.")
     if not run.best_checkpoint.is_file():
-        raise MedlibError(f"{folder} has no best.pt to ship: its weights were not kept; train it again "
-                          "(`train --fresh` with its config) to ship its weights.")
+        raise MedlibError(
+            f"{folder} has no best.pt to ship: its weights were not kept; train it again "
+            "(`train --fresh` with its config) to ship its weights."
+        )
     dst = folder / WEIGHTS_NAME
     save_weights(run.best_checkpoint, dst)
     record = run.record
-    record["weights"] = {"file": WEIGHTS_NAME, "sha256": files.file_digest(dst, "sha256"),
-                         "bytes": dst.stat().st_size, "best_epoch": record.get("best_epoch")}
+    record["weights"] = {
+        "file": WEIGHTS_NAME,
+        "sha256": files.file_digest(dst, "sha256"),
+        "bytes": dst.stat().st_size,
+        "best_epoch": record.get("best_epoch"),
+    }
     atomic.write_json(folder / "run.json", record)
     return record["weights"]
 
@@ -216,20 +226,28 @@ def load_weights(folder):
     record = load_run(folder).record
     entry = record.get("weights")
     if not isinstance(entry, dict) or not isinstance(entry.get("file"), str):
-        raise MedlibError(f"{folder} ships no weights (its run.json has no `weights` entry): only the runs of "
-                          "plans.SHIP_WEIGHTS do; `python -m medlib reproduce --only LABEL` writes them for such a "
-                          "run while its best.pt is there, else load the run folder's best.pt itself.")
+        raise MedlibError(
+            f"{folder} ships no weights (its run.json has no `weights` entry): only the runs of "
+            "plans.SHIP_WEIGHTS do; `python -m medlib reproduce --only LABEL` writes them for such a "
+            "run while its best.pt is there, else load the run folder's best.pt itself."
+        )
     path = folder / Path(entry["file"]).name
     if not path.is_file():
-        raise MedlibError(f"{path} is missing though run.json lists it; restore it from git (`git checkout -- "
-                          f"{path}`) or ship the run's weights again.")
+        raise MedlibError(
+            f"{path} is missing though run.json lists it; restore it from git (`git checkout -- "
+            f"{path}`) or ship the run's weights again."
+        )
     if files.file_digest(path, "sha256") != entry.get("sha256"):
-        raise MedlibError(f"{path} does not match the SHA-256 its run.json records: the file was altered or "
-                          "swapped; restore it from git or ship the run's weights again.")
+        raise MedlibError(
+            f"{path} does not match the SHA-256 its run.json records: the file was altered or "
+            "swapped; restore it from git or ship the run's weights again."
+        )
     net, cfg, meta = load_model(path)
     if cfg.key() != record.get("key", ""):
-        raise MedlibError(f"{path} holds the weights of another config ({cfg.key()}) than its record's; restore it "
-                          "from git or ship the run's weights again.")
+        raise MedlibError(
+            f"{path} holds the weights of another config ({cfg.key()}) than its record's; restore it "
+            "from git or ship the run's weights again."
+        )
     return net, cfg, meta
 
 
@@ -278,8 +296,10 @@ class RunLocked(MedlibError):
 
 
 def _lock_error(folder: Path, lock: Path) -> MedlibError:
-    return RunLocked(f"{folder} is being trained by another process ({_holder(lock)}); "
-                       "wait for it to finish, or stop it and run again to resume.")
+    return RunLocked(
+        f"{folder} is being trained by another process ({_holder(lock)}); "
+        "wait for it to finish, or stop it and run again to resume."
+    )
 
 
 # never through a symlink: a `.lock` linked to another file would have that file truncated and overwritten
@@ -288,8 +308,10 @@ _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 
 def _open_lock(lock: Path, flags: int) -> int:
     if lock.is_symlink():
-        raise MedlibError(f"{lock} is a symbolic link; medlib writes its lock file only itself and never through a "
-                          "link. Delete the link (rm) and run again.")
+        raise MedlibError(
+            f"{lock} is a symbolic link; medlib writes its lock file only itself and never through a "
+            "link. Delete the link (rm) and run again."
+        )
     return os.open(lock, flags | _NOFOLLOW, 0o644)
 
 
@@ -330,8 +352,11 @@ def claim(folder: Path) -> RunLock:
         raise atomic.write_error(folder / LOCK_NAME, e) from None
     if fd is None:
         raise _lock_error(folder, lock)
-    holder = {"host": socket.gethostname(), "pid": os.getpid(),
-              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    holder = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
     os.ftruncate(fd, 0)
     os.write(fd, json.dumps(holder).encode())
     clean_stale_temp(folder)
@@ -379,9 +404,11 @@ def check_reuse(run: Run, cfg) -> None:
             current = None
     if recorded is None or current is None or recorded == current:
         return
-    raise MedlibError(f"{run.dir} was trained on {cfg.dataset} data with MD5 {recorded}, but the data found now "
-                      f"(MEDLIB_DATA) has MD5 {current}; pass --no-reuse to retrain it on this data (replacing its "
-                      "results), or --out another folder to keep both.")
+    raise MedlibError(
+        f"{run.dir} was trained on {cfg.dataset} data with MD5 {recorded}, but the data found now "
+        f"(MEDLIB_DATA) has MD5 {current}; pass --no-reuse to retrain it on this data (replacing its "
+        "results), or --out another folder to keep both."
+    )
 
 
 def check_resume(ck: dict, meta, path: Path, cfg=None) -> None:
@@ -394,13 +421,17 @@ def check_resume(ck: dict, meta, path: Path, cfg=None) -> None:
             key = None
         if key != cfg.key():
             theirs = (ck.get("config") or {}).get("model") if isinstance(ck.get("config"), dict) else None
-            raise MedlibError(f"{path} belongs to another config ({theirs or 'unknown'} network, config key {key}), "
-                              f"not this run's ({cfg.model}, key {cfg.key()}); pass --fresh to discard it and start "
-                              "this run again.")
+            raise MedlibError(
+                f"{path} belongs to another config ({theirs or 'unknown'} network, config key {key}), "
+                f"not this run's ({cfg.model}, key {cfg.key()}); pass --fresh to discard it and start "
+                "this run again."
+            )
     old = (ck.get("meta") or {}).get("md5")
     if old is not None and meta.md5 is not None and old != meta.md5:
-        raise MedlibError(f"{path} was trained on data with MD5 {old}, but the data found now has MD5 {meta.md5}; "
-                          "pass --fresh to start this run again on the current data.")
+        raise MedlibError(
+            f"{path} was trained on data with MD5 {old}, but the data found now has MD5 {meta.md5}; "
+            "pass --fresh to start this run again on the current data."
+        )
 
 
 OUTPUTS = ("last.pt", "best.pt", "history.csv", "val_scores.csv", "test_scores.csv")

@@ -1,4 +1,5 @@
 """Turn a config into train / val / test splits: load, cut the cube folds (`data.cubes`), take quick-profile subsets."""
+
 from __future__ import annotations
 
 import torch
@@ -30,8 +31,11 @@ def load_for_config(cfg, check: bool = True) -> Dataset:
     if is_cube_set(cfg.dataset):
         source = M3DV if cfg.dataset == M3DV else FALLBACK
         ds = load_nodules(source, crop=cfg.crop, mask=cfg.mask, dilate=cfg.dilate, size=cfg.size)
-        ds = (final_split(ds) if cfg.fold == ALL_FOLDS else
-              kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0, val_split=cfg.val_split))
+        ds = (
+            final_split(ds)
+            if cfg.fold == ALL_FOLDS
+            else kfold_datasets(ds, k=cfg.folds, fold=cfg.fold, seed=0, val_split=cfg.val_split)
+        )
     else:
         ds = load_medmnist(cfg.dataset, cfg.size)
         if cfg.cv_fold >= 0:
@@ -52,8 +56,10 @@ def selection_split(ds: Dataset, k: int, fold: int, seed: int = 0) -> Dataset:
     """train / val for choosing a recipe by k-fold cross-validation: the official train + val pooled, val = the
     pool's stratified fold `fold` of k, train = the rest. The test split is dropped, so the choice never sees it."""
     if ds.meta.multilabel:
-        raise MedlibError(f"--cv-fold stratifies by label; {ds.meta.name} is multi-label, so it has no single label "
-                          "to stratify by: train on the official split (--cv-fold -1).")
+        raise MedlibError(
+            f"--cv-fold stratifies by label; {ds.meta.name} is multi-label, so it has no single label "
+            "to stratify by: train on the official split (--cv-fold -1)."
+        )
     pool = Split(torch.cat([ds["train"].X, ds["val"].X]), torch.cat([ds["train"].y, ds["val"].y]))
     held = torch.as_tensor(stratified_folds(pool.y.numpy(), k, seed)[fold])
     keep = torch.ones(len(pool), dtype=torch.bool)

@@ -4,6 +4,7 @@ The steps, in order: reuse a finished run, load data, claim the folder, set up (
 optimiser, resume), train epochs (checkpoint every epoch), evaluate the best weights, write the record.
 A run that fails or is interrupted leaves an honest record: status, epochs done, and why.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -58,13 +59,19 @@ def checkpoint_seconds() -> float:
     except ValueError:
         value = math.nan
     if not math.isfinite(value) or value < 0:
-        raise MedlibError(f"MEDLIB_CHECKPOINT_SECONDS={text!r} is not a number of seconds >= 0; set it to e.g. 30 "
-                          "(0 = after every epoch), or unset it.")
+        raise MedlibError(
+            f"MEDLIB_CHECKPOINT_SECONDS={text!r} is not a number of seconds >= 0; set it to e.g. 30 "
+            "(0 = after every epoch), or unset it."
+        )
     return value
 
 
-OPTIMIZER_CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
-                     "adamax": torch.optim.Adamax}  # one per name in medlib.choices.OPTIMIZERS
+OPTIMIZER_CLASSES = {
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "adamax": torch.optim.Adamax,
+}  # one per name in medlib.choices.OPTIMIZERS
 
 
 def make_optimizer(cfg, params):
@@ -135,8 +142,10 @@ class Training:
 def check_model_fits_data(cfg, meta) -> None:
     if model_dims(cfg.model) != meta.dims:
         three = "3D (densenet3d, baseline3d, resnet18_3d)"
-        raise MedlibError(f"--model {cfg.model} is a {model_dims(cfg.model)}D network but {meta.name} is {meta.dims}D; "
-                          f"pick a {three if meta.dims == 3 else '2D (resnet18, resnet50)'} model.")
+        raise MedlibError(
+            f"--model {cfg.model} is a {model_dims(cfg.model)}D network but {meta.name} is {meta.dims}D; "
+            f"pick a {three if meta.dims == 3 else '2D (resnet18, resnet50)'} model."
+        )
 
 
 def set_up(cfg: TrainConfig, ds: Dataset, folder: Path | None, resume: bool, verbose: bool) -> Training:
@@ -159,8 +168,19 @@ def set_up(cfg: TrainConfig, ds: Dataset, folder: Path | None, resume: bool, ver
     check_train_batch(net, sample_shape, max(batch, 1), device, f" for {cfg.model} on {meta.name} at {meta.size}")
     opt = make_optimizer(cfg, net.parameters())
     largest = max(len(s) for s in ds.splits.values())
-    t = Training(cfg, ds, folder, device, how, net, opt, make_scheduler(cfg, opt), generator, owned_group,
-                 eval_batch=fitting_eval_batch(net, sample_shape, device, cfg.eval_batch_size, largest))
+    t = Training(
+        cfg,
+        ds,
+        folder,
+        device,
+        how,
+        net,
+        opt,
+        make_scheduler(cfg, opt),
+        generator,
+        owned_group,
+        eval_batch=fitting_eval_batch(net, sample_shape, device, cfg.eval_batch_size, largest),
+    )
     last = folder / "last.pt" if resume else None
     if last is not None and last.exists():
         resume_from(t, checkpoint.load(last, map_location=device), last)
@@ -177,17 +197,25 @@ def resume_from(t: Training, ck: dict, last) -> None:
         t.opt.load_state_dict(ck["optimizer"])
         if t.sched is not None and ck["scheduler"] is not None:
             t.sched.load_state_dict(ck["scheduler"])
-        t.start_epoch, t.best_score, t.best_epoch, t.history = (int(ck["epoch"]) + 1, float(ck["best_score"]),
-                                                                 int(ck["best_epoch"]), list(ck["history"]))
+        t.start_epoch, t.best_score, t.best_epoch, t.history = (
+            int(ck["epoch"]) + 1,
+            float(ck["best_score"]),
+            int(ck["best_epoch"]),
+            list(ck["history"]),
+        )
         if ck["rng"] is not None:
             t.generator.set_state(ck["rng"])
     except (RuntimeError, ValueError, TypeError, KeyError, AttributeError) as e:
         first = next((line.strip() for line in str(e).splitlines() if line.strip()), type(e).__name__)
-        raise MedlibError(f"{last} does not fit this run's {t.cfg.model} ({first[:160]}); the file was altered or "
-                          "comes from another run. Pass --fresh to discard it and start the run again.") from None
+        raise MedlibError(
+            f"{last} does not fit this run's {t.cfg.model} ({first[:160]}); the file was altered or "
+            "comes from another run. Pass --fresh to discard it and start the run again."
+        ) from None
     if not 0 < t.start_epoch <= t.cfg.epochs:
-        raise MedlibError(f"{last} says epoch {t.start_epoch} of this {t.cfg.epochs}-epoch run was done; "
-                          "pass --fresh to discard it and start the run again.")
+        raise MedlibError(
+            f"{last} says epoch {t.start_epoch} of this {t.cfg.epochs}-epoch run was done; "
+            "pass --fresh to discard it and start the run again."
+        )
     t.saved_epochs = t.start_epoch
 
 
@@ -200,8 +228,10 @@ def fitting_eval_batch(net, sample_shape, device, requested: int, largest: int) 
     per_sample = 2 * activation_bytes(net, sample_shape)["max"]
     fits = max(1, int(TRAIN_FRACTION * available_bytes(device)) // max(per_sample, 1))
     if batch > fits:
-        print(f"medlib: warning: --eval-batch-size {requested} needs about {batch * per_sample / 2**30:.1f} GiB but "
-              f"{device} has {available_bytes(device) / 2**30:.1f} GiB free; evaluating {fits} at a time instead.")
+        print(
+            f"medlib: warning: --eval-batch-size {requested} needs about {batch * per_sample / 2**30:.1f} GiB but "
+            f"{device} has {available_bytes(device) / 2**30:.1f} GiB free; evaluating {fits} at a time instead."
+        )
         batch = fits
     return batch
 
@@ -210,23 +240,39 @@ def announce(t: Training) -> None:
     """One line on what runs where, and a warning when a CPU cannot finish it in reasonable time."""
     tr, meta = t.ds["train"], t.meta
     n_eval = len(t.ds["val"])
-    print(f"{meta.name} {t.cfg.model} on {device_name(t.device)} ({t.how.precision}"
-          f"{', channels_last' if t.how.channels_last else ''}): train {len(tr)}, val {n_eval}, "
-          f"test {len(t.ds.splits.get('test', []))}; {count_parameters(t.net):,} parameters")
+    print(
+        f"{meta.name} {t.cfg.model} on {device_name(t.device)} ({t.how.precision}"
+        f"{', channels_last' if t.how.channels_last else ''}): train {len(tr)}, val {n_eval}, "
+        f"test {len(t.ds.splits.get('test', []))}; {count_parameters(t.net):,} parameters"
+    )
     cfg = t.cfg.replace(epochs=t.cfg.epochs - t.start_epoch)
-    warning = too_slow_message(estimate_seconds(cfg, meta, len(tr), n_eval, t.device, t.how.precision),
-                               f"{t.cfg.model} on {meta.name} ({cfg.epochs} epochs)")
+    warning = too_slow_message(
+        estimate_seconds(cfg, meta, len(tr), n_eval, t.device, t.how.precision),
+        f"{t.cfg.model} on {meta.name} ({cfg.epochs} epochs)",
+    )
     if warning:
         print(f"medlib: warning: {warning}")
 
 
 def write_progress(t: Training, status: str = "running", **extra) -> None:
     """run.json while training (and after a failure): how far it got, who trains it, and why it stopped."""
-    atomic.write_json(t.folder / "run.json", {
-        "status": status, "config": asdict(t.cfg), "key": t.cfg.key(), "started": t.started,
-        "updated": _now(), "epochs_done": len(t.history), "epochs_saved": t.saved_epochs,
-        "host": socket.gethostname(), "pid": os.getpid(), "device": device_name(t.device),
-        "precision": t.how.precision, **extra})
+    atomic.write_json(
+        t.folder / "run.json",
+        {
+            "status": status,
+            "config": asdict(t.cfg),
+            "key": t.cfg.key(),
+            "started": t.started,
+            "updated": _now(),
+            "epochs_done": len(t.history),
+            "epochs_saved": t.saved_epochs,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "device": device_name(t.device),
+            "precision": t.how.precision,
+            **extra,
+        },
+    )
 
 
 def train_epochs(t: Training, main: bool, show: bool) -> None:
@@ -248,19 +294,32 @@ def train_epochs(t: Training, main: bool, show: bool) -> None:
     for epoch in bar:
         te = time.perf_counter()
         lr = t.opt.param_groups[0]["lr"]
-        with tqdm(total=len(X), desc=f"epoch {epoch + 1}/{cfg.epochs}", unit=unit, unit_scale=False, leave=False,
-                  disable=not show, delay=2) as steps:
+        with tqdm(
+            total=len(X),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            unit=unit,
+            unit_scale=False,
+            leave=False,
+            disable=not show,
+            delay=2,
+        ) as steps:
             stats = train_epoch(train_net, t.opt, X, y, cfg, meta, t.device, t.generator, t.how, steps)
         if t.sched is not None:
             t.sched.step()
         if not main:
             continue
-        val_scores, val_loss = predict(t.net, Xva, t.device, meta.task, batch_size=t.eval_batch, y=va.y, how=t.how,
-                                       loss=cfg.loss)
-        row = {"epoch": epoch + 1, "lr": lr, "train_loss": stats["loss"],
-               **_row_metrics("train", stats.get("scores"), stats.get("labels"), meta.task),
-               "val_loss": val_loss, **_row_metrics("val", val_scores, va.y.numpy(), meta.task),
-               "seconds": time.perf_counter() - te}
+        val_scores, val_loss = predict(
+            t.net, Xva, t.device, meta.task, batch_size=t.eval_batch, y=va.y, how=t.how, loss=cfg.loss
+        )
+        row = {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "train_loss": stats["loss"],
+            **_row_metrics("train", stats.get("scores"), stats.get("labels"), meta.task),
+            "val_loss": val_loss,
+            **_row_metrics("val", val_scores, va.y.numpy(), meta.task),
+            "seconds": time.perf_counter() - te,
+        }
         t.history.append(row)
         observe.epoch_done(t.folder.name, cfg, t.history)  # a live plot in a notebook, TensorBoard files (optional)
         score = row["val_auc"] if not math.isnan(row["val_auc"]) else -math.inf
@@ -280,8 +339,15 @@ def save_checkpoints(t: Training, epoch: int, best_weights: dict | None) -> None
     common = dict(config=t.cfg, meta=t.meta, history=t.history, best_score=t.best_score, best_epoch=t.best_epoch)
     if best_weights is not None:  # weights only: resuming uses last.pt
         checkpoint.save(t.folder / "best.pt", model=best_weights, epoch=t.best_epoch - 1, **common)
-    checkpoint.save(t.folder / "last.pt", model=t.net, optimizer=t.opt, scheduler=t.sched, epoch=epoch,
-                    generator=t.generator, **common)
+    checkpoint.save(
+        t.folder / "last.pt",
+        model=t.net,
+        optimizer=t.opt,
+        scheduler=t.sched,
+        epoch=epoch,
+        generator=t.generator,
+        **common,
+    )
     t.saved_epochs = epoch + 1
     write_progress(t)
 
@@ -295,13 +361,22 @@ def evaluate_best(t: Training) -> dict:
         net = net.to(memory_format=memory_format(t.meta.dims))
     metrics = {}
     for split, s in t.ds.splits.items():
-        probs, loss = predict(net, s.X, t.device, t.meta.task, batch_size=t.eval_batch, y=s.y, how=t.how,
-                              loss=t.cfg.loss)
+        probs, loss = predict(
+            net, s.X, t.device, t.meta.task, batch_size=t.eval_batch, y=s.y, how=t.how, loss=t.cfg.loss
+        )
         metrics[split] = {**evaluate(s.y.numpy(), probs, t.meta.task), "loss": loss, "n": len(s)}
         if split != "train":
             write_scores(t.folder / f"{split}_scores.csv", probs, s.y.numpy(), s.ids)
-            write_evaluator_csv(t.folder, t.meta.name, t.meta.size, split, probs, metrics[split]["auc"],
-                                metrics[split]["acc"], t.folder.name)
+            write_evaluator_csv(
+                t.folder,
+                t.meta.name,
+                t.meta.size,
+                split,
+                probs,
+                metrics[split]["auc"],
+                metrics[split]["acc"],
+                t.folder.name,
+            )
     return metrics
 
 
@@ -309,25 +384,50 @@ def final_record(t: Training, metrics: dict) -> dict:
     cfg, meta, hist = t.cfg, t.meta, pd.DataFrame(t.history)
     best = t.folder / "best.pt"
     return {
-        "status": "complete", "config": asdict(cfg), "key": cfg.key(), "versions": versions(),
-        "data": {"name": meta.name, "size": meta.size, "task": meta.task, "md5": meta.md5, "source": meta.source,
-                 **({"content_md5": meta.content_md5} if meta.content_md5 else {}),
-                 **{f"n_{k}": len(v) for k, v in t.ds.splits.items()}},
-        "device": device_name(t.device), "precision": t.how.precision, "channels_last": t.how.channels_last,
+        "status": "complete",
+        "config": asdict(cfg),
+        "key": cfg.key(),
+        "versions": versions(),
+        "data": {
+            "name": meta.name,
+            "size": meta.size,
+            "task": meta.task,
+            "md5": meta.md5,
+            "source": meta.source,
+            **({"content_md5": meta.content_md5} if meta.content_md5 else {}),
+            **{f"n_{k}": len(v) for k, v in t.ds.splits.items()},
+        },
+        "device": device_name(t.device),
+        "precision": t.how.precision,
+        "channels_last": t.how.channels_last,
         "allocator": allocator_state() if t.device.type == "cpu" else None,
-        "world_size": distributed.world_size(), "started": t.started, "finished": _now(),
+        "world_size": distributed.world_size(),
+        "started": t.started,
+        "finished": _now(),
         "wall_time_s": round(t.train_seconds, 2),
         "seconds_per_epoch": round(float(hist["seconds"].mean()), 3) if len(hist) else None,
         "epochs_this_session": len(t.history) - t.start_epoch,
-        "model": {"name": cfg.model, "parameters": count_parameters(t.net),
-                  "weights_mb": round(weights_bytes(t.net) / 2**20, 3),
-                  "checkpoint_mb": round(best.stat().st_size / 2**20, 3) if best.exists() else None},
-        "best_epoch": t.best_epoch, "best_val_auc": t.best_score, "metrics": metrics,
+        "model": {
+            "name": cfg.model,
+            "parameters": count_parameters(t.net),
+            "weights_mb": round(weights_bytes(t.net) / 2**20, 3),
+            "checkpoint_mb": round(best.stat().st_size / 2**20, 3) if best.exists() else None,
+        },
+        "best_epoch": t.best_epoch,
+        "best_val_auc": t.best_score,
+        "metrics": metrics,
     }
 
 
-def fit(cfg, out=None, dataset=None, reuse: bool = True, resume: bool = True, progress: bool | None = None,
-        verbose: bool = True) -> Run:
+def fit(
+    cfg,
+    out=None,
+    dataset=None,
+    reuse: bool = True,
+    resume: bool = True,
+    progress: bool | None = None,
+    verbose: bool = True,
+) -> Run:
     """Train `cfg`; a complete run with the same config under `out` is reused, an interrupted one resumed."""
     cfg.validate()
     main = distributed.is_main()  # under torchrun only rank 0 writes, prints and evaluates
@@ -398,16 +498,21 @@ def out_of_memory_as_error(t: Training):
     except (RuntimeError, MemoryError) as e:
         if not is_out_of_memory(e):
             raise
-        raise MedlibError(f"{t.meta.name} {t.cfg.model} ran out of memory on {t.device} (--batch-size "
-                          f"{t.cfg.batch_size}, evaluation batch {t.eval_batch}); pass a smaller --batch-size (and "
-                          "--lr with it) or --eval-batch-size, or free memory; `train` resumes from last.pt.") from None
+        raise MedlibError(
+            f"{t.meta.name} {t.cfg.model} ran out of memory on {t.device} (--batch-size "
+            f"{t.cfg.batch_size}, evaluation batch {t.eval_batch}); pass a smaller --batch-size (and "
+            "--lr with it) or --eval-batch-size, or free memory; `train` resumes from last.pt."
+        ) from None
 
 
 def format_metrics(record: dict) -> str:
     """The report's layout: one row per split, AUC and ACC."""
     m = record["metrics"]
-    lines = [f"{record['data']['name']} {record['config']['model']} (best epoch {record['best_epoch']}, "
-             f"{record['wall_time_s']:.1f}s on {record['device']})", f"{'split':<6} {'AUC':>6} {'ACC':>6}"]
+    lines = [
+        f"{record['data']['name']} {record['config']['model']} (best epoch {record['best_epoch']}, "
+        f"{record['wall_time_s']:.1f}s on {record['device']})",
+        f"{'split':<6} {'AUC':>6} {'ACC':>6}",
+    ]
     lines += [f"{s:<6} {v['auc']:>6.3f} {v['acc']:>6.3f}" for s, v in m.items()]
     return "\n".join(lines)
 

@@ -16,8 +16,10 @@ def cross_validate(cfg, out=None, folds: int | None = None, only=None, verbose: 
     picked = list(range(k)) if only is None else list(only)
     bad = [str(i) for i in picked if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < k]
     if bad or not picked:
-        raise MedlibError(f"--only {','.join(bad) or '(none)'}: the folds are 0..{k - 1} (--folds {k}); name some of "
-                          "them, e.g. --only 0,1, or leave --only off for all.")
+        raise MedlibError(
+            f"--only {','.join(bad) or '(none)'}: the folds are 0..{k - 1} (--folds {k}); name some of "
+            "them, e.g. --only 0,1, or leave --only off for all."
+        )
     configs = [cfg.replace(folds=k, fold=i).validate() for i in picked]  # every fold checked before any trains
     runs = [fit(c, out=out, verbose=verbose, **fit_kw) for c in configs]
     return runs, frame(runs).sort_values("fold").reset_index(drop=True)
@@ -44,8 +46,7 @@ def summary(records: pd.DataFrame) -> dict:
     """Mean ± std over folds of val/test AUC and ACC, and the pooled out-of-fold AUC (when every fold is there)."""
     agg = aggregate(records.assign(all=0), ["all"]).iloc[0]
     out = {
-        v: fmt(agg[f"{v}_mean"], agg[f"{v}_std"], agg[f"{v}_n"])
-        for v in ("val_auc", "val_acc", "test_auc", "test_acc")
+        v: fmt(agg[f"{v}_mean"], agg[f"{v}_std"], agg[f"{v}_n"]) for v in ("val_auc", "val_acc", "test_auc", "test_acc")
     }
     out["pooled_test_auc"] = fmt(pooled(records)["auc"])
     return out

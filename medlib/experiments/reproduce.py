@@ -84,15 +84,27 @@ def schedule(name: str, only: str | None, out, device: torch.device) -> list[dic
         try:
             meta, n_train, n_eval = split_sizes(cfg)
         except MedlibError as e:
-            rows.append({"label": label, "config": cfg, "folder": folder, "status": "no data",
-                         "epochs": f"{done}/{cfg.epochs}", "estimate_s": None, "why": str(e)})
+            rows.append(
+                {
+                    "label": label,
+                    "config": cfg,
+                    "folder": folder,
+                    "status": "no data",
+                    "epochs": f"{done}/{cfg.epochs}",
+                    "estimate_s": None,
+                    "why": str(e),
+                }
+            )
             continue
         left = 0 if status == "complete" else max(cfg.epochs - done, 0)
         precision = resolve_precision(cfg.amp, device)
         spe = measured.get(_cost_key(cfg, precision))
         basis = "measured" if spe else "counted"
-        est = (left * spe if spe else
-               estimate_seconds(cfg.replace(epochs=max(left, 1)), meta, n_train, n_eval, device, precision))
+        est = (
+            left * spe
+            if spe
+            else estimate_seconds(cfg.replace(epochs=max(left, 1)), meta, n_train, n_eval, device, precision)
+        )
         est = 0.0 if status == "complete" else est
         slow = est is not None and est > CPU_WARN_HOURS * 3600
         rows.append(
@@ -122,8 +134,10 @@ def parse_shard(shard: str | None) -> tuple[int, int] | None:
     except ValueError:
         k = n = 0
     if not 1 <= k <= n:
-        raise MedlibError(f"--shard {shard!r} is not K/N with 1 <= K <= N (e.g. --shard 1/4 for the first of four "
-                          "processes, each given the same --plan and --only).")
+        raise MedlibError(
+            f"--shard {shard!r} is not K/N with 1 <= K <= N (e.g. --shard 1/4 for the first of four "
+            "processes, each given the same --plan and --only)."
+        )
     return k, n
 
 
@@ -134,7 +148,7 @@ def take_shard(rows: list[dict], shard: tuple[int, int] | None) -> list[dict]:
     if shard is None:
         return rows
     k, n = shard
-    return rows[k - 1::n]
+    return rows[k - 1 :: n]
 
 
 def only_patterns(only: str | None) -> list[str]:
@@ -143,8 +157,10 @@ def only_patterns(only: str | None) -> list[str]:
         return []
     patterns = [p.strip() for p in only.split(",")]
     if not all(patterns):
-        raise MedlibError(f"--only {only!r} holds an empty pattern, which would select the whole plan; name the runs, "
-                          "e.g. --only 'report1/breastmnist/*', or leave --only off to run every run of the plan.")
+        raise MedlibError(
+            f"--only {only!r} holds an empty pattern, which would select the whole plan; name the runs, "
+            "e.g. --only 'report1/breastmnist/*', or leave --only off to run every run of the plan."
+        )
     return patterns
 
 
@@ -209,9 +225,11 @@ def report_left(missing: dict, elsewhere: list, failures: list) -> None:
     for why, n in missing.items():
         tqdm.write(f"{n} run(s) not run: {why}")
     if elsewhere:
-        tqdm.write(f"{len(elsewhere)} run(s) trained by another process at the same time, so not here: "
-                   f"{', '.join(elsewhere[:5])}{' ...' if len(elsewhere) > 5 else ''}; their records count once "
-                   "that process finishes (run reproduce again then to check)")
+        tqdm.write(
+            f"{len(elsewhere)} run(s) trained by another process at the same time, so not here: "
+            f"{', '.join(elsewhere[:5])}{' ...' if len(elsewhere) > 5 else ''}; their records count once "
+            "that process finishes (run reproduce again then to check)"
+        )
     if failures:
         raise MedlibError(
             f"{len(failures)} run(s) failed (their run.json says why); the others are recorded: "
@@ -241,11 +259,7 @@ def reproduce(
     if dry_run:
         print_plan(rows, name, dev)
         return rows
-    todo = [
-        r
-        for r in rows
-        if r["status"] in TO_RUN or (include_slow and r["status"].startswith("skip"))
-    ]
+    todo = [r for r in rows if r["status"] in TO_RUN or (include_slow and r["status"].startswith("skip"))]
     missing = _no_data(rows)
     if missing and not todo:
         raise MedlibError(f"nothing to run: {sum(missing.values())} run(s) lack their data. " + " ".join(missing))
@@ -300,10 +314,17 @@ def add_command(sub) -> None:
     p.add_argument("--out", default=None, help="records folder (default $MEDLIB_RESULTS or ./results)")
     p.add_argument("--device", default="auto")
     p.add_argument("--include-slow", action="store_true", help="also start runs estimated as GPU jobs")
-    p.add_argument("--amp", default=None, choices=PRECISIONS,
-                   help="precision of every run (default: each run's own, auto); not part of a run's identity")
-    p.add_argument("--shard", default=None, metavar="K/N",
-                   help="run only shard K of N of the plan (every N-th run), so N processes or machines given the "
-                        "same --plan and --only share one --out without running any run twice")
-    p.set_defaults(func=lambda a: reproduce(a.plan, a.only, a.out, a.dry_run, a.device, a.include_slow, a.amp,
-                                            a.shard))
+    p.add_argument(
+        "--amp",
+        default=None,
+        choices=PRECISIONS,
+        help="precision of every run (default: each run's own, auto); not part of a run's identity",
+    )
+    p.add_argument(
+        "--shard",
+        default=None,
+        metavar="K/N",
+        help="run only shard K of N of the plan (every N-th run), so N processes or machines given the "
+        "same --plan and --only share one --out without running any run twice",
+    )
+    p.set_defaults(func=lambda a: reproduce(a.plan, a.only, a.out, a.dry_run, a.device, a.include_slow, a.amp, a.shard))

@@ -1,4 +1,5 @@
 """Grids of runs (datasets x models x seeds x any field), their records as one table, and mean ± std over seeds."""
+
 from __future__ import annotations
 
 import itertools
@@ -43,8 +44,9 @@ def _fit_one(config: dict, out, threads: int) -> str:
     return str(fit(TrainConfig(**config), out=out, progress=False, verbose=False).dir)
 
 
-def sweep(grid: dict[str, list], base: TrainConfig | None = None, out=None, parallel: int = 1,
-          verbose: bool = True) -> pd.DataFrame:
+def sweep(
+    grid: dict[str, list], base: TrainConfig | None = None, out=None, parallel: int = 1, verbose: bool = True
+) -> pd.DataFrame:
     """Run the cartesian grid through `fit` (complete runs are reused); one row per run, as `collect` gives.
 
     parallel > 1 trains that many runs at once in spawned processes (on CUDA they share the device,
@@ -106,8 +108,9 @@ def format_summary(summary: pd.DataFrame) -> str:
         return "(no complete runs)"
     shown = summary[[c for c in summary.columns if not c.endswith(("_mean", "_std"))]].copy()
     for v in [*METRICS, "wall_time_s"]:
-        shown[v] = [fmt(m, s, 2, 1 if v == "wall_time_s" else 3)
-                    for m, s in zip(summary[f"{v}_mean"], summary[f"{v}_std"])]
+        shown[v] = [
+            fmt(m, s, 2, 1 if v == "wall_time_s" else 3) for m, s in zip(summary[f"{v}_mean"], summary[f"{v}_std"])
+        ]
     return shown.to_string(index=False)
 
 
@@ -121,8 +124,11 @@ def cmd_sweep(args) -> None:
         seeds = [int(s) for s in _names(args.seeds)] if args.seeds else [base.seed]
     except ValueError:
         raise MedlibError(f"--seeds {args.seeds!r} must be whole numbers separated by commas, e.g. 0,1,2.") from None
-    grid = {"dataset": _names(args.datasets) if args.datasets else [base.dataset],
-            "model": _names(args.models) if args.models else [base.model], "seed": seeds}
+    grid = {
+        "dataset": _names(args.datasets) if args.datasets else [base.dataset],
+        "model": _names(args.models) if args.models else [base.model],
+        "seed": seeds,
+    }
     df = sweep(grid, base, out=args.out, parallel=args.parallel)
     summary = summarize(df)
     root = runs_root(args.out)

@@ -1,4 +1,5 @@
 """Networks by name: 2D ResNet-18/50 (two stems), 3D DenseNet, the 3-conv baseline, 3D ResNet-18."""
+
 from __future__ import annotations
 
 import importlib
@@ -40,5 +41,14 @@ def count_parameters(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
 
 
-__all__ = ["BasicBlock", "Bottleneck", "ResNet", "resnet18", "resnet50", "build_model", "count_parameters",
-           "model_dims", "MODELS"]
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "ResNet",
+    "resnet18",
+    "resnet50",
+    "build_model",
+    "count_parameters",
+    "model_dims",
+    "MODELS",
+]

@@ -1,4 +1,5 @@
 """Report 2's "3-conv-layer" network: a small 3D CNN baseline (it scored about 0.64 AUC, DenseNet 0.66)."""
+
 from __future__ import annotations
 
 import torch

@@ -8,6 +8,7 @@ the parameters, the state_dict keys and the numbers are the same either way (tes
 Recomputing costs speed, so training chooses it per run (engine.memory.choose_recompute): on where the plain
 network's batch would crowd the machine's memory, off where it fits easily.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -96,21 +97,22 @@ def _slices(feats):
 
 def _bn_relu_part(bn, f, s, mean, invstd) -> torch.Tensor:
     """relu(BN(x))[:, s] from the channels s of x alone (f), with the forward's batch statistics."""
-    return F.batch_norm(f, mean[s], invstd[s].pow(-2) - bn.eps, bn.weight[s], bn.bias[s], False, 0.0,
-                        bn.eps).relu_()
+    return F.batch_norm(f, mean[s], invstd[s].pow(-2) - bn.eps, bn.weight[s], bn.bias[s], False, 0.0, bn.eps).relu_()
 
 
 def _conv_backward(g, x, conv, weight, bias: bool, pad: int):
     k = (1,) * 3
-    return torch.ops.aten.convolution_backward(g, x, weight, [weight.shape[0]] if bias else None, k, (pad,) * 3,
-                                              k, False, (0,) * 3, 1, [True, True, bias])
+    return torch.ops.aten.convolution_backward(
+        g, x, weight, [weight.shape[0]] if bias else None, k, (pad,) * 3, k, False, (0,) * 3, 1, [True, True, bias]
+    )
 
 
 def _relu_bn_backward(g, y, x, bn, s, mean, invstd, need_input: bool):
     """BN's train-mode backward on channels s, after ReLU's backward (in place on g)."""
     g.mul_(y > 0)
-    return torch.ops.aten.native_batch_norm_backward(g, x, bn.weight[s], None, None, mean[s], invstd[s], True,
-                                                    bn.eps, [need_input, True, True])
+    return torch.ops.aten.native_batch_norm_backward(
+        g, x, bn.weight[s], None, None, mean[s], invstd[s], True, bn.eps, [need_input, True, True]
+    )
 
 
 class _DenseLayerFn(torch.autograd.Function):
@@ -147,16 +149,16 @@ class _DenseLayerFn(torch.autograd.Function):
             m = part if m is None else m.add_(part)
             del y, part
         h = _bn_again(bn2, m, mean2, invstd2).relu_()
-        gh, gw3, gb3 = _conv_backward(gout.contiguous(memory_format=_format(h)), h, conv2, conv2.weight,
-                                      conv2.bias is not None, conv2.padding[0])
+        gh, gw3, gb3 = _conv_backward(
+            gout.contiguous(memory_format=_format(h)), h, conv2, conv2.weight, conv2.bias is not None, conv2.padding[0]
+        )
         every = slice(None)
         gm, gw2, gb2 = _relu_bn_backward(gh, h, m, bn2, every, mean2, invstd2, True)
         del gh, h, m
         fg, gwc, gw1, gb1 = [], [], [], []
         for f, s, w in zip(feats, _slices(feats), need):
             y = _bn_relu_part(bn1, f, s, mean1, invstd1)
-            gy, gw, _ = _conv_backward(gm, y, conv1, conv1.weight[:, s].contiguous(memory_format=_format(y)),
-                                       False, 0)
+            gy, gw, _ = _conv_backward(gm, y, conv1, conv1.weight[:, s].contiguous(memory_format=_format(y)), False, 0)
             gx, gwb, gbb = _relu_bn_backward(gy, y, f, bn1, s, mean1, invstd1, w)
             del y, gy
             fg.append(gx)
@@ -181,8 +183,11 @@ def _cat_bn_relu_conv(bn, conv, feats) -> tuple[torch.Tensor, torch.Tensor, torc
 
 
 def _format(t: torch.Tensor):
-    return torch.channels_last_3d if t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d) \
+    return (
+        torch.channels_last_3d
+        if t.dim() == 5 and t.is_contiguous(memory_format=torch.channels_last_3d)
         else torch.contiguous_format
+    )
 
 
 class _Transition(torch.autograd.Function):
@@ -210,8 +215,16 @@ class _Transition(torch.autograd.Function):
         st = pool.stride if pool.stride is not None else k
         st = tuple(st) if isinstance(st, tuple) else (st,) * 3
         pad = tuple(pool.padding) if isinstance(pool.padding, tuple) else (pool.padding,) * 3
-        gc = torch.ops.aten.avg_pool3d_backward(gout.contiguous(memory_format=ctx.c_format), like, k, st, pad,
-                                                pool.ceil_mode, pool.count_include_pad, pool.divisor_override)
+        gc = torch.ops.aten.avg_pool3d_backward(
+            gout.contiguous(memory_format=ctx.c_format),
+            like,
+            k,
+            st,
+            pad,
+            pool.ceil_mode,
+            pool.count_include_pad,
+            pool.divisor_override,
+        )
         del like
         fg, gws, gwbn, gbbn = [], [], [], []
         for f, s, w in zip(feats, _slices(feats), need):
@@ -236,8 +249,9 @@ def _is_transition(mods) -> bool:
     return conv.kernel_size == (1, 1, 1) and conv.stride == (1, 1, 1) and conv.groups == 1 and conv.padding == (0, 0, 0)
 
 
-def recomputed(mods, feats: list[torch.Tensor], memory_efficient: bool | None,
-               bottleneck: bool = False) -> torch.Tensor:
+def recomputed(
+    mods, feats: list[torch.Tensor], memory_efficient: bool | None, bottleneck: bool = False
+) -> torch.Tensor:
     """mods(cat(feats)), recomputed in backward when training (memory_efficient None: except on the meta
     device, where shape and FLOP probes should see the network's own work); the plain path otherwise."""
     on = (not feats[0].is_meta) if memory_efficient is None else memory_efficient
@@ -261,8 +275,10 @@ class DenseLayer(nn.Module):
         super().__init__()
         mid = bottleneck * growth
         self.body = nn.Sequential(
-            *bn_relu(cin), nn.Conv3d(cin, mid, 1, bias=False),
-            *bn_relu(mid), nn.Conv3d(mid, growth, 3, padding=1),  # Keras DenseSharp keeps this bias
+            *bn_relu(cin),
+            nn.Conv3d(cin, mid, 1, bias=False),
+            *bn_relu(mid),
+            nn.Conv3d(mid, growth, 3, padding=1),  # Keras DenseSharp keeps this bias
         )
         # None: recompute in backward when training, except on the meta device; True / False force it
         self.memory_efficient: bool | None = None
@@ -284,8 +300,16 @@ class DenseNet3D(nn.Module):
     keeps as buffers; the trainable counts match exactly. Works for any cube of side >= 2**(blocks-1).
     """
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 2, growth: int = 16, bottleneck: int = 2,
-                 compression: float = 0.5, init_channels: int = 32, block_layers=(4, 4)):
+    def __init__(
+        self,
+        in_channels: int = 1,
+        num_classes: int = 2,
+        growth: int = 16,
+        bottleneck: int = 2,
+        compression: float = 0.5,
+        init_channels: int = 32,
+        block_layers=(4, 4),
+    ):
         super().__init__()
         layers: list[nn.Module] = [nn.Conv3d(in_channels, init_channels, 3, padding=1)]
         c = init_channels

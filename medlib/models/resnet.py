@@ -1,4 +1,5 @@
 """ResNet-18 and ResNet-50 written out by hand (He et al. 2016), as in Report 1, with two stems."""
+
 from __future__ import annotations
 
 import torch
@@ -75,8 +76,10 @@ class ResNet(nn.Module):
             raise ValueError(f"stem must be one of {STEMS}, not {stem!r}")
         if stem == "imagenet":
             self.stem = nn.Sequential(
-                nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False), nn.BatchNorm2d(64),
-                nn.ReLU(inplace=True), nn.MaxPool2d(3, stride=2, padding=1),
+                nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False),
+                nn.BatchNorm2d(64),
+                nn.ReLU(inplace=True),
+                nn.MaxPool2d(3, stride=2, padding=1),
             )
         else:
             self.stem = nn.Sequential(conv3x3(in_channels, 64), nn.BatchNorm2d(64), nn.ReLU(inplace=True))

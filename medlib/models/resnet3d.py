@@ -1,4 +1,5 @@
 """ResNet-18 in 3D (full 3x3x3 kernels), for comparison with the MedMNIST v2 3D benchmark."""
+
 from __future__ import annotations
 
 import torch
@@ -18,8 +19,11 @@ class BasicBlock3D(nn.Module):
         super().__init__()
         self.conv1, self.bn1 = conv3(cin, cout, stride), nn.BatchNorm3d(cout)
         self.conv2, self.bn2 = conv3(cout, cout), nn.BatchNorm3d(cout)
-        self.shortcut = nn.Identity() if stride == 1 and cin == cout else nn.Sequential(
-            nn.Conv3d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm3d(cout))
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and cin == cout
+            else nn.Sequential(nn.Conv3d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm3d(cout))
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(x)))
@@ -35,15 +39,23 @@ class ResNet3D(nn.Module):
     stride-2 max-pool, so the first stage sees 7³: 2.2 GFLOP, 48x cheaper, affordable on a CPU.
     """
 
-    def __init__(self, layers=(2, 2, 2, 2), widths=(64, 128, 256, 512), in_channels: int = 1, num_classes: int = 2,
-                 stem: str = "small"):
+    def __init__(
+        self,
+        layers=(2, 2, 2, 2),
+        widths=(64, 128, 256, 512),
+        in_channels: int = 1,
+        num_classes: int = 2,
+        stem: str = "small",
+    ):
         super().__init__()
         if stem not in STEMS:
             raise ValueError(f"stem must be one of {STEMS}, not {stem!r}")
         if stem == "imagenet":
             self.stem = nn.Sequential(
-                nn.Conv3d(in_channels, widths[0], 7, stride=2, padding=3, bias=False), nn.BatchNorm3d(widths[0]),
-                nn.ReLU(inplace=True), nn.MaxPool3d(3, stride=2, padding=1),
+                nn.Conv3d(in_channels, widths[0], 7, stride=2, padding=3, bias=False),
+                nn.BatchNorm3d(widths[0]),
+                nn.ReLU(inplace=True),
+                nn.MaxPool3d(3, stride=2, padding=1),
             )
         else:
             self.stem = nn.Sequential(conv3(in_channels, widths[0]), nn.BatchNorm3d(widths[0]), nn.ReLU(inplace=True))

@@ -4,6 +4,7 @@ Every sample draws its own transform. Random numbers come from `generator` on it
 the engine's generator) and are moved to the batch's device, so a seed gives the same augmentation on
 CPU and CUDA. Works for uint8 and float batches alike.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -100,8 +101,14 @@ def random_rot90(x: torch.Tensor, generator: torch.Generator | None = None) -> t
     return out
 
 
-def augment_batch(x: torch.Tensor, *, flip: bool = False, shift: int = 0, rot90: bool = False,
-                  generator: torch.Generator | None = None) -> torch.Tensor:
+def augment_batch(
+    x: torch.Tensor,
+    *,
+    flip: bool = False,
+    shift: int = 0,
+    rot90: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """The enabled augmentations in turn (flip, rot90, shift); always a new tensor of x's dtype, shape, device."""
     _spatial(x)
     out = x

@@ -1,4 +1,5 @@
 """Cropping and masking of volumes (numpy): cubes around a centre, mask centroids, masks and auto-masks."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -19,8 +20,9 @@ def crop_cube(volume: np.ndarray, size: int, center=None) -> np.ndarray:
     shape = np.asarray(volume.shape)
     c = (shape - 1) / 2 if center is None else np.asarray(center, dtype=float)
     if c.shape != shape.shape:
-        raise MedlibError(f"Crop centre {tuple(c.tolist())} has {c.size} coordinates; "
-                          f"the volume has {volume.ndim} axes.")
+        raise MedlibError(
+            f"Crop centre {tuple(c.tolist())} has {c.size} coordinates; the volume has {volume.ndim} axes."
+        )
     start = np.floor(c + 0.5).astype(int) - size // 2
     lo, hi = np.clip(start, 0, shape), np.clip(start + size, 0, shape)
     out = np.zeros((size,) * volume.ndim, dtype=volume.dtype)

@@ -3,6 +3,7 @@
 Report 2 cast mixed labels back to hard 0/1, which undoes mixup's label smoothing; here targets stay
 probabilities from start to loss.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -31,8 +32,9 @@ def sample_lambda(alpha: float, generator: torch.Generator | None = None) -> flo
 def mixup(x: torch.Tensor, y: torch.Tensor, alpha: float, generator: torch.Generator | None = None):
     """(λx + (1-λ)x[perm], λy + (1-λ)y[perm], λ) for a random permutation; y must be soft float targets (N, K)."""
     if not x.is_floating_point() or not y.is_floating_point():
-        raise MedlibError("mixup needs float inputs and soft float targets (see soft_targets), "
-                          f"got {x.dtype} and {y.dtype}.")
+        raise MedlibError(
+            f"mixup needs float inputs and soft float targets (see soft_targets), got {x.dtype} and {y.dtype}."
+        )
     if len(x) != len(y):
         raise MedlibError(f"mixup got {len(x)} inputs but {len(y)} targets.")
     lam = sample_lambda(alpha, generator)
@@ -65,8 +67,9 @@ def soft_loss(logits: torch.Tensor, y_soft: torch.Tensor, task: str) -> torch.Te
     """Batch-mean cross-entropy against probability targets; BCE-with-logits for multi-label."""
     _check_task(task)
     if logits.shape != y_soft.shape:
-        raise MedlibError(f"Logits {tuple(logits.shape)} and soft targets {tuple(y_soft.shape)} "
-                          "must have the same shape.")
+        raise MedlibError(
+            f"Logits {tuple(logits.shape)} and soft targets {tuple(y_soft.shape)} must have the same shape."
+        )
     if task == MULTILABEL:
         return F.binary_cross_entropy_with_logits(logits, y_soft)
     return F.cross_entropy(logits, y_soft)

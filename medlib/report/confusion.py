@@ -1,4 +1,5 @@
 """Confusion matrices of a chosen run on its test split: counts and row-normalised, with the classes' names."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -43,8 +44,9 @@ def confusion_figure(row: pd.Series, split: str = "test") -> Figure:
     k = len(counts)
     side = 2.2 + 0.42 * k
     fig = Figure(figsize=(2 * side + 1.5, side), layout="constrained")
-    for ax, values, title, fmt in zip(fig.subplots(1, 2), (counts, rates), ("counts", "row-normalised (recall)"),
-                                      ("{:.0f}", "{:.2f}")):
+    for ax, values, title, fmt in zip(
+        fig.subplots(1, 2), (counts, rates), ("counts", "row-normalised (recall)"), ("{:.0f}", "{:.2f}")
+    ):
         im = ax.imshow(values.to_numpy(float), cmap="Blues", vmin=0, vmax=None if values is counts else 1)
         for (i, j), v in np.ndenumerate(values.to_numpy(float)):
             if not np.isnan(v):
@@ -59,7 +61,9 @@ def confusion_figure(row: pd.Series, split: str = "test") -> Figure:
     acc = np.trace(counts.to_numpy()) / counts.to_numpy().sum()
     recipe = {"report1": "Report 1's recipe", "medmnist2d": "Report 1's recipe", "tuned": "medlib's recipe"}
     how = recipe.get(row["study"], row["study"])
-    fig.suptitle(f"{row['dataset']} {split}: {row['model']}, {how}, seed {row['seed']} "
-                 f"(best validation AUC {row['val_auc']:.3f}); ACC {acc:.3f}, n = {counts.to_numpy().sum()}",
-                 fontsize=9)
+    fig.suptitle(
+        f"{row['dataset']} {split}: {row['model']}, {how}, seed {row['seed']} "
+        f"(best validation AUC {row['val_auc']:.3f}); ACC {acc:.3f}, n = {counts.to_numpy().sum()}",
+        fontsize=9,
+    )
     return fig

@@ -3,6 +3,7 @@
 Each function returns a `matplotlib.figure.Figure` (no pyplot state); a notebook displays it by ending a
 cell with it. Runs that share a panel and a colour (seeds, folds) are drawn as their mean with a ±1 std band.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -53,8 +54,15 @@ def tag(field: str, value) -> str:
     return f"{field.replace('_', ' ')} {value}"
 
 
-def curves(runs: Iterable, metrics=("train_loss", "val_loss"), panel: str = "dataset", hue: str = "model",
-           ylabel: str = "", title: str = "", ncols: int = 3) -> Figure:
+def curves(
+    runs: Iterable,
+    metrics=("train_loss", "val_loss"),
+    panel: str = "dataset",
+    hue: str = "model",
+    ylabel: str = "",
+    title: str = "",
+    ncols: int = 3,
+) -> Figure:
     """One panel per value of `panel`, one colour per value of `hue`; train solid, validation dashed."""
     h = history_frame(runs)
     panels = list(dict.fromkeys(h[panel]))
@@ -71,11 +79,22 @@ def curves(runs: Iterable, metrics=("train_loss", "val_loss"), panel: str = "dat
                 if stats.empty:
                     continue  # e.g. train AUC under mixup, which has no hard labels to score
                 style = VAL if metric.startswith("val") else TRAIN
-                ax.plot(stats.index, stats["mean"], style, color=colours[v], marker=".",
-                        label=f"{tag(hue, v)} {metric.split('_')[0]}")
+                ax.plot(
+                    stats.index,
+                    stats["mean"],
+                    style,
+                    color=colours[v],
+                    marker=".",
+                    label=f"{tag(hue, v)} {metric.split('_')[0]}",
+                )
                 if (stats["count"] > 1).any():
-                    ax.fill_between(stats.index, stats["mean"] - stats["std"].fillna(0),
-                                    stats["mean"] + stats["std"].fillna(0), color=colours[v], alpha=0.15)
+                    ax.fill_between(
+                        stats.index,
+                        stats["mean"] - stats["std"].fillna(0),
+                        stats["mean"] + stats["std"].fillna(0),
+                        color=colours[v],
+                        alpha=0.15,
+                    )
         ax.set_title(tag(panel, p), fontsize=10)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
@@ -102,8 +121,9 @@ def model_comparison(rec: pd.DataFrame, split: str = "test", metric: str = "AUC"
     Report 1's numbers."""
     agg = aggregate_long(rec, ["dataset", "model"])
     agg = agg[(agg["split"] == split) & (agg["metric"] == metric)]
-    datasets = [d for d in reference.REPORT1_DATASETS if d in set(agg["dataset"])] + \
-        sorted(set(agg["dataset"]) - set(reference.REPORT1_DATASETS))
+    datasets = [d for d in reference.REPORT1_DATASETS if d in set(agg["dataset"])] + sorted(
+        set(agg["dataset"]) - set(reference.REPORT1_DATASETS)
+    )
     r1 = reference.report1()
     r1 = r1[(r1["split"] == split) & (r1["metric"] == metric)]
     fig = Figure(figsize=(max(5.0, 1.4 * len(datasets) + 2), 3.6), layout="constrained")
@@ -112,8 +132,16 @@ def model_comparison(rec: pd.DataFrame, split: str = "test", metric: str = "AUC"
     for i, model in enumerate(("resnet18", "resnet50")):
         a = agg[agg["model"] == model].set_index("dataset").reindex(datasets)
         err = a["std"].fillna(0) if a["std"].notna().any() else None
-        ax.bar(x + (i - 0.5) * 0.38, a["mean"], 0.36, yerr=err, color=f"C{i}", alpha=0.8,
-               label=f"medlib {model}", capsize=3)
+        ax.bar(
+            x + (i - 0.5) * 0.38,
+            a["mean"],
+            0.36,
+            yerr=err,
+            color=f"C{i}",
+            alpha=0.8,
+            label=f"medlib {model}",
+            capsize=3,
+        )
         ref = r1[r1["model"] == model].set_index("dataset")["value"].reindex(datasets)
         ax.plot(x + (i - 0.5) * 0.38, ref, "k" + ("o" if i == 0 else "s"), mfc="white", label=f"Report 1 {model}")
         if split == "test":
@@ -129,8 +157,9 @@ def model_comparison(rec: pd.DataFrame, split: str = "test", metric: str = "AUC"
     return fig
 
 
-def diagnosis_plot(runs: Iterable, label: Iterable[str] = ("model", "mixup_alpha", "fold"), ncols: int = 4,
-                   **diagnose_kw) -> Figure:
+def diagnosis_plot(
+    runs: Iterable, label: Iterable[str] = ("model", "mixup_alpha", "fold"), ncols: int = 4, **diagnose_kw
+) -> Figure:
     """Each run's train/val loss with the tail window shaded, the fitted trend lines, and its diagnosis as title."""
     runs = unique(runs)
     fig, axes = _grid(len(runs), width=3.6, height=2.8, ncols=ncols)
@@ -140,8 +169,14 @@ def diagnosis_plot(runs: Iterable, label: Iterable[str] = ("model", "mixup_alpha
         lo, hi = tail_window(len(h), diagnose_kw.get("frac", 0.5), diagnose_kw.get("min_points", 3))
         ax.axvspan(h["epoch"].iloc[lo] - 0.5, h["epoch"].iloc[hi - 1] + 0.5, color="0.9")
         for col, style, trend in (("train_loss", TRAIN, d.train), ("val_loss", VAL, d.val)):
-            ax.plot(h["epoch"], h[col], style, marker=".", color="C0" if col.startswith("train") else "C1",
-                    label=f"{col.split('_')[0]}: {trend.direction}")
+            ax.plot(
+                h["epoch"],
+                h[col],
+                style,
+                marker=".",
+                color="C0" if col.startswith("train") else "C1",
+                label=f"{col.split('_')[0]}: {trend.direction}",
+            )
             x = h["epoch"].iloc[lo:hi].to_numpy(float)
             ax.plot(x, trend.intercept + trend.slope * x, ":", color="k", lw=1)
         cfg = run.record["config"]

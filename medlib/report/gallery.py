@@ -1,4 +1,5 @@
 """Pictures of the data (matplotlib): a grid of samples per class for 2D sets, slices of volumes, batches of cubes."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -38,8 +39,9 @@ def class_montage(ds, split: str = "train", per_class: int = 8, seed: int = 0) -
             if c < len(pick):
                 img, cmap = _image(s.X[pick[c]])
                 ax.imshow(img, cmap=cmap, vmin=0, vmax=255)
-        axes[r, 0].set_ylabel(f"{key}: {_short(name)}\n(n={len(idx):,})", rotation=0, ha="right", va="center",
-                              fontsize=8)
+        axes[r, 0].set_ylabel(
+            f"{key}: {_short(name)}\n(n={len(idx):,})", rotation=0, ha="right", va="center", fontsize=8
+        )
     fig.suptitle(f"{meta.name} {meta.size}px, {split}: {per_class} random samples per class", fontsize=10)
     return fig
 
@@ -51,8 +53,11 @@ def volume_slices(ds, split: str = "train", per_class: int = 2, seed: int = 0) -
     g = np.random.default_rng(seed)
     y = s.y.numpy()
     names = meta.label_names or {"0": "0", "1": "1"}
-    rows = [(key, name, i) for key, name in names.items()
-            for i in g.choice(np.flatnonzero(y == int(key)), min(per_class, int((y == int(key)).sum())), replace=False)]
+    rows = [
+        (key, name, i)
+        for key, name in names.items()
+        for i in g.choice(np.flatnonzero(y == int(key)), min(per_class, int((y == int(key)).sum())), replace=False)
+    ]
     fig = Figure(figsize=(6.5, 2.0 * len(rows) + 0.4), layout="constrained")
     axes = fig.subplots(len(rows), 3, squeeze=False)
     for r, (key, name, i) in enumerate(rows):

@@ -1,5 +1,6 @@
 """Grad-CAM drawn over its images (matplotlib): 2D overlays, and the model-randomisation check (Adebayo et al. 2018)
 that shows a map depends on what the network learnt. The maps are computed by `analysis.saliency`."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -42,8 +43,9 @@ def overlay(images, cams, titles=None, alpha: float = 0.45, cmap: str = "jet", s
     return fig
 
 
-def sanity_figure(net: nn.Module, images: torch.Tensor, labels, class_names=None, n: int = 3,
-                  cmap: str = "jet") -> tuple[Figure, np.ndarray]:
+def sanity_figure(
+    net: nn.Module, images: torch.Tensor, labels, class_names=None, n: int = 3, cmap: str = "jet"
+) -> tuple[Figure, np.ndarray]:
     """Grad-CAM of the trained network on n correct and n wrong test images (top; cubes: their middle slice), and
     of the same network with random weights (bottom), each over its image with a colour bar; returns the figure
     and, per image, the rank correlation between the two maps (near 0: the map depends on what was learnt)."""
@@ -67,12 +69,14 @@ def sanity_figure(net: nn.Module, images: torch.Tensor, labels, class_names=None
             ax = axes[i, j]
             disp = _as_display(x[j][:, x.shape[2] // 2] if x.ndim == 5 else x[j])  # a cube: its middle slice
             ax.imshow(disp, cmap="gray" if disp.ndim == 2 else None, vmin=0, vmax=1)
-            im = ax.imshow((cam[j][cam.shape[1] // 2] if x.ndim == 5 else cam[j]).numpy(), cmap=cmap, alpha=0.45,
-                           vmin=0, vmax=1)
+            im = ax.imshow(
+                (cam[j][cam.shape[1] // 2] if x.ndim == 5 else cam[j]).numpy(), cmap=cmap, alpha=0.45, vmin=0, vmax=1
+            )
             ax.set_axis_off()
             if i == 0:
-                ax.set_title(f"{verdict}: true {name(y[j])}\npred {name(pred[idx[j]])} (p {conf[idx[j]]:.2f})",
-                             fontsize=8)
+                ax.set_title(
+                    f"{verdict}: true {name(y[j])}\npred {name(pred[idx[j]])} (p {conf[idx[j]]:.2f})", fontsize=8
+                )
             else:
                 ax.set_title(f"{row}: ρ = {rho[j]:+.2f}", fontsize=8)
     side = f" ({'x'.join(map(str, shape))} map)" if shape else ""

@@ -15,6 +15,7 @@ on its 3x3 convolution ("ResNet v1.5"); the 2015 paper put it on the first 1x1. 
 The DenseNet-3D is opened up the same way (`growth_table`): one row per step of the network (stem, each dense
 layer, each transition, the head) with its input and output channels, output cube side and parameters.
 """
+
 from __future__ import annotations
 
 import copy
@@ -33,8 +34,15 @@ from .reference import REPORT1_DATASETS
 from .styled import StyledTable, style
 
 STAGES = ["conv1", "conv2_x", "conv3_x", "conv4_x", "conv5_x", "pool + fc"]
-_PREFIX = {"stem": "conv1", "layer1": "conv2_x", "layer2": "conv3_x", "layer3": "conv4_x", "layer4": "conv5_x",
-           "pool": "pool + fc", "fc": "pool + fc"}
+_PREFIX = {
+    "stem": "conv1",
+    "layer1": "conv2_x",
+    "layer2": "conv3_x",
+    "layer3": "conv4_x",
+    "layer4": "conv5_x",
+    "pool": "pool + fc",
+    "fc": "pool + fc",
+}
 PUBLISHED = {"resnet18": 11_689_512, "resnet50": 25_557_032}  # torchvision, 3 channels, 1000 classes
 
 
@@ -52,8 +60,10 @@ def layer_count(arch: str) -> str:
     blocks = [m for m in net.modules() if isinstance(m, (BasicBlock, Bottleneck))]
     main = sum(isinstance(m, nn.Conv2d) for b in blocks for _, m in b.named_children())
     projections = sum(not isinstance(b.shortcut, nn.Identity) for b in blocks)
-    return (f"{arch}: 1 stem conv + {main} block convs + 1 fc = {1 + main + 1} layers; "
-            f"{len(blocks)} blocks, {projections} with a projection shortcut")
+    return (
+        f"{arch}: 1 stem conv + {main} block convs + 1 fc = {1 + main + 1} layers; "
+        f"{len(blocks)} blocks, {projections} with a projection shortcut"
+    )
 
 
 def _stage(name: str) -> str:
@@ -80,8 +90,14 @@ def describe(net: nn.Module) -> dict[str, str]:
     return out
 
 
-def stage_profile(arch: str = "resnet18", size: int = 224, stem: str = "imagenet", in_channels: int = 3,
-                  num_classes: int = 1000, net: nn.Module | None = None) -> pd.DataFrame:
+def stage_profile(
+    arch: str = "resnet18",
+    size: int = 224,
+    stem: str = "imagenet",
+    in_channels: int = 3,
+    num_classes: int = 1000,
+    net: nn.Module | None = None,
+) -> pd.DataFrame:
     """Per stage: output (C, H, W), parameters and multiply-adds for one image of `size` px; plus a total row."""
     net = net if net is not None else build(arch, stem, in_channels, num_classes)
     shapes: dict[str, tuple] = {}
@@ -90,6 +106,7 @@ def stage_profile(arch: str = "resnet18", size: int = 224, stem: str = "imagenet
     def shape(stage):
         def hook(mod, inp, out):
             shapes[stage] = tuple(out.shape[1:])
+
         return hook
 
     # conv1's output is the stem before its max-pool (He et al. count the pool in conv2_x)
@@ -122,8 +139,9 @@ def _size(shape) -> str:
     return f"{h}×{w}×{c}"
 
 
-def layer_table(arch: str = "resnet18", sizes=(224, 28), stems=("imagenet", "small"), in_channels: int = 3,
-                num_classes: int = 1000):
+def layer_table(
+    arch: str = "resnet18", sizes=(224, 28), stems=("imagenet", "small"), in_channels: int = 3, num_classes: int = 1000
+):
     """Report 1's Figure 2 for one network, measured: per stage the layout, parameters per stem, and the output
     size and mega multiply-adds for every (stem, size). A StyledTable (reproducible output for nbval)."""
     data: dict[tuple, list] = {}
@@ -131,8 +149,11 @@ def layer_table(arch: str = "resnet18", sizes=(224, 28), stems=("imagenet", "sma
     layout = {stem: describe(net) for stem, net in nets.items()}
     index = STAGES + ["total"]
     data[("", "layout")] = [" | ".join(dict.fromkeys(layout[s][st] for s in stems)) for st in STAGES] + [""]
-    profiles = {(stem, size): stage_profile(arch, size, stem, in_channels, num_classes, net=nets[stem])
-                for stem in stems for size in sizes}
+    profiles = {
+        (stem, size): stage_profile(arch, size, stem, in_channels, num_classes, net=nets[stem])
+        for stem in stems
+        for size in sizes
+    }
     for stem in stems:
         data[("params", f"{stem} stem")] = [f"{v:,}" for v in profiles[(stem, sizes[0])]["params"]]
     for stem in stems:
@@ -146,8 +167,9 @@ def layer_table(arch: str = "resnet18", sizes=(224, 28), stems=("imagenet", "sma
     st = StyledTable(table, name=f"layers_{arch}")
     st.set_properties(subset=[("", "layout")], **{"text-align": "left", "font-size": "90%"})
     st.set_properties(subset=pd.IndexSlice["total", :], **{"font-weight": "bold"})
-    st.set_caption(f"{arch}: Report 1's Figure 2 measured from medlib's modules "
-                   f"({in_channels} channels, {num_classes} classes)")
+    st.set_caption(
+        f"{arch}: Report 1's Figure 2 measured from medlib's modules ({in_channels} channels, {num_classes} classes)"
+    )
     return st
 
 
@@ -170,11 +192,18 @@ def resnet50_stride_variants(size: int = 224):
     """ResNet-50 at `size` px with the stride on the 3x3 (medlib, torchvision: v1.5) and on the first 1x1 (v1)."""
     net = build("resnet50")
     rows = []
-    for name, n in (("stride on the 3×3 (v1.5: medlib, torchvision)", net),
-                    ("stride on the first 1×1 (v1: He et al. 2016)", stride_on_1x1(net))):
+    for name, n in (
+        ("stride on the 3×3 (v1.5: medlib, torchvision)", net),
+        ("stride on the first 1×1 (v1: He et al. 2016)", stride_on_1x1(net)),
+    ):
         p = stage_profile(size=size, net=n)
-        rows.append({"ResNet-50": name, "parameters": f"{count_parameters(n):,}",
-                     "G mult-adds": f"{p.at['total', 'macs'] / 1e9:.2f}"})
+        rows.append(
+            {
+                "ResNet-50": name,
+                "parameters": f"{count_parameters(n):,}",
+                "G mult-adds": f"{p.at['total', 'macs'] / 1e9:.2f}",
+            }
+        )
     df = pd.DataFrame(rows).set_index("ResNet-50")
     df.loc["Report 1's Figure 2 (from He et al.)"] = ["", "3.8"]
     return style(df, "resnet50_stride", f"ResNet-50 at {size} px: where the stride sits decides the FLOPs")
@@ -185,15 +214,27 @@ def parameter_counts(datasets=None, stem: str = "imagenet"):
     input channels and classes of each MedMNIST set (Report 1's networks)."""
     rows = []
     for arch in ("resnet18", "resnet50"):
-        rows.append({"network": arch, "input": "3 × 224 × 224", "classes": 1000,
-                     "parameters": count_parameters(build(arch, stem, 3, 1000)), "published": PUBLISHED[arch]})
+        rows.append(
+            {
+                "network": arch,
+                "input": "3 × 224 × 224",
+                "classes": 1000,
+                "parameters": count_parameters(build(arch, stem, 3, 1000)),
+                "published": PUBLISHED[arch],
+            }
+        )
     for d in datasets or REPORT1_DATASETS:
         inf = registry.info(d)
         for arch in ("resnet18", "resnet50"):
-            rows.append({"network": f"{arch} · {d}", "input": f"{inf['n_channels']} × 28 × 28",
-                         "classes": len(inf["label"]),
-                         "parameters": count_parameters(build(arch, stem, inf["n_channels"], len(inf["label"]))),
-                         "published": None})
+            rows.append(
+                {
+                    "network": f"{arch} · {d}",
+                    "input": f"{inf['n_channels']} × 28 × 28",
+                    "classes": len(inf["label"]),
+                    "parameters": count_parameters(build(arch, stem, inf["n_channels"], len(inf["label"]))),
+                    "published": None,
+                }
+            )
     df = pd.DataFrame(rows)
     df["published"] = df["published"].map(lambda v: "" if pd.isna(v) else f"{int(v):,}")
     df["parameters"] = df["parameters"].map(lambda v: f"{v:,}")
@@ -236,8 +277,15 @@ def growth_table(size: int = 32, **kw) -> pd.DataFrame:
         cin = x.shape[1]
         x = module(x) if not name.startswith("head") else module[:-1](x)
         out = net.fc(x) if name.startswith("head") else x
-        rows.append({"step": name, "channels in": cin, "channels out": out.shape[1],
-                     "output side": "–" if out.ndim == 2 else out.shape[-1], "parameters": count_parameters(module)})
+        rows.append(
+            {
+                "step": name,
+                "channels in": cin,
+                "channels out": out.shape[1],
+                "output side": "–" if out.ndim == 2 else out.shape[-1],
+                "parameters": count_parameters(module),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -253,8 +301,10 @@ def size_on_disk(net: nn.Module | None = None) -> pd.DataFrame:
         torch.save(obj, buf)
         return round(buf.tell() / 2**20, 2)
 
-    return pd.DataFrame([
-        {"file": "medlib best.pt (weights only)", "MB": mb(net.state_dict())},
-        {"file": "medlib weights + Adamax state", "MB": mb({"model": net.state_dict(), "opt": opt.state_dict()})},
-        {"file": "Report 2's Keras file (weights + Adamax state)", "MB": REPORT2_FILE_MB},
-    ])
+    return pd.DataFrame(
+        [
+            {"file": "medlib best.pt (weights only)", "MB": mb(net.state_dict())},
+            {"file": "medlib weights + Adamax state", "MB": mb({"model": net.state_dict(), "opt": opt.state_dict()})},
+            {"file": "Report 2's Keras file (weights + Adamax state)", "MB": REPORT2_FILE_MB},
+        ]
+    )

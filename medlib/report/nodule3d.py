@@ -4,6 +4,7 @@ The 3D figure works with no kernel and no network: view buttons and a slice slid
 buttons, and `animate` steps through frames held in the figure). Where no plotly.js runs (GitHub, nbviewer,
 `nbconvert --to html`), its output still shows a picture: the figure carries a static PNG of three slices, drawn
 by matplotlib from the same volume."""
+
 from __future__ import annotations
 
 import base64
@@ -31,12 +32,21 @@ def _mesh(volume: np.ndarray, level: float, step: int, **style) -> go.Mesh3d | N
     verts, faces, _, _ = marching_cubes(vol, level, step_size=step)
     verts = (verts - 1).astype(np.float32)
     faces = faces.astype(np.int32)
-    return go.Mesh3d(x=verts[:, 0], y=verts[:, 1], z=verts[:, 2], i=faces[:, 0], j=faces[:, 1], k=faces[:, 2],
-                     showlegend=True, **style)
+    return go.Mesh3d(
+        x=verts[:, 0],
+        y=verts[:, 1],
+        z=verts[:, 2],
+        i=faces[:, 0],
+        j=faces[:, 1],
+        k=faces[:, 2],
+        showlegend=True,
+        **style,
+    )
 
 
-def heat_trace(heat: np.ndarray, name: str = "Grad-CAM", levels: int = 4, opacity: float = 0.15,
-               max_side: int = 48) -> go.Volume:
+def heat_trace(
+    heat: np.ndarray, name: str = "Grad-CAM", levels: int = 4, opacity: float = 0.15, max_side: int = 48
+) -> go.Volume:
     """A saliency volume (e.g. `saliency.heat_volume`) as translucent nested shells in the nodule's voxel
     coordinates, from 30 % of its peak upwards; sides above `max_side` are subsampled to keep the HTML light."""
     heat = np.asarray(heat, dtype=np.float32)
@@ -46,9 +56,21 @@ def heat_trace(heat: np.ndarray, name: str = "Grad-CAM", levels: int = 4, opacit
     h = heat[::step, ::step, ::step]
     i, j, k = np.mgrid[: heat.shape[0] : step, : heat.shape[1] : step, : heat.shape[2] : step]
     peak = float(h.max()) or 1.0
-    return go.Volume(x=i.ravel(), y=j.ravel(), z=k.ravel(), value=h.ravel(), isomin=0.3 * peak, isomax=peak,
-                     surface_count=levels, opacity=opacity, colorscale="Hot", reversescale=True, name=name,
-                     showlegend=True, colorbar=dict(title=name, len=0.6))
+    return go.Volume(
+        x=i.ravel(),
+        y=j.ravel(),
+        z=k.ravel(),
+        value=h.ravel(),
+        isomin=0.3 * peak,
+        isomax=peak,
+        surface_count=levels,
+        opacity=opacity,
+        colorscale="Hot",
+        reversescale=True,
+        name=name,
+        showlegend=True,
+        colorbar=dict(title=name, len=0.6),
+    )
 
 
 class NoduleFigure(go.Figure):
@@ -74,8 +96,7 @@ class NoduleFigure(go.Figure):
         display(bundle, raw=True)
 
 
-def still_png(voxel: np.ndarray, seg: np.ndarray | None = None, heat: np.ndarray | None = None,
-              title: str = "") -> str:
+def still_png(voxel: np.ndarray, seg: np.ndarray | None = None, heat: np.ndarray | None = None, title: str = "") -> str:
     """Three orthogonal slices through the nodule (mask centroid, else the centre) with the mask's contour and,
     given, the heat above 30 % of its peak: a base64 PNG, the static stand-in for the 3D figure."""
     voxel = np.asarray(voxel)
@@ -100,9 +121,20 @@ def slice_trace(voxel: np.ndarray, index: int, max_side: int = 48) -> go.Surface
     subsampled, so each slider step stays light)."""
     step = max(1, int(np.ceil(max(voxel.shape[1:]) / max_side)))
     j, k = np.mgrid[: voxel.shape[1] : step, : voxel.shape[2] : step]
-    return go.Surface(x=np.full(j.shape, index), y=j, z=k, surfacecolor=voxel[index, ::step, ::step],
-                      cmin=float(voxel.min()), cmax=float(voxel.max()), colorscale="gray", showscale=False,
-                      opacity=0.9, name="slice (axis 0)", showlegend=True, hoverinfo="skip")
+    return go.Surface(
+        x=np.full(j.shape, index),
+        y=j,
+        z=k,
+        surfacecolor=voxel[index, ::step, ::step],
+        cmin=float(voxel.min()),
+        cmax=float(voxel.max()),
+        colorscale="gray",
+        showscale=False,
+        opacity=0.9,
+        name="slice (axis 0)",
+        showlegend=True,
+        hoverinfo="skip",
+    )
 
 
 def _slider(voxel: np.ndarray, trace: int, start: int, step_size: int, max_side: int = 48) -> tuple[dict, list]:
@@ -112,20 +144,49 @@ def _slider(voxel: np.ndarray, trace: int, start: int, step_size: int, max_side:
     step = max(1, int(np.ceil(max(voxel.shape[1:]) / max_side)))
     shape = voxel[0, ::step, ::step].shape
     positions = list(range(0, voxel.shape[0], step_size))
-    frames = [go.Frame(name=str(i), traces=[trace],
-                       data=[go.Surface(x=np.full(shape, i, dtype=np.int16), surfacecolor=voxel[i, ::step, ::step])])
-              for i in positions]
+    frames = [
+        go.Frame(
+            name=str(i),
+            traces=[trace],
+            data=[go.Surface(x=np.full(shape, i, dtype=np.int16), surfacecolor=voxel[i, ::step, ::step])],
+        )
+        for i in positions
+    ]
     now = dict(mode="immediate", frame=dict(duration=0, redraw=True), transition=dict(duration=0))
     steps = [dict(method="animate", label=str(i), args=[[str(i)], now]) for i in positions]
     active = min(range(len(positions)), key=lambda n: abs(positions[n] - start))
-    slider = dict(active=active, steps=steps, currentvalue=dict(prefix="slice, axis 0 = "), pad=dict(t=10), len=0.9,
-                  x=0.05)
+    slider = dict(
+        active=active, steps=steps, currentvalue=dict(prefix="slice, axis 0 = "), pad=dict(t=10), len=0.9, x=0.05
+    )
     return slider, frames
 
 
-def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float | None = None,
-                  step_size: int = 2, mask_opacity: float = 0.5, title: str = "",
-                  heat: np.ndarray | None = None, slices: bool = True) -> NoduleFigure:
+def _add_view_buttons(fig, kept: list[str], n_extra: int) -> None:
+    """Buttons that switch between the raw + mask, masked and mask-only surfaces (the `n_extra` traces after them,
+    the slice plane and the heat shells, stay visible); the first view is shown."""
+    views = {"raw + mask": ("raw", "mask"), "masked": ("masked",), "mask only": ("mask",)}
+    buttons = [
+        dict(label=label, method="restyle", args=[{"visible": [k in shown for k in kept] + [True] * n_extra}])
+        for label, shown in views.items()
+        if any(k in kept for k in shown)
+    ]
+    # the buttons sit on the plot's top edge, below the title (both in the top margin), so neither hides the other
+    menu = dict(type="buttons", direction="right", x=0, y=1, xanchor="left", yanchor="bottom", pad=dict(b=4))
+    fig.update_layout(updatemenus=[dict(**menu, buttons=buttons)])
+    for trace, shown in zip(fig.data, buttons[0]["args"][0]["visible"]):
+        trace.visible = shown
+
+
+def nodule_figure(
+    voxel: np.ndarray,
+    seg: np.ndarray | None = None,
+    level: float | None = None,
+    step_size: int = 2,
+    mask_opacity: float = 0.5,
+    title: str = "",
+    heat: np.ndarray | None = None,
+    slices: bool = True,
+) -> NoduleFigure:
     """3D surfaces of the volume at `level` (default Otsu's) and, given a mask, of the masked volume and the mask.
 
     Buttons switch between raw + mask, masked and mask-only views; `step_size` > 1 coarsens the meshes (and the
@@ -145,18 +206,18 @@ def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float
     traces = {"raw": _mesh(voxel, level, step_size, name=f"volume > {level:g}", color="lightgray", opacity=0.3)}
     if seg is not None:
         seg = np.asarray(seg, dtype=bool)
-        traces["masked"] = _mesh(voxel * seg, level, step_size, name="masked volume", color="lightskyblue",
-                                 opacity=1.0)
-        traces["mask"] = _mesh(seg.astype(np.float32), 0.5, step_size, name="mask", color="crimson",
-                               opacity=mask_opacity)
+        traces["masked"] = _mesh(voxel * seg, level, step_size, name="masked volume", color="lightskyblue", opacity=1.0)
+        traces["mask"] = _mesh(
+            seg.astype(np.float32), 0.5, step_size, name="mask", color="crimson", opacity=mask_opacity
+        )
     kept = {k: t for k, t in traces.items() if t is not None}
     if not kept:
-        raise MedlibError(f"No surface to draw: nothing in the volume crosses level={level:g}; "
-                          "pass a level inside its range.")
+        raise MedlibError(
+            f"No surface to draw: nothing in the volume crosses level={level:g}; pass a level inside its range."
+        )
     if heat is not None and np.shape(heat) != voxel.shape:
         raise MedlibError(f"heat shape {np.shape(heat)} differs from volume shape {voxel.shape}.")
-    centre = (int(np.floor(mask_centroid(seg)[0] + 0.5)) if seg is not None and seg.any()
-              else voxel.shape[0] // 2)
+    centre = int(np.floor(mask_centroid(seg)[0] + 0.5)) if seg is not None and seg.any() else voxel.shape[0] // 2
     plane = [slice_trace(voxel, centre)] if slices else []
     extra = plane + ([heat_trace(heat)] if heat is not None else [])
     fig = NoduleFigure(list(kept.values()) + extra)
@@ -165,21 +226,16 @@ def nodule_figure(voxel: np.ndarray, seg: np.ndarray | None = None, level: float
         slider, frames = _slider(voxel, len(kept), centre, step_size)
         fig.frames = frames
         fig.update_layout(sliders=[slider])
-    views = {"raw + mask": ("raw", "mask"), "masked": ("masked",), "mask only": ("mask",)}
     if len(kept) > 1:
-        buttons = [dict(label=label, method="restyle",
-                        args=[{"visible": [k in shown for k in kept] + [True] * len(extra)}])
-                   for label, shown in views.items() if any(k in kept for k in shown)]
-        # the buttons sit on the plot's top edge, below the title (both in the top margin), so neither hides the other
-        fig.update_layout(updatemenus=[dict(type="buttons", direction="right", x=0, y=1, xanchor="left",
-                                            yanchor="bottom", pad=dict(b=4), buttons=buttons)])
-        for trace, shown in zip(fig.data, buttons[0]["args"][0]["visible"]):
-            trace.visible = shown
+        _add_view_buttons(fig, list(kept), len(extra))
     axes = {f"{name}axis": dict(title=f"axis {a}") for a, name in enumerate("xyz")}
     top = (45 if title else 10) + (40 if len(kept) > 1 else 0)
-    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left", y=0.99, yanchor="top"),
-                      height=600 + (70 if plane else 0), margin=dict(l=0, r=0, t=top, b=70 if plane else 0),
-                      scene=dict(aspectmode="data", **axes))
+    fig.update_layout(
+        title=dict(text=title, x=0.01, xanchor="left", y=0.99, yanchor="top"),
+        height=600 + (70 if plane else 0),
+        margin=dict(l=0, r=0, t=top, b=70 if plane else 0),
+        scene=dict(aspectmode="data", **axes),
+    )
     return fig
 
 
@@ -213,7 +269,7 @@ def slice_montage(volume: np.ndarray, seg: np.ndarray | None = None, n: int = 8)
     top, bottom = fig.subfigures(2, 1, height_ratios=[2, 1])
     for a, ax in enumerate(top.subplots(1, 3)):
         show(ax, a, c[a])
-    lo, hi = (np.flatnonzero(seg.any(axis=(1, 2)))[[0, -1]] if has_mask else (0, volume.shape[0] - 1))
+    lo, hi = np.flatnonzero(seg.any(axis=(1, 2)))[[0, -1]] if has_mask else (0, volume.shape[0] - 1)
     for ax, i in zip(np.atleast_1d(bottom.subplots(1, n)), np.linspace(lo, hi, n).round().astype(int)):
         show(ax, 0, i)
     return fig

@@ -3,6 +3,7 @@
 The files in `reference/` are facts copied verbatim from the reports and medmnist.com (see its README);
 this module only reads them.
 """
+
 from __future__ import annotations
 
 import re
@@ -16,8 +17,18 @@ from ..errors import MedlibError
 REFERENCE_DIR = Path(__file__).with_name("reference")
 
 # Report 1's ten datasets in its column order (1. Pathmnist ... 10. organmnist_axial), today's names.
-REPORT1_DATASETS = ["pathmnist", "chestmnist", "octmnist", "pneumoniamnist", "breastmnist", "dermamnist",
-                    "retinamnist", "organcmnist", "organsmnist", "organamnist"]
+REPORT1_DATASETS = [
+    "pathmnist",
+    "chestmnist",
+    "octmnist",
+    "pneumoniamnist",
+    "breastmnist",
+    "dermamnist",
+    "retinamnist",
+    "organcmnist",
+    "organsmnist",
+    "organamnist",
+]
 # Report 1's row names, in its order (it spells them trainAUC ... testACC).
 ROWS = ["trainAUC", "trainACC", "valAUC", "valACC", "testAUC", "testACC"]
 
@@ -104,8 +115,11 @@ def best_known(dataset: str) -> tuple[float, float, str]:
         row = df.loc[df["test_auc"].idxmax()]
         best = (float(row["test_auc"]), float(row["test_acc"]), method_name(row["method"]).replace("_", " "))
     extra = outdo_references()
-    if dataset in extra.index and pd.notna(extra.at[dataset, "extra_best_auc"]) and not (
-            extra.at[dataset, "extra_best_auc"] <= best[0]):
+    if (
+        dataset in extra.index
+        and pd.notna(extra.at[dataset, "extra_best_auc"])
+        and not (extra.at[dataset, "extra_best_auc"] <= best[0])
+    ):
         e = extra.loc[dataset]
         best = (float(e["extra_best_auc"]), float(e["extra_best_acc"]), str(e["extra_best_method"]))
     return best

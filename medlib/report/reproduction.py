@@ -103,8 +103,10 @@ def confusion(rec, dataset: str):
     row = confusion_.chosen_run(rec, dataset)
     if row is None:
         study = "report1" if dataset in plans.REPORT1_SETS else "medmnist2d"
-        return Note(f"*No {dataset} records in results/ yet.* Make them with "
-                    f"`python -m medlib reproduce --only '{study}/{dataset}/*,tuned/{dataset}/*'`.")
+        return Note(
+            f"*No {dataset} records in results/ yet.* Make them with "
+            f"`python -m medlib reproduce --only '{study}/{dataset}/*,tuned/{dataset}/*'`."
+        )
     return confusion_.confusion_figure(row)
 
 
@@ -125,8 +127,14 @@ def beside(rec, runs, study: str = "report1"):
     if new.empty:
         return Note("*No runs trained here yet.*")
     old = _twins(rec, new, study)
-    cols = {"dataset": "dataset", "model": "model", "seed": "seed", "epochs": "epochs", "best_epoch": "best epoch",
-            **{f"{s}_{m}": f"{s} {m.upper()}" for s in ("train", "val", "test") for m in ("auc", "acc")}}
+    cols = {
+        "dataset": "dataset",
+        "model": "model",
+        "seed": "seed",
+        "epochs": "epochs",
+        "best_epoch": "best epoch",
+        **{f"{s}_{m}": f"{s} {m.upper()}" for s in ("train", "val", "test") for m in ("auc", "acc")},
+    }
     rows = pd.concat([old.assign(source="results/ (committed)"), new.assign(source="trained here")])
     table = rows[["source", *cols]].rename(columns=cols).reset_index(drop=True)
     for c in table.columns[6:]:
@@ -134,14 +142,26 @@ def beside(rec, runs, study: str = "report1"):
     if not old.empty:
         agg = results.aggregate(old, ["dataset", "model"])
         for _, a in agg.iterrows():
-            table.loc[len(table)] = {"source": "committed mean ± std", "dataset": a["dataset"], "model": a["model"],
-                                     "seed": f"{int(a['n'])} seeds", "epochs": "", "best epoch": "",
-                                     **{cols[f"{s}_{m}"]: results.fmt(a[f"{s}_{m}_mean"], a[f"{s}_{m}_std"],
-                                                                      a[f"{s}_{m}_n"])
-                                        for s in ("train", "val", "test") for m in ("auc", "acc")}}
-    return style(table, "beside_committed", "Runs trained here beside the committed seeds of the same "
-                        f"config ({results.provenance(old)})" if not old.empty else "Runs trained here").hide(
-                            axis="index")
+            table.loc[len(table)] = {
+                "source": "committed mean ± std",
+                "dataset": a["dataset"],
+                "model": a["model"],
+                "seed": f"{int(a['n'])} seeds",
+                "epochs": "",
+                "best epoch": "",
+                **{
+                    cols[f"{s}_{m}"]: results.fmt(a[f"{s}_{m}_mean"], a[f"{s}_{m}_std"], a[f"{s}_{m}_n"])
+                    for s in ("train", "val", "test")
+                    for m in ("auc", "acc")
+                },
+            }
+    return style(
+        table,
+        "beside_committed",
+        f"Runs trained here beside the committed seeds of the same config ({results.provenance(old)})"
+        if not old.empty
+        else "Runs trained here",
+    ).hide(axis="index")
 
 
 def where_it_lands(rec, runs, study: str = "report1") -> Note:
@@ -155,9 +175,11 @@ def where_it_lands(rec, runs, study: str = "report1") -> Note:
         lo, hi, ms = o["test_auc"].min(), o["test_auc"].max(), results.mean_std(o["test_auc"])
         inside = "inside" if lo <= r["test_auc"] <= hi else "below" if r["test_auc"] < lo else "above"
         z = (r["test_auc"] - ms["mean"]) / ms["std"] if ms["std"] > 0 else float("nan")
-        lines.append(f"* {r['dataset']} {r['model']} seed {r['seed']}: test AUC {r['test_auc']:.3f}, {inside} the "
-                     f"committed seeds' range {lo:.3f}–{hi:.3f} (mean {results.fmt(ms['mean'], ms['std'], ms['n'])}; "
-                     f"{z:+.1f} std from it).")
+        lines.append(
+            f"* {r['dataset']} {r['model']} seed {r['seed']}: test AUC {r['test_auc']:.3f}, {inside} the "
+            f"committed seeds' range {lo:.3f}–{hi:.3f} (mean {results.fmt(ms['mean'], ms['std'], ms['n'])}; "
+            f"{z:+.1f} std from it)."
+        )
     return Note("\n".join(lines) or "*No committed runs of the same config to compare with.*")
 
 
@@ -168,8 +190,7 @@ def cv_beside(rec, runs, study: str = "report2"):
     if new.empty:
         return Note("*No runs trained here yet.*")
     old = _twins(rec, new, study)
-    both = pd.concat([old.assign(source="results/ (committed)"), new.assign(source="trained here")],
-                     ignore_index=True)
+    both = pd.concat([old.assign(source="results/ (committed)"), new.assign(source="trained here")], ignore_index=True)
     t = tables.cv_table(both, None, ["source", "model", "mixup_alpha", "seed"])
     caption = "Cross-validation trained here beside the committed folds of the same recipe"
     if not old.empty:
@@ -192,8 +213,10 @@ def held_out_auc(runs, ids) -> dict:
     return {**results.scores_metrics(s.drop(columns="id"), task), "n": len(s)}
 
 
-NO_M3DV = Note("*The shipped models score M3DV's cubes, and M3DV is not under the data root here:* point "
-               "`MEDLIB_DATA` (or `DATA`) at a folder holding `m3dv/train_val/` to draw this from them.")
+NO_M3DV = Note(
+    "*The shipped models score M3DV's cubes, and M3DV is not under the data root here:* point "
+    "`MEDLIB_DATA` (or `DATA`) at a folder holding `m3dv/train_val/` to draw this from them."
+)
 
 
 def tta(rec):
@@ -204,9 +227,13 @@ def tta(rec):
     if t.empty:
         return _missing("report2", "shipped-weights ")
     used = tables.shipped_folds(rec)
-    st = style(t, "repro_tta", "Test-time augmentation: Report 2's shipped DenseNet fold models, P(nodule) "
-                      f"averaged over symmetric views of each held-out cube<br><small>{results.provenance(used)}"
-                      "</small>").hide(axis="index")
+    st = style(
+        t,
+        "repro_tta",
+        "Test-time augmentation: Report 2's shipped DenseNet fold models, P(nodule) "
+        f"averaged over symmetric views of each held-out cube<br><small>{results.provenance(used)}"
+        "</small>",
+    ).hide(axis="index")
     return st, Note(tables.tta_reading(t))
 
 
@@ -215,8 +242,9 @@ def shipped_model(rec, fold: int = 0):
     model."""
     d = tables.shipped_folds(rec)
     if d.empty or fold not in set(d["fold"]):
-        raise MedlibError(f"results/ ships no Report 2 fold-{fold} model; "
-                          f"`{results.study_command('report2')}` trains and ships them.")
+        raise MedlibError(
+            f"results/ ships no Report 2 fold-{fold} model; `{results.study_command('report2')}` trains and ships them."
+        )
     row = d[d["fold"] == fold].iloc[0]
     net, cfg, meta = results.load_weights(row)
     return net, cfg, meta, load_for_config(cfg, check=False)["test"], row
@@ -229,9 +257,10 @@ def shipped_saliency(rec, fold: int = 0, n: int = 2):
         return NO_M3DV
     net, _, _, held, row = shipped_model(rec, fold)
     fig, rho = heatmaps.sanity_figure(net, held.X, held.y.numpy(), ["benign", "malignant"], n=n)
-    return Note(f"`{row['label']}` (test AUC {row['test_auc']:.3f} on its {len(held)} held-out cubes): rank "
-                "correlation of each map with the random-weights map " + ", ".join(f"{r:+.2f}" for r in rho)
-                + "."), fig
+    return Note(
+        f"`{row['label']}` (test AUC {row['test_auc']:.3f} on its {len(held)} held-out cubes): rank "
+        "correlation of each map with the random-weights map " + ", ".join(f"{r:+.2f}" for r in rho) + "."
+    ), fig
 
 
 def shipped_nodule(rec, fold: int = 0, index: int = 0):
@@ -242,16 +271,21 @@ def shipped_nodule(rec, fold: int = 0, index: int = 0):
     cube = held.X[index]
     p = float(score_split(net, cfg, meta, cube[None], precision=row["precision"])[0][0, 1])
     voxel = cube[0].numpy()
-    return nodule3d.nodule_figure(voxel, voxel > 0, heat=heat_volume(net, cube),
-                                  title=f"{held.ids[index]} (label {int(held.y[index])}, P(label 1) {p:.2f}): "
-                                  f"Grad-CAM of {row['label']}")
+    return nodule3d.nodule_figure(
+        voxel,
+        voxel > 0,
+        heat=heat_volume(net, cube),
+        title=f"{held.ids[index]} (label {int(held.y[index])}, P(label 1) {p:.2f}): Grad-CAM of {row['label']}",
+    )
 
 
 def final_weights(rec) -> Path:
     """The shipped final (`--fold all`) model's weights.pt, as `python -m medlib predict --checkpoint` takes it."""
     d = results.shipped(results.select(rec, "report2-final"))
     if d.empty:
-        raise MedlibError("results/ ships no final Report 2 model; `python -m medlib reproduce --only "
-                          "'report2-final/*'` trains and ships it.")
+        raise MedlibError(
+            "results/ ships no final Report 2 model; `python -m medlib reproduce --only "
+            "'report2-final/*'` trains and ships it."
+        )
     results.load_weights(d.iloc[0])  # checked against its SHA-256 before anyone predicts with it
     return Path(d.iloc[0]["dir"]) / "weights.pt"

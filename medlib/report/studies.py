@@ -67,31 +67,53 @@ class Study:
 
 STUDIES = [
     Study("Report 1's recipe (ResNet-18/50, SGD lr 1e-3, batch 128, Report 1's epochs)", report1_table, ("report1",)),
-    Study("Loss: cross-entropy vs Report 1's BCE-with-logits (ResNet-18)", loss_table, ("report1", "loss-bce"),
-          loss_rows),
-    Study("MedMNIST 2D beyond Report 1 (its recipe and medlib's)", medmnist2d_table, ("tuned", "medmnist2d"),
-          medmnist2d_rows),
+    Study(
+        "Loss: cross-entropy vs Report 1's BCE-with-logits (ResNet-18)", loss_table, ("report1", "loss-bce"), loss_rows
+    ),
+    Study(
+        "MedMNIST 2D beyond Report 1 (its recipe and medlib's)",
+        medmnist2d_table,
+        ("tuned", "medmnist2d"),
+        medmnist2d_rows,
+    ),
     Study("medlib's CPU recipe (ResNet-18, ImageNet stem) against the goal", tuned_table, ("tuned",)),
     Study("BreastMNIST recipe search (ResNet-18, 60 epochs; chosen by validation AUC)", search_table, ("search",)),
-    Study("BreastMNIST finalists by 5-fold cross-validation on train + val (the test split unread)", selection_table,
-          ("select",)),
+    Study(
+        "BreastMNIST finalists by 5-fold cross-validation on train + val (the test split unread)",
+        selection_table,
+        ("select",),
+    ),
     Study("MedMNIST 3D", medmnist3d_table, ("medmnist3d",)),
-    Study("Outdo the references: medlib's recipe over >= 5 seeds, chosen without the test split", outdo_table,
-          ("outdo",)),
+    Study(
+        "Outdo the references: medlib's recipe over >= 5 seeds, chosen without the test split", outdo_table, ("outdo",)
+    ),
     Study("Report 2 on M3DV: 5-fold cross-validation (test = held-out fold)", cv_table, ("report2",)),
     Study("Report 2: ensembles (probabilities averaged per fold)", ensemble_table, ("report2",)),
-    Study("Report 2's weighted average of runs, weights chosen on validation only", weighted_ensemble_table,
-          ("report2",)),
-    Study("Report 2's code flaws, each put back alone (3-conv baseline, mixup 0.2, the same 5 folds)", flaws_table,
-          ("report2", "report2-flaws"), flaw_rows),
-    Study("Report 2's recipe over several seeds: each seed alone and their average (per fold, pooled)",
-          seed_ensemble_table, ("report2", "outdo", "report2-seeds"), seed_rows),
+    Study(
+        "Report 2's weighted average of runs, weights chosen on validation only", weighted_ensemble_table, ("report2",)
+    ),
+    Study(
+        "Report 2's code flaws, each put back alone (3-conv baseline, mixup 0.2, the same 5 folds)",
+        flaws_table,
+        ("report2", "report2-flaws"),
+        flaw_rows,
+    ),
+    Study(
+        "Report 2's recipe over several seeds: each seed alone and their average (per fold, pooled)",
+        seed_ensemble_table,
+        ("report2", "outdo", "report2-seeds"),
+        seed_rows,
+    ),
     Study("Report 2: batch-size study (DenseNet, 5 folds)", batch_table, ("report2", "report2-batch"), batch_rows),
     Study("Report 2: learning rate and batch size (3-conv baseline, 5 folds)", lr_batch_table, ("lr-batch",)),
     Study("Report 2's loss-curve cases, each on a real run", curve_cases_table, ("curves",)),
     Study("Report 2: final model on every labelled cube (`--fold all`)", final_table, ("report2-final",)),
-    Study("Report 2: the models whose weights results/ ships (weights.pt, checked against run.json's SHA-256)",
-          shipped_table, ("report2", "report2-final"), shipped_rows),
+    Study(
+        "Report 2: the models whose weights results/ ships (weights.pt, checked against run.json's SHA-256)",
+        shipped_table,
+        ("report2", "report2-final"),
+        shipped_rows,
+    ),
 ]
 
 
@@ -150,8 +172,11 @@ def add_command(sub) -> None:
     p = sub.add_parser("results", help="the reproduction tables from run records (results/ by default)")
     p.add_argument("dirs", nargs="*", help="folders of run folders (default: $MEDLIB_RESULTS or ./results)")
     p.add_argument("--markdown", action="store_true", help="print Markdown tables with provenance lines")
-    p.add_argument("--compact", action="store_true",
-                   help="gzip score files over 256 KiB (checked to read back the same) and drop their evaluator copies")
+    p.add_argument(
+        "--compact",
+        action="store_true",
+        help="gzip score files over 256 KiB (checked to read back the same) and drop their evaluator copies",
+    )
     p.add_argument(
         "--write-readme",
         metavar="README",

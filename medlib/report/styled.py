@@ -4,6 +4,7 @@ The same numbers give the same output on every machine, so nbval can compare not
 only: the tables are computed in `tables` and their cells formatted by `medlib.results.fmt` (mean ± std) and its
 `EMPTY`; `number` is how a StyledTable shows a float cell that is still a number.
 """
+
 from __future__ import annotations
 
 import math

@@ -57,6 +57,7 @@ from .styled import BAD, GOOD, MARGIN, MUTED, StyledTable, style
 
 # ---------------------------------------------------------------- Report 1's layout, from the records
 
+
 def aggregate_long(rec: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """results.aggregate of the records in long form: mean, std and n per (by..., split, metric) over seeds or folds."""
     by = list(by)
@@ -66,8 +67,16 @@ def aggregate_long(rec: pd.DataFrame, by: list[str]) -> pd.DataFrame:
             for metric in ("auc", "acc"):
                 v = f"{split}_{metric}"
                 if a[f"{v}_n"]:
-                    rows.append({**{b: a[b] for b in by}, "split": split, "metric": metric.upper(),
-                                 "mean": a[f"{v}_mean"], "std": a[f"{v}_std"], "n": a[f"{v}_n"]})
+                    rows.append(
+                        {
+                            **{b: a[b] for b in by},
+                            "split": split,
+                            "metric": metric.upper(),
+                            "mean": a[f"{v}_mean"],
+                            "std": a[f"{v}_std"],
+                            "n": a[f"{v}_n"],
+                        }
+                    )
     return pd.DataFrame(rows)
 
 
@@ -100,8 +109,9 @@ def report_layout(rec: pd.DataFrame, model: str = "resnet18") -> tuple[pd.DataFr
     return tuple(out)
 
 
-def compare(rec: pd.DataFrame, model: str = "resnet18", official_size: int | None = None,
-            all_sets: bool = True) -> StyledTable:
+def compare(
+    rec: pd.DataFrame, model: str = "resnet18", official_size: int | None = None, all_sets: bool = True
+) -> StyledTable:
     """Report 1's table for `model` with, per dataset, three columns: medlib (these records), Report 1, official;
     all ten of Report 1's sets unless all_sets is False (then only those the records cover).
 
@@ -118,10 +128,14 @@ def compare(rec: pd.DataFrame, model: str = "resnet18", official_size: int | Non
     for d in mean.columns:
         ours = [fmt(mean.at[r, d], std.at[r, d], int(n.at[r, d])) if not pd.isna(n.at[r, d]) else EMPTY for r in ROWS]
         theirs = r1[d] if d in r1.columns else pd.Series(math.nan, index=ROWS)
-        official = [off.at[d, f"test_{r[4:].lower()}"] if r.startswith("test") and d in off.index else math.nan
-                    for r in ROWS]
-        for src, vals in (("medlib", ours), ("Report 1", [fmt(v) for v in theirs]),
-                          (f"official {size}px", [fmt(v) for v in official])):
+        official = [
+            off.at[d, f"test_{r[4:].lower()}"] if r.startswith("test") and d in off.index else math.nan for r in ROWS
+        ]
+        for src, vals in (
+            ("medlib", ours),
+            ("Report 1", [fmt(v) for v in theirs]),
+            (f"official {size}px", [fmt(v) for v in official]),
+        ):
             cols.append((d, src))
             shown[(d, src)] = vals
         diff = pd.Series(mean[d].to_numpy(float) - theirs.to_numpy(float), index=ROWS)
@@ -137,8 +151,10 @@ def compare(rec: pd.DataFrame, model: str = "resnet18", official_size: int | Non
     st = StyledTable(table, name=f"compare_{model}")
     st.apply(lambda _: css, axis=None)
     absent = [d for d in mean.columns if mean[d].isna().all()]
-    st.set_caption(f"{model}: medlib ({_describe(rec[rec['model'] == model])}) "
-                   f"beside Report 1 and the official MedMNIST v2 benchmark" + _absent_note(absent))
+    st.set_caption(
+        f"{model}: medlib ({_describe(rec[rec['model'] == model])}) "
+        f"beside Report 1 and the official MedMNIST v2 benchmark" + _absent_note(absent)
+    )
     return st
 
 
@@ -162,8 +178,9 @@ def r18_vs_r50(rec: pd.DataFrame, split: str = "test", metric: str = "AUC") -> S
     for m in models:
         a = agg[agg["model"] == m].set_index("dataset")
         num[("medlib", m)] = [a.at[d, "mean"] if d in a.index else math.nan for d in datasets]
-        shown[("medlib", m)] = [fmt(a.at[d, "mean"], a.at[d, "std"], int(a.at[d, "n"])) if d in a.index else EMPTY
-                                for d in datasets]
+        shown[("medlib", m)] = [
+            fmt(a.at[d, "mean"], a.at[d, "std"], int(a.at[d, "n"])) if d in a.index else EMPTY for d in datasets
+        ]
     for m in models:
         v = r1[r1["model"] == m].set_index("dataset")["value"]
         num[("Report 1", m)] = [v.get(d, math.nan) for d in datasets]
@@ -189,6 +206,7 @@ def r18_vs_r50(rec: pd.DataFrame, split: str = "test", metric: str = "AUC") -> S
 
 
 # ---------------------------------------------------------------- the study tables (README, `medlib results`)
+
 
 def _ref_cells(dataset: str, model: str) -> dict:
     """Report 1's and the official test AUC / ACC of one network on one set, as table cells."""
@@ -236,14 +254,17 @@ def epochs_table() -> pd.DataFrame:
     rows = []
     for ds in [*reference.REPORT1_DATASETS, *plans.EXTRA_2D_SETS]:
         n = registry.info(ds)["n_samples"]["train"]
-        rows.append({
-            "dataset": reference.report1_name(ds),
-            "training images": f"{n:,}",
-            "epochs": plans.report1_epochs(ds),
-            "image passes": f"{n * plans.report1_epochs(ds):,}",
-            "departure from the rule": plans.REPORT1_DEPARTURES.get(ds, "" if ds in plans.REPORT1_SETS
-                                                                    else "not in Report 1"),
-        })
+        rows.append(
+            {
+                "dataset": reference.report1_name(ds),
+                "training images": f"{n:,}",
+                "epochs": plans.report1_epochs(ds),
+                "image passes": f"{n * plans.report1_epochs(ds):,}",
+                "departure from the rule": plans.REPORT1_DEPARTURES.get(
+                    ds, "" if ds in plans.REPORT1_SETS else "not in Report 1"
+                ),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -260,15 +281,23 @@ def medmnist2d_table(df: pd.DataFrame) -> pd.DataFrame:
     for ds in extra:
         runs_of = {"Report 1's": select(d, "medmnist2d", dataset=ds), "medlib's": select(d, "tuned", dataset=ds)}
         for name, g in runs_of.items():
-            models = sorted(g["model"].unique()) if not g.empty else (["resnet18", "resnet50"] if name == "Report 1's"
-                                                                      else ["resnet18"])
+            models = (
+                sorted(g["model"].unique())
+                if not g.empty
+                else (["resnet18", "resnet50"] if name == "Report 1's" else ["resnet18"])
+            )
             for model in models:
                 gm = g[g["model"] == model] if not g.empty else g
                 row = {"dataset": ds, "recipe": name, "model": model}
                 if gm.empty:
                     study = "medmnist2d" if name == "Report 1's" else "tuned"
-                    row |= {"epochs": EMPTY, "seeds": 0, "test AUC": EMPTY, "test ACC": EMPTY,
-                            "note": missing_note(ds, study)}
+                    row |= {
+                        "epochs": EMPTY,
+                        "seeds": 0,
+                        "test AUC": EMPTY,
+                        "test ACC": EMPTY,
+                        "note": missing_note(ds, study),
+                    }
                 else:
                     a = aggregate(gm, ["dataset"]).iloc[0]
                     row |= {
@@ -430,8 +459,9 @@ def medmnist3d_table(df: pd.DataFrame) -> pd.DataFrame:
     d = select(df, "medmnist3d")
     if d.empty:
         return pd.DataFrame()
-    d = d.assign(model=[f"{m} ({STEM_NAMES[st]} stem)" if m.startswith("resnet") else m
-                        for m, st in zip(d["model"], d["stem"])])
+    d = d.assign(
+        model=[f"{m} ({STEM_NAMES[st]} stem)" if m.startswith("resnet") else m for m, st in zip(d["model"], d["stem"])]
+    )
     agg = aggregate(d, ["dataset", "size", "model"])
     return pd.DataFrame(
         {
@@ -527,9 +557,16 @@ def seed_ensemble_table(df: pd.DataFrame) -> pd.DataFrame:
         for name, members in parts:
             frames = [ensemble(gf) for _, gf in members.groupby("fold")]
             ms = mean_std([scores_metrics(f, task)["auc"] for f in frames])
-            rows.append({"model": model, "mixup_alpha": alpha, "members": name, "folds": ms["n"],
-                         "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
-                         "pooled AUC": fmt(scores_metrics(pd.concat(frames), task)["auc"])})
+            rows.append(
+                {
+                    "model": model,
+                    "mixup_alpha": alpha,
+                    "members": name,
+                    "folds": ms["n"],
+                    "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
+                    "pooled AUC": fmt(scores_metrics(pd.concat(frames), task)["auc"]),
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -565,10 +602,17 @@ def flaws_table(df: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (model, flaw), g in sorted(d.groupby(["model", "flaw"]), key=lambda kv: (kv[0][0], order.index(kv[0][1]))):
         val, test, gap = (mean_std(g[c]) for c in ("val_auc", "test_auc", "gap"))
-        rows.append({"model": model, "flaw put back": flaw, "folds": test["n"],
-                     "val AUC": fmt(val["mean"], val["std"], val["n"]),
-                     "test AUC": fmt(test["mean"], test["std"], test["n"]),
-                     "val − test": f"{gap['mean']:+.3f}", "pooled test AUC": fmt(pooled(g)["auc"])})
+        rows.append(
+            {
+                "model": model,
+                "flaw put back": flaw,
+                "folds": test["n"],
+                "val AUC": fmt(val["mean"], val["std"], val["n"]),
+                "test AUC": fmt(test["mean"], test["std"], test["n"]),
+                "val − test": f"{gap['mean']:+.3f}",
+                "pooled test AUC": fmt(pooled(g)["auc"]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -588,13 +632,17 @@ def flaws_reading(df: pd.DataFrame) -> str:
                 continue
             t, gap = mean_std(f["test_auc"]), float((f["val_auc"] - f["test_auc"]).mean())
             within = "within" if abs(t["mean"] - b["mean"]) <= b["std"] else "outside"
-            out.append(f"- **{flaw}** ({model}): test AUC {t['mean']:.3f} against medlib's {b['mean']:.3f} "
-                       f"({t['mean'] - b['mean']:+.3f}, {within} the folds' spread of ± {b['std']:.3f}); validation "
-                       f"AUC {gap:+.3f} above test (medlib: {b_gap:+.3f}).")
+            out.append(
+                f"- **{flaw}** ({model}): test AUC {t['mean']:.3f} against medlib's {b['mean']:.3f} "
+                f"({t['mean'] - b['mean']:+.3f}, {within} the folds' spread of ± {b['std']:.3f}); validation "
+                f"AUC {gap:+.3f} above test (medlib: {b_gap:+.3f})."
+            )
             inside.append(within == "within")
     if out and all(inside):
-        out.append(f"\nNone of the {len(inside)} flaws changes the test AUC by more than the spread over folds: on "
-                   "this recipe and network, five folds cannot tell these flaws from medlib's way.")
+        out.append(
+            f"\nNone of the {len(inside)} flaws changes the test AUC by more than the spread over folds: on "
+            "this recipe and network, five folds cannot tell these flaws from medlib's way."
+        )
     return "\n".join(out)
 
 
@@ -656,17 +704,19 @@ def final_table(df: pd.DataFrame) -> pd.DataFrame:
         lo, hi = bootstrap_ci(labels["label"].to_numpy(), [probs], r["task"], n=1000)
         cv = select(df, "report2", model=r["model"], mixup_alpha=r["mixup_alpha"])
         ms = mean_std(cv["test_auc"])
-        rows.append({
-            "model": r["model"],
-            "train cubes": "all but val",
-            "val cubes": len(labels),
-            "best epoch": r["best_epoch"],
-            "val AUC": fmt(r["val_auc"]),
-            "val AUC 95% CI": f"{lo:.3f}–{hi:.3f}",
-            "same recipe, 5-fold CV test AUC": fmt(ms["mean"], ms["std"], ms["n"]) if ms["n"] else EMPTY,
-            "CV mean inside the CI": ("yes" if lo <= ms["mean"] <= hi else "no") if ms["n"] else EMPTY,
-            "run": Path(r["dir"]).name,
-        })
+        rows.append(
+            {
+                "model": r["model"],
+                "train cubes": "all but val",
+                "val cubes": len(labels),
+                "best epoch": r["best_epoch"],
+                "val AUC": fmt(r["val_auc"]),
+                "val AUC 95% CI": f"{lo:.3f}–{hi:.3f}",
+                "same recipe, 5-fold CV test AUC": fmt(ms["mean"], ms["std"], ms["n"]) if ms["n"] else EMPTY,
+                "CV mean inside the CI": ("yes" if lo <= ms["mean"] <= hi else "no") if ms["n"] else EMPTY,
+                "run": Path(r["dir"]).name,
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -686,14 +736,16 @@ def shipped_table(df: pd.DataFrame) -> pd.DataFrame:
     if d.empty:
         return pd.DataFrame()
     d = d.sort_values(["study", "fold"])
-    return pd.DataFrame({
-        "run": d["label"],
-        "best epoch": d["best_epoch"].astype(int),
-        "val AUC": [fmt(v) for v in d["val_auc"]],
-        "test AUC (held-out fold)": [fmt(v) if np.isfinite(v) else EMPTY for v in d["test_auc"]],
-        "weights.pt": [f"{(Path(p) / 'weights.pt').stat().st_size / 1e6:.2f} MB" for p in d["dir"]],
-        "sha256": [h[:16] for h in d["weights"]],
-    })
+    return pd.DataFrame(
+        {
+            "run": d["label"],
+            "best epoch": d["best_epoch"].astype(int),
+            "val AUC": [fmt(v) for v in d["val_auc"]],
+            "test AUC (held-out fold)": [fmt(v) if np.isfinite(v) else EMPTY for v in d["test_auc"]],
+            "weights.pt": [f"{(Path(p) / 'weights.pt').stat().st_size / 1e6:.2f} MB" for p in d["dir"]],
+            "sha256": [h[:16] for h in d["weights"]],
+        }
+    )
 
 
 def _tta_views(row) -> pd.DataFrame | None:
@@ -705,8 +757,10 @@ def _tta_views(row) -> pd.DataFrame | None:
     own = Run(Path(row["dir"])).scores("test")
     ident = view_name(views("none", 3)[0])
     if list(v["id"]) != list(own["id"].astype(str)) or not np.allclose(v[ident], own["score_1"], atol=0.02):
-        raise MedlibError(f"{row['dir']}/{VIEW_SCORES} does not match the run's own test scores; delete it and run "
-                          "`python -m medlib reproduce --only 'report2/*'` to score the views again.")
+        raise MedlibError(
+            f"{row['dir']}/{VIEW_SCORES} does not match the run's own test scores; delete it and run "
+            "`python -m medlib reproduce --only 'report2/*'` to score the views again."
+        )
     return v
 
 
@@ -729,10 +783,16 @@ def tta_table(df: pd.DataFrame, study: str = "report2", kinds=VIEW_SETS) -> pd.D
     for k in kinds:
         aucs = [_auc1(f["label"], p) for f, p in zip(folds, p1[k])]
         ms, gain = mean_std(aucs), mean_std(np.subtract(aucs, base))
-        rows.append({"views": k, "per cube": len(views(k, dims)), "folds": len(aucs),
-                     "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
-                     "pooled AUC": fmt(_auc1(pd.concat([f["label"] for f in folds]), np.concatenate(p1[k]))),
-                     f"change against {kinds[0]} (per fold)": f"{gain['mean']:+.3f} ± {gain['std']:.3f}"})
+        rows.append(
+            {
+                "views": k,
+                "per cube": len(views(k, dims)),
+                "folds": len(aucs),
+                "test AUC (per fold)": fmt(ms["mean"], ms["std"], ms["n"]),
+                "pooled AUC": fmt(_auc1(pd.concat([f["label"] for f in folds]), np.concatenate(p1[k]))),
+                f"change against {kinds[0]} (per fold)": f"{gain['mean']:+.3f} ± {gain['std']:.3f}",
+            }
+        )
         per_fold[k] = aucs
     out = pd.DataFrame(rows)
     out.attrs["per_fold"] = per_fold  # the numbers behind the cells, for tta_reading
@@ -748,10 +808,12 @@ def tta_reading(t: pd.DataFrame) -> str:
     spread = mean_std(per_fold[first])["std"]
     size = "smaller than" if abs(gain["mean"]) < spread else "at least"
     row = t.set_index("views")
-    return (f"Averaging the {row.loc[last, 'per cube']} {last} of each held-out cube changed the test AUC by "
-            f"{gain['mean']:+.3f} ± {gain['std']:.3f} per fold ({gain['n']} folds; pooled "
-            f"{row.loc[first, 'pooled AUC']} → {row.loc[last, 'pooled AUC']}): {size} the folds' own spread "
-            f"(± {spread:.3f}).")
+    return (
+        f"Averaging the {row.loc[last, 'per cube']} {last} of each held-out cube changed the test AUC by "
+        f"{gain['mean']:+.3f} ± {gain['std']:.3f} per fold ({gain['n']} folds; pooled "
+        f"{row.loc[first, 'pooled AUC']} → {row.loc[last, 'pooled AUC']}): {size} the folds' own spread "
+        f"(± {spread:.3f})."
+    )
 
 
 def report2_reference() -> str:
@@ -770,7 +832,6 @@ def batch_rows(df: pd.DataFrame) -> pd.DataFrame:
 
 def batch_table(df: pd.DataFrame) -> pd.DataFrame:
     return cv_table(batch_rows(df), None, ["batch_size"])
-
 
 
 def _simplex(k: int, step: float = 0.1):
@@ -809,20 +870,25 @@ def weighted_ensemble_table(df: pd.DataFrame, study: str = "report2", step: floa
     rows = []
     for name, frames in out.items():
         per_fold = mean_std([scores_metrics(s, task)["auc"] for s in frames])
-        rows.append({"ensemble": name, "folds": per_fold["n"],
-                     "test AUC (per fold)": fmt(per_fold["mean"], per_fold["std"], per_fold["n"]),
-                     "pooled AUC": fmt(scores_metrics(pd.concat(frames), task)["auc"]),
-                     "chosen on validation": "; ".join(chosen) if name == "weights fit on validation" else ""})
+        rows.append(
+            {
+                "ensemble": name,
+                "folds": per_fold["n"],
+                "test AUC (per fold)": fmt(per_fold["mean"], per_fold["std"], per_fold["n"]),
+                "pooled AUC": fmt(scores_metrics(pd.concat(frames), task)["auc"]),
+                "chosen on validation": "; ".join(chosen) if name == "weights fit on validation" else "",
+            }
+        )
     return pd.DataFrame(rows)
-
 
 
 def _outdo_recipe(row) -> str:
     """One line for an outdo recipe: its network and `recipe()` words (2D) or optimiser and epochs (3D)."""
     if row["dataset"] == "m3dv":
         return f"Report 2's DenseNet-3D, mixup α {row['mixup_alpha']:g}, 5-fold CV x 3 seeds"
-    words = f"{row['optimizer']} {row['lr']:g} {row['schedule']}, flips" if registry.is_3d(row["dataset"]) \
-        else recipe(row)
+    words = (
+        f"{row['optimizer']} {row['lr']:g} {row['schedule']}, flips" if registry.is_3d(row["dataset"]) else recipe(row)
+    )
     stem = " (7x7/2 stem)" if row["model"].startswith("resnet") and row["stem"] == "imagenet" else ""
     return f"{row['model']}{stem}, {words}, {int(row['epochs'])} epochs"
 
@@ -830,8 +896,9 @@ def _outdo_recipe(row) -> str:
 def _goal_cells(dataset: str, auc_mean: float, acc_mean: float) -> dict:
     off_auc, off_method = reference.official_best(dataset)
     off = reference.official()
-    off_acc = float(off[(off["dataset"] == dataset) & (off["method"].map(reference.method_name) == off_method)]
-                    ["test_acc"].iloc[0])
+    off_acc = float(
+        off[(off["dataset"] == dataset) & (off["method"].map(reference.method_name) == off_method)]["test_acc"].iloc[0]
+    )
     refs = reference.outdo_references()
     rerun = refs.at[dataset, "rerun_auc"] if dataset in refs.index else math.nan
     best_auc, best_acc, best_method = reference.best_known(dataset)
@@ -839,12 +906,58 @@ def _goal_cells(dataset: str, auc_mean: float, acc_mean: float) -> dict:
     met = auc_mean >= goal and acc_mean >= off_acc
     return {
         "official best AUC / ACC": f"{off_auc:.3f} / {off_acc:.3f} ({off_method})",
-        "independent rerun": (f"{rerun:.3f} ± {refs.at[dataset, 'rerun_std']:.3f}" if not math.isnan(rerun)
-                              else EMPTY),
+        "independent rerun": (f"{rerun:.3f} ± {refs.at[dataset, 'rerun_std']:.3f}" if not math.isnan(rerun) else EMPTY),
         "best known": f"{best_auc:.3f} ({best_method})",
         "goal met": "yes" if met else "no",
         "moonshot met": "yes" if auc_mean >= best_auc else "no",
     }
+
+
+OUTDO_COLUMNS = ["dataset", "row", "recipe", "seeds", "test AUC", "95% CI", "test ACC", "official best AUC / ACC",
+                 "independent rerun", "best known", "goal met", "moonshot met"]  # fmt: skip
+
+
+def _outdo_set_rows(ds: str, g: pd.DataFrame) -> list[dict]:
+    """One set's rows of the outdo table: its seeds (mean ± std, bootstrap interval) and their ensemble."""
+    if len(g) < len(plans.OUTDO_SEEDS):
+        command = f"`python -m medlib reproduce --only 'outdo/{ds}/*'`"
+        return [{"dataset": ds, "row": "medlib recipe", "seeds": len(g),
+                 "recipe": f"{len(g)} of {len(plans.OUTDO_SEEDS)} seeds in results/: {command}"}]  # fmt: skip
+    task = g["task"].iloc[0]
+    labels, probs = ensemble_parts(g, "test")
+    y = labels[[c for c in labels.columns if c.startswith("label")]].to_numpy()[:, 0]
+    lo, hi = bootstrap_ci(y, probs, task, n=500)
+    a, c = mean_std(g["test_auc"]), mean_std(g["test_acc"])
+    base = {"dataset": ds, "recipe": _outdo_recipe(g.iloc[0]), "seeds": a["n"]}
+    ens = scores_metrics(mix((labels, probs), None), task)
+    elo, ehi = bootstrap_ci(y, [average(probs)], task, n=500)
+    return [
+        {**base, "row": "medlib recipe", "test AUC": fmt(a["mean"], a["std"], a["n"]), "95% CI": f"{lo:.3f}–{hi:.3f}",
+         "test ACC": fmt(c["mean"], c["std"], c["n"]), **_goal_cells(ds, a["mean"], c["mean"])},
+        {**base, "row": f"{a['n']}-seed ensemble", "test AUC": fmt(ens["auc"]), "95% CI": f"{elo:.3f}–{ehi:.3f}",
+         "test ACC": fmt(ens["acc"]), **_goal_cells(ds, ens["auc"], ens["acc"])},
+    ]  # fmt: skip
+
+
+def _outdo_m3dv_row(cv: pd.DataFrame) -> dict:
+    """M3DV's row: 5-fold CV repeated over the seeds (per-fold mean ± std, each seed's pooled AUC)."""
+    n_cv = len(plans.OUTDO_CV_SEEDS) * 5
+    seeds = int(cv["seed"].nunique()) if len(cv) else 0
+    row = {"dataset": "m3dv", "row": "repeated 5-fold CV", "seeds": seeds}
+    if len(cv) < n_cv:
+        return {**row, "recipe": f"{len(cv)} of {n_cv} fold runs: `python -m medlib reproduce --only 'outdo/m3dv/*'`"}
+    a, c = mean_std(cv["test_auc"]), mean_std(cv["test_acc"])
+    best_auc, _, best_method = reference.best_known("m3dv")
+    pooled_auc = mean_std([pooled(g)["auc"] for _, g in cv.groupby("seed")])
+    met = "yes" if a["mean"] >= best_auc else "no"
+    return {
+        **row, "recipe": _outdo_recipe(cv.iloc[0]), "test AUC": fmt(a["mean"], a["std"], a["n"]),
+        "95% CI": f"pooled per seed {fmt(pooled_auc['mean'], pooled_auc['std'], pooled_auc['n'])}",
+        "test ACC": fmt(c["mean"], c["std"], c["n"]),
+        "official best AUC / ACC": f"{reference.report2_auc():.3f} (Report 2, hidden leaderboard)",
+        "independent rerun": EMPTY, "best known": f"{best_auc:.3f} ({best_method})", "goal met": met,
+        "moonshot met": met,
+    }  # fmt: skip
 
 
 def outdo_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -852,53 +965,14 @@ def outdo_table(df: pd.DataFrame) -> pd.DataFrame:
     samples) and the seeds' probabilities averaged, beside the official best, an independent rerun and the best
     known; met when the mean test AUC reaches both the official best and the rerun and ACC the official's."""
     d = select(df, "outdo")
-    rows = []
-    for ds in plans.OUTDO:
-        g = d[d["dataset"] == ds]
-        if len(g) < len(plans.OUTDO_SEEDS):
-            rows.append({"dataset": ds, "row": "medlib recipe", "seeds": len(g),
-                         "recipe": f"{len(g)} of {len(plans.OUTDO_SEEDS)} seeds in results/: "
-                                   f"`python -m medlib reproduce --only 'outdo/{ds}/*'`"})
-            continue
-        task = g["task"].iloc[0]
-        labels, probs = ensemble_parts(g, "test")
-        y = labels[[c for c in labels.columns if c.startswith("label")]].to_numpy()[:, 0]
-        lo, hi = bootstrap_ci(y, probs, task, n=500)
-        a, c = mean_std(g["test_auc"]), mean_std(g["test_acc"])
-        base = {"dataset": ds, "recipe": _outdo_recipe(g.iloc[0])}
-        rows.append({**base, "row": "medlib recipe", "seeds": a["n"], "test AUC": fmt(a["mean"], a["std"], a["n"]),
-                     "95% CI": f"{lo:.3f}–{hi:.3f}", "test ACC": fmt(c["mean"], c["std"], c["n"]),
-                     **_goal_cells(ds, a["mean"], c["mean"])})
-        ens = scores_metrics(mix((labels, probs), None), task)
-        elo, ehi = bootstrap_ci(y, [average(probs)], task, n=500)
-        rows.append({**base, "row": f"{a['n']}-seed ensemble", "seeds": a["n"], "test AUC": fmt(ens["auc"]),
-                     "95% CI": f"{elo:.3f}–{ehi:.3f}", "test ACC": fmt(ens["acc"]),
-                     **_goal_cells(ds, ens["auc"], ens["acc"])})
-    cv = select(df, "outdo", dataset="m3dv")
-    n_cv = len(plans.OUTDO_CV_SEEDS) * 5
-    if len(cv) < n_cv:
-        rows.append({"dataset": "m3dv", "row": "repeated 5-fold CV", "seeds": int(cv["seed"].nunique()) if len(cv)
-                     else 0, "recipe": f"{len(cv)} of {n_cv} fold runs: `python -m medlib reproduce --only "
-                     "'outdo/m3dv/*'`"})
-    else:
-        a, c = mean_std(cv["test_auc"]), mean_std(cv["test_acc"])
-        best_auc, _, best_method = reference.best_known("m3dv")
-        pooled_auc = mean_std([pooled(g)["auc"] for _, g in cv.groupby("seed")])
-        rows.append({"dataset": "m3dv", "row": "repeated 5-fold CV", "seeds": int(cv["seed"].nunique()),
-                     "recipe": _outdo_recipe(cv.iloc[0]), "test AUC": fmt(a["mean"], a["std"], a["n"]),
-                     "95% CI": f"pooled per seed {fmt(pooled_auc['mean'], pooled_auc['std'], pooled_auc['n'])}",
-                     "test ACC": fmt(c["mean"], c["std"], c["n"]),
-                     "official best AUC / ACC": f"{reference.report2_auc():.3f} (Report 2, hidden leaderboard)",
-                     "independent rerun": EMPTY, "best known": f"{best_auc:.3f} ({best_method})",
-                     "goal met": "yes" if a["mean"] >= best_auc else "no",
-                     "moonshot met": "yes" if a["mean"] >= best_auc else "no"})
-    cols = ["dataset", "row", "recipe", "seeds", "test AUC", "95% CI", "test ACC", "official best AUC / ACC",
-            "independent rerun", "best known", "goal met", "moonshot met"]
-    t = pd.DataFrame(rows).reindex(columns=cols).astype(object)
+    rows = [row for ds in plans.OUTDO for row in _outdo_set_rows(ds, d[d["dataset"] == ds])]
+    rows.append(_outdo_m3dv_row(select(df, "outdo", dataset="m3dv")))
+    t = pd.DataFrame(rows).reindex(columns=OUTDO_COLUMNS).astype(object)
     return t.where(t.notna(), EMPTY)
 
 
 # ---------------------------------------------------------------- what Report 1's tables say; medlib's departures
+
 
 def _report1_test(metric: str = "AUC") -> pd.DataFrame:
     """Report 1's test numbers as a (dataset x model) table."""
@@ -912,37 +986,52 @@ def report1_readings() -> str:
     r1 = reference.report1()
 
     def v(ds, model, split, metric):
-        return float(r1[(r1["dataset"] == ds) & (r1["model"] == model) & (r1["split"] == split)
-                        & (r1["metric"] == metric)]["value"].iloc[0])
+        return float(
+            r1[(r1["dataset"] == ds) & (r1["model"] == model) & (r1["split"] == split) & (r1["metric"] == metric)][
+                "value"
+            ].iloc[0]
+        )
 
     auc = _report1_test("AUC")
     lines = []
-    gaps = [f"{ds} train AUC {v(ds, 'resnet18', 'train', 'AUC'):.3f}, test {v(ds, 'resnet18', 'test', 'AUC'):.3f}"
-            for ds in ("breastmnist", "retinamnist")]
+    gaps = [
+        f"{ds} train AUC {v(ds, 'resnet18', 'train', 'AUC'):.3f}, test {v(ds, 'resnet18', 'test', 'AUC'):.3f}"
+        for ds in ("breastmnist", "retinamnist")
+    ]
     sizes = [count_parameters(build_model(m, 1, 2)) / 1e6 for m in ("resnet18", "resnet50")]
-    lines.append(f"* **Train ≈ 1, test far lower** on the small sets (ResNet-18: {'; '.join(gaps)}): with no "
-                 f"augmentation and no weight decay, {sizes[0]:.1f}–{sizes[1]:.1f} M parameters memorise a few "
-                 "hundred images; the "
-                 "best-validation checkpoint limits the damage, it does not prevent it.")
-    lines.append(f"* **ChestMNIST**: test AUC {v('chestmnist', 'resnet18', 'test', 'AUC'):.3f} but ACC "
-                 f"{v('chestmnist', 'resnet18', 'test', 'ACC'):.3f}. It is multi-label with rare findings, so "
-                 "predicting \"no finding\" everywhere is accurate; AUC is the number to read (medlib trains it "
-                 "with BCE-with-logits, one sigmoid per finding).")
+    lines.append(
+        f"* **Train ≈ 1, test far lower** on the small sets (ResNet-18: {'; '.join(gaps)}): with no "
+        f"augmentation and no weight decay, {sizes[0]:.1f}–{sizes[1]:.1f} M parameters memorise a few "
+        "hundred images; the "
+        "best-validation checkpoint limits the damage, it does not prevent it."
+    )
+    lines.append(
+        f"* **ChestMNIST**: test AUC {v('chestmnist', 'resnet18', 'test', 'AUC'):.3f} but ACC "
+        f"{v('chestmnist', 'resnet18', 'test', 'ACC'):.3f}. It is multi-label with rare findings, so "
+        'predicting "no finding" everywhere is accurate; AUC is the number to read (medlib trains it '
+        "with BCE-with-logits, one sigmoid per finding)."
+    )
     parts = []
     for model in ("resnet18", "resnet50"):
         off = reference.official_scores(model, 28)["test_auc"]
         d = pd.DataFrame({"r1": auc[model], "off": off.reindex(auc.index)})
         ahead = [f"{ds} {r.r1:.3f} vs {r.off:.3f}" for ds, r in d.iterrows() if r.r1 >= r.off]
-        parts.append(f"its {model} trails the official {model} on {int((d.r1 < d.off).sum())} of {len(d)} sets"
-                     + (f" (level or ahead: {', '.join(ahead)})" if ahead else ""))
-    lines.append(f"* **Against the official ResNets at 28 px** (test AUC): {'; '.join(parts)}. Fewer epochs, plain "
-                 "SGD at 0.001 without a schedule, and the 7×7/2 stem that shrinks 28 px to 7 px before the first "
-                 "block (notebook 01).")
+        parts.append(
+            f"its {model} trails the official {model} on {int((d.r1 < d.off).sum())} of {len(d)} sets"
+            + (f" (level or ahead: {', '.join(ahead)})" if ahead else "")
+        )
+    lines.append(
+        f"* **Against the official ResNets at 28 px** (test AUC): {'; '.join(parts)}. Fewer epochs, plain "
+        "SGD at 0.001 without a schedule, and the 7×7/2 stem that shrinks 28 px to 7 px before the first "
+        "block (notebook 01)."
+    )
     better18 = int((auc["resnet18"] > auc["resnet50"]).sum())
     ties = int((auc["resnet18"] == auc["resnet50"]).sum())
-    lines.append(f"* **ResNet-18 vs ResNet-50**: Report 1 concludes the two \"differ little\" and ResNet-18 is "
-                 f"\"slightly better in most cases\"; in its own tables ResNet-18 has the higher test AUC on "
-                 f"{better18} of {len(auc)} sets, ties on {ties} and trails on {len(auc) - better18 - ties}.")
+    lines.append(
+        f'* **ResNet-18 vs ResNet-50**: Report 1 concludes the two "differ little" and ResNet-18 is '
+        f'"slightly better in most cases"; in its own tables ResNet-18 has the higher test AUC on '
+        f"{better18} of {len(auc)} sets, ties on {ties} and trails on {len(auc) - better18 - ties}."
+    )
     return "\n".join(lines)
 
 
@@ -964,25 +1053,33 @@ def report1_departures(df: pd.DataFrame) -> str:
         early = all(b <= 0.2 * epochs for b in best)
         notes = []
         if abs(diff) > max(test["std"], 0.01):
-            notes.append(f"test AUC {fmt(test['mean'], test['std'], test['n'])} vs Report 1's "
-                         f"{ref[('test', 'AUC')]:.3f} ({diff:+.3f}, {abs(diff) / test['std']:.1f} std)")
+            notes.append(
+                f"test AUC {fmt(test['mean'], test['std'], test['n'])} vs Report 1's "
+                f"{ref[('test', 'AUC')]:.3f} ({diff:+.3f}, {abs(diff) / test['std']:.1f} std)"
+            )
         if abs(train_acc["mean"] - ref[("train", "ACC")]) > 0.1:
-            notes.append(f"train ACC {fmt(train_acc['mean'], train_acc['std'], train_acc['n'])} vs "
-                         f"{ref[('train', 'ACC')]:.3f}")
+            notes.append(
+                f"train ACC {fmt(train_acc['mean'], train_acc['std'], train_acc['n'])} vs {ref[('train', 'ACC')]:.3f}"
+            )
         if not notes:
             continue
         why = f"best validation AUC at epochs {', '.join(map(str, best))} of {epochs}"
         if late:
-            why += f"; {late} of {len(best)} seeds peaked in the last quarter of the budget, still improving when " \
-                   "Report 1's epoch cut stopped them"
+            why += (
+                f"; {late} of {len(best)} seeds peaked in the last quarter of the budget, still improving when "
+                "Report 1's epoch cut stopped them"
+            )
         elif early:
-            why += ": the kept checkpoint comes from before the network memorised its training set, hence its " \
-                   "lower train metrics"
+            why += (
+                ": the kept checkpoint comes from before the network memorised its training set, hence its "
+                "lower train metrics"
+            )
         lines.append(f"* **{ds} {model}**: {'; '.join(notes)}. The records: {why}.")
     return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- the M3DV folds (notebook 03)
+
 
 def fold_table(ds: Dataset, k: int = 5) -> StyledTable:
     """Samples (positives) per split of each of the k stratified folds `kfold_datasets` cuts from `ds["all"]`."""
@@ -991,8 +1088,11 @@ def fold_table(ds: Dataset, k: int = 5) -> StyledTable:
         d = kfold_datasets(ds, k=k, fold=fold)
         counts = {f"{s} (pos)": f"{len(d[s])} ({int(d[s].y.sum())})" for s in ("train", "val", "test")}
         rows.append({"fold": fold, **counts})
-    return style(pd.DataFrame(rows).set_index("fold"), f"{ds.meta.name}_folds",
-                 f"{ds.meta.name} folds: samples (positives) per split")
+    return style(
+        pd.DataFrame(rows).set_index("fold"),
+        f"{ds.meta.name}_folds",
+        f"{ds.meta.name} folds: samples (positives) per split",
+    )
 
 
 # ---------------------------------------------------------------- the datasets (notebook 00)
@@ -1041,5 +1141,7 @@ def dataset_status(check_md5: bool = True) -> StyledTable:
 def missing_note(dataset: str, study: str = "report1") -> str:
     """Why a set has no medlib records in a table, and the one command that fills it (the same words on every
     machine, so a committed table does not depend on which data the machine that rendered it had)."""
-    return (f"no records in results/ yet: `python -m medlib reproduce --only '{study}/{dataset}/*'` "
-            f"(downloads {registry.file_name(dataset)} if it is missing)")
+    return (
+        f"no records in results/ yet: `python -m medlib reproduce --only '{study}/{dataset}/*'` "
+        f"(downloads {registry.file_name(dataset)} if it is missing)"
+    )
