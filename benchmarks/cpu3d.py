@@ -256,11 +256,11 @@ def table(rows: list[dict], unit: str = UNIT) -> str:
     return "\n".join(lines)
 
 
-def readme_text(rec: dict, unit: str = UNIT) -> str:
+def readme_text(record: dict, unit: str = UNIT) -> str:
     """One capability's table plus its provenance, as it goes into the README."""
-    m, v = rec["machine"], rec["versions"]
-    lines = [f"**{m['isa_label']}** (oneDNN kernels: {m['onednn_isa']})", "", table(rec["results"], unit), ""]
-    ev = rec.get("eval_memory")
+    m, v = record["machine"], record["versions"]
+    lines = [f"**{m['isa_label']}** (oneDNN kernels: {m['onednn_isa']})", "", table(record["results"], unit), ""]
+    ev = record.get("eval_memory")
     if ev:
         lines += [
             f"Evaluating the {ev['samples']}-cube AdrenalMNIST3D 64³ train split (baseline3d, memory-budget batches): "
@@ -270,7 +270,7 @@ def readme_text(rec: dict, unit: str = UNIT) -> str:
     lines.append(
         f"<sub>{m['processor']}, {m['cores']} cores, {m['torch_threads']} torch threads, "
         f"capability {m['cpu_capability']}, native bf16: {m['native_bf16']}; torch {v['torch']}; "
-        f"{rec['date'][:10]}; `{rec['command']}`. CL = channels_last. Each row is a fresh process; its fraction "
+        f"{record['date'][:10]}; `{record['command']}`. CL = channels_last. Each row is a fresh process; its fraction "
         "of SGEMM uses the SGEMM rate measured in that process.</sub>"
     )
     return "\n".join(lines) + "\n"
@@ -375,7 +375,7 @@ def measure(
     from medlib.engine.hardware import cpu_has_native_bf16
 
     capability = torch.backends.cpu.get_cpu_capability()
-    rec = {
+    record = {
         "command": "; ".join(([old["command"]] if old else []) + ["python " + shlex.join(sys.argv)]),
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {
@@ -397,8 +397,8 @@ def measure(
     }
     from medlib import atomic
 
-    atomic.write_json(out, rec)
-    print("\n" + readme_text(rec, unit))
+    atomic.write_json(out, record)
+    print("\n" + readme_text(record, unit))
     print(f"written {out}")
     return 0
 

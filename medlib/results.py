@@ -115,31 +115,31 @@ def study_rows(df: pd.DataFrame, studies) -> pd.DataFrame:
 # ---------------------------------------------------------------- the one reader: records checked, as rows
 
 
-def _row(run: Run, rec: dict) -> dict:
-    m = rec.get("metrics", {})
-    label = plan_labels().get(rec.get("key", ""), "")  # records made outside a plan have no label
-    v = rec.get("versions", {})
+def _row(run: Run, record: dict) -> dict:
+    m = record.get("metrics", {})
+    label = plan_labels().get(record.get("key", ""), "")  # records made outside a plan have no label
+    v = record.get("versions", {})
     return {
         "dir": str(run.dir),
         "study": parse_label(label).study,
         "label": label,
         **CONFIG_DEFAULTS,
-        **rec["config"],  # a field added after a record was made reads as its default
+        **record["config"],  # a field added after a record was made reads as its default
         **{f"{s}_{k}": m.get(s, {}).get(k, math.nan) for s in ("train", "val", "test") for k in ("auc", "acc")},
-        "best_epoch": rec.get("best_epoch"),
-        "seconds_per_epoch": rec.get("seconds_per_epoch"),
-        "wall_time_s": rec.get("wall_time_s"),
-        "device_name": rec.get("device"),
-        "precision": rec.get("precision", "fp32"),
-        "started": rec.get("started"),
-        "finished": rec.get("finished"),
-        "data_md5": (rec.get("data") or {}).get("md5"),
-        "task": (rec.get("data") or {}).get("task"),
+        "best_epoch": record.get("best_epoch"),
+        "seconds_per_epoch": record.get("seconds_per_epoch"),
+        "wall_time_s": record.get("wall_time_s"),
+        "device_name": record.get("device"),
+        "precision": record.get("precision", "fp32"),
+        "started": record.get("started"),
+        "finished": record.get("finished"),
+        "data_md5": (record.get("data") or {}).get("md5"),
+        "task": (record.get("data") or {}).get("task"),
         "torch": v.get("torch"),
         "medlib": v.get("medlib"),
-        "world_size": rec.get("world_size", 1),
-        "weights": (rec.get("weights") or {}).get("sha256"),  # set where results/ ships the run's weights.pt
-        "key": rec.get("key", ""),
+        "world_size": record.get("world_size", 1),
+        "weights": (record.get("weights") or {}).get("sha256"),  # set where results/ ships the run's weights.pt
+        "key": record.get("key", ""),
     }
 
 
@@ -154,10 +154,10 @@ def _count_rows(path: Path) -> tuple[list[str], int]:
         return header, sum(1 for line in f if line.strip())
 
 
-def _check_files(folder: Path, rec: dict) -> None:
+def _check_files(folder: Path, record: dict) -> None:
     """history.csv and the val / test scores exist, with the right header and one row per sample recorded."""
     for name, n in [("history.csv", None)] + [
-        (scores_path(folder, s).name, rec["data"].get(f"n_{s}")) for s in ("val", "test") if s in rec["metrics"]
+        (scores_path(folder, s).name, record["data"].get(f"n_{s}")) for s in ("val", "test") if s in record["metrics"]
     ]:
         path = folder / name
         if not path.is_file():
@@ -175,17 +175,17 @@ def _check_files(folder: Path, rec: dict) -> None:
                 problem = f"has {rows} rows but the run scored {n} samples"
         if problem:
             raise MedlibError(f"{path} {problem}")
-    shipped = rec.get("weights")
+    shipped = record.get("weights")
     if shipped is not None:  # the bytes are checked against the SHA-256 where they are loaded (runs.load_weights)
         path = folder / Path(str(shipped.get("file", ""))).name if isinstance(shipped, dict) else None
         if path is None or not path.is_file() or path.stat().st_size != shipped.get("bytes"):
             raise MedlibError(f"its weights entry names {path or shipped!r}, which is missing or of another size")
 
 
-def check_record(folder: Path, rec: dict) -> TrainConfig:
+def check_record(folder: Path, record: dict) -> TrainConfig:
     """The config of a complete record, after checking everything a table reads from it: config, task, metrics in
     [0, 1], counts, and the history and score files beside it. MedlibError says what is wrong."""
-    config = rec.get("config")
+    config = record.get("config")
     if not isinstance(config, dict):
         raise MedlibError("it has no config")
     if not isinstance(config.get("dataset"), str) or not config["dataset"]:
@@ -196,7 +196,7 @@ def check_record(folder: Path, rec: dict) -> TrainConfig:
         raise MedlibError(f"its config does not fit this medlib ({e})") from None
     except MedlibError as e:
         raise MedlibError(f"its config is invalid ({e})") from None
-    data, metrics = rec.get("data"), rec.get("metrics")
+    data, metrics = record.get("data"), record.get("metrics")
     if not isinstance(data, dict) or data.get("task") not in TASKS:
         raise MedlibError(
             f"its data.task is {(data or {}).get('task') if isinstance(data, dict) else data!r}, not "
@@ -209,12 +209,12 @@ def check_record(folder: Path, rec: dict) -> TrainConfig:
             if not _finite_unit(m.get(k)):
                 raise MedlibError(f"its {split} {k.upper()} is {m.get(k)!r}, not a number in [0, 1]")
     for k in ("best_epoch", "epochs_done", "epochs_saved"):
-        v = rec.get(k)
+        v = record.get(k)
         if v is not None and (not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= cfg.epochs):
             raise MedlibError(f"its {k} is {v!r}, not a whole number in 0..{cfg.epochs} (its epochs)")
-    if rec.get("key") != cfg.key():
-        raise MedlibError(f"its key {rec.get('key')!r} is not its config's ({cfg.key()}): the config was edited")
-    _check_files(folder, rec)
+    if record.get("key") != cfg.key():
+        raise MedlibError(f"its key {record.get('key')!r} is not its config's ({cfg.key()}): the config was edited")
+    _check_files(folder, record)
     return cfg
 
 
@@ -235,20 +235,20 @@ def _read_root(root: Path, complete_only: bool) -> list[tuple[Path, dict, TrainC
         if not (path.exists() or path.is_symlink()):  # a symlink loop "exists" not, and is damage all the same
             continue
         try:
-            rec = read_record(path)
+            record = read_record(path)
         except MedlibError as e:
             _skip(path, str(e).split(";")[0].removeprefix(f"{path} "))
             continue
-        if rec.get("status") != "complete":
+        if record.get("status") != "complete":
             if complete_only:
                 continue
-            if isinstance(rec.get("config"), dict):  # a run in progress: its row holds what it has so far
-                found.append((path.parent, rec, None))
+            if isinstance(record.get("config"), dict):  # a run in progress: its row holds what it has so far
+                found.append((path.parent, record, None))
             else:
                 _skip(path, "it has no config")
             continue
         try:
-            found.append((path.parent, rec, check_record(path.parent, rec)))
+            found.append((path.parent, record, check_record(path.parent, record)))
         except MedlibError as e:
             _skip(path, str(e))
     return found
@@ -259,18 +259,18 @@ def _deduplicate(found: list) -> list:
     not count as another seed. The folder with the run's own name wins, else the first found; a warning names both."""
     by_key: dict = {}
     for item in found:
-        folder, rec, cfg = item
+        folder, record, cfg = item
         if cfg is None:
             by_key[id(item)] = [item]
             continue
-        by_key.setdefault(rec["key"], []).append(item)
+        by_key.setdefault(record["key"], []).append(item)
     kept = []
     for items in by_key.values():
         items = sorted(items, key=lambda it: not (it[2] is not None and _canonical(it[0], it[2])))
         kept.append(items[0])
-        for folder, rec, cfg in items[1:]:
+        for folder, record, cfg in items[1:]:
             warn(
-                f"{folder} repeats the run in {items[0][0]} (same config {rec['key']}, seed {cfg.seed}); it is "
+                f"{folder} repeats the run in {items[0][0]} (same config {record['key']}, seed {cfg.seed}); it is "
                 "counted once. Delete or move the copy."
             )
     return kept
@@ -302,7 +302,7 @@ def records(*folders, complete_only: bool = True) -> pd.DataFrame:
             if item[0].resolve() not in seen:
                 seen.add(item[0].resolve())
                 found.append(item)
-    rows = [_row(Run(folder), rec) for folder, rec, _ in _deduplicate(found)]
+    rows = [_row(Run(folder), record) for folder, record, _ in _deduplicate(found)]
     cols = ["dir", "study", "label", *CONFIG_COLUMNS, *METRICS]
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=cols)
 

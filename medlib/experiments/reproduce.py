@@ -39,16 +39,16 @@ def run_status(folder: Path) -> tuple[str, int]:
     if not (path.exists() or path.is_symlink()):
         return ("partial", 0) if (folder / "last.pt").exists() else ("todo", 0)
     try:
-        rec = read_record(path)
-        if rec.get("status") == "complete":
-            return "complete", check_record(folder, rec).epochs
-        done = rec.get("epochs_saved", rec.get("epochs_done", 0))
-        epochs = TrainConfig(**rec["config"]).epochs
+        record = read_record(path)
+        if record.get("status") == "complete":
+            return "complete", check_record(folder, record).epochs
+        done = record.get("epochs_saved", record.get("epochs_done", 0))
+        epochs = TrainConfig(**record["config"]).epochs
     except (MedlibError, TypeError, KeyError, ValueError):
         return "damaged", 0
     if not isinstance(done, int) or isinstance(done, bool) or not 0 <= done <= epochs:
         return "damaged", 0
-    return ("failed" if rec.get("status") == "failed" else "partial"), done
+    return ("failed" if record.get("status") == "failed" else "partial"), done
 
 
 # what an epoch's cost depends on: finished runs equal on these took about as long per epoch
@@ -291,16 +291,16 @@ def ship(rows: list[dict]) -> list[Path]:
         folder = Path(r["folder"])
         if r["status"] != "complete" or not any(fnmatch.fnmatch(r["label"], p) for p in SHIP_WEIGHTS):
             continue
-        rec = load_run(folder).record
-        if "weights" not in rec and (folder / "best.pt").is_file():
+        record = load_run(folder).record
+        if "weights" not in record and (folder / "best.pt").is_file():
             w = ship_weights(folder)
             tqdm.write(f"{r['label']}: weights shipped ({w['bytes'] / 1e6:.2f} MB, sha256 {w['sha256'][:12]})")
-            rec["weights"] = w
+            record["weights"] = w
             changed.append(folder)
-        if "weights" in rec and "test" in rec["metrics"] and not (folder / VIEW_SCORES).is_file():
+        if "weights" in record and "test" in record["metrics"] and not (folder / VIEW_SCORES).is_file():
             net, cfg, meta = load_weights(folder)
             s = load_for_config(cfg, check=False)["test"]
-            write_view_scores(folder, net, cfg, meta, s.X, s.ids, s.y.numpy(), precision=rec.get("precision"))
+            write_view_scores(folder, net, cfg, meta, s.X, s.ids, s.y.numpy(), precision=record.get("precision"))
             tqdm.write(f"{r['label']}: test-time views scored ({VIEW_SCORES})")
             changed.append(folder)
     return changed

@@ -15,9 +15,9 @@ from ..results import select
 from ..tasks import MULTILABEL
 
 
-def chosen_run(rec: pd.DataFrame, dataset: str, studies=("report1", "tuned", "medmnist2d")) -> pd.Series | None:
+def chosen_run(df: pd.DataFrame, dataset: str, studies=("report1", "tuned", "medmnist2d")) -> pd.Series | None:
     """The run of a set with the best validation AUC among the given studies (chosen without the test split)."""
-    d = pd.concat([select(rec, s, dataset=dataset) for s in studies], ignore_index=True).drop_duplicates("dir")
+    d = pd.concat([select(df, s, dataset=dataset) for s in studies], ignore_index=True).drop_duplicates("dir")
     d = d[(d["task"] != MULTILABEL) & d["val_auc"].notna()]
     return None if d.empty else d.loc[d["val_auc"].idxmax()]
 

@@ -116,10 +116,10 @@ def auc_curves(runs: Iterable, **kw) -> Figure:
     return curves(runs, ("train_auc", "val_auc"), ylabel="AUC", **kw)
 
 
-def model_comparison(rec: pd.DataFrame, split: str = "test", metric: str = "AUC") -> Figure:
+def model_comparison(df: pd.DataFrame, split: str = "test", metric: str = "AUC") -> Figure:
     """Bars: medlib's ResNet-18 and ResNet-50 per dataset from the records (error bar: std over seeds); markers:
     Report 1's numbers."""
-    agg = aggregate_long(rec, ["dataset", "model"])
+    agg = aggregate_long(df, ["dataset", "model"])
     agg = agg[(agg["split"] == split) & (agg["metric"] == metric)]
     datasets = [d for d in reference.REPORT1_DATASETS if d in set(agg["dataset"])] + sorted(
         set(agg["dataset"]) - set(reference.REPORT1_DATASETS)

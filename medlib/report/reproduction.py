@@ -38,46 +38,46 @@ def _missing(study: str, what: str = "") -> Note:
     )
 
 
-def report1(rec, model: str = "resnet18"):
+def report1(df, model: str = "resnet18"):
     """Report 1's table for `model` (train/val/test AUC and ACC, mean ± std over seeds) beside Report 1 and official."""
-    d = results.select(rec, "report1", model=model)
+    d = results.select(df, "report1", model=model)
     if d.empty:
         return _missing("report1", f"{model} ")
     st = tables.compare(d, model)
     return st.set_caption(f"{st.caption}<br><small>{results.provenance(d, results.study_command('report1'))}</small>")
 
 
-def r18_vs_r50(rec):
-    d = results.select(rec, "report1")
+def r18_vs_r50(df):
+    d = results.select(df, "report1")
     if d["model"].nunique() < 2:
         return _missing("report1", "resnet18 + resnet50 ")
     st = tables.r18_vs_r50(d)
     return st.set_caption(f"{st.caption}<br><small>{results.provenance(d)}</small>")
 
 
-def table(rec, name: str):
+def table(df, name: str):
     """One of the study tables (studies.STUDIES) by its function's name, e.g. 'cv_table', styled with its
     provenance line as caption; a note naming the command where no record exists yet."""
     st = studies.study(name)
-    df = st.table(rec)
-    if df.empty:
+    t = st.table(df)
+    if t.empty:
         return _missing(st.studies[-1])
-    caption = f"{st.title}<br><small>{results.provenance(st.used(rec), st.command)}</small>"
-    return style(df, f"repro_{name}", caption).hide(axis="index")
+    caption = f"{st.title}<br><small>{results.provenance(st.used(df), st.command)}</small>"
+    return style(t, f"repro_{name}", caption).hide(axis="index")
 
 
-def batch_table(rec):
-    return table(rec, "batch_table")
+def batch_table(df):
+    return table(df, "batch_table")
 
 
-def study_runs(rec, study: str, **where) -> list:
+def study_runs(df, study: str, **where) -> list:
     """The Run folders of a study (for curves and diagnoses drawn from the committed histories)."""
-    return results.runs(results.select(rec, study, **where))
+    return results.runs(results.select(df, study, **where))
 
 
-def lr_batch_figure(rec):
+def lr_batch_figure(df):
     """Test AUC (mean ± std over folds) against the learning rate, one line per batch size (full batch included)."""
-    d = results.select(rec, "lr-batch")
+    d = results.select(df, "lr-batch")
     if d.empty:
         return _missing("lr-batch")
     agg = results.aggregate(d, ["batch_size", "lr"], ["test_auc", "best_epoch"])
@@ -98,9 +98,9 @@ def lr_batch_figure(rec):
     return fig
 
 
-def confusion(rec, dataset: str):
+def confusion(df, dataset: str):
     """The confusion matrices (counts, row-normalised) of a set's run chosen by validation AUC, or a note."""
-    row = confusion_.chosen_run(rec, dataset)
+    row = confusion_.chosen_run(df, dataset)
     if row is None:
         study = "report1" if dataset in plans.REPORT1_SETS else "medmnist2d"
         return Note(
@@ -113,20 +113,20 @@ def confusion(rec, dataset: str):
 RECIPE = ["dataset", "model", "epochs", "optimizer", "lr", "mixup_alpha"]  # what a twin run must share
 
 
-def _twins(rec, new: pd.DataFrame, study: str) -> pd.DataFrame:
+def _twins(df, new: pd.DataFrame, study: str) -> pd.DataFrame:
     """The study's committed records of the same recipe as the runs in `new`, other than those runs."""
-    old = results.select(rec, study)
+    old = results.select(df, study)
     old = old[old.set_index(RECIPE).index.isin(new.set_index(RECIPE).index)]
     return old[~old["dir"].isin(new["dir"])]
 
 
-def beside(rec, runs, study: str = "report1"):
+def beside(df, runs, study: str = "report1"):
     """Runs trained here set among the committed records of the same configs but other seeds: one row per run
     (train / val / test AUC and ACC, best epoch), the committed mean ± std, and where the new test AUC falls."""
     new = results.frame(runs)
     if new.empty:
         return Note("*No runs trained here yet.*")
-    old = _twins(rec, new, study)
+    old = _twins(df, new, study)
     cols = {
         "dataset": "dataset",
         "model": "model",
@@ -164,12 +164,12 @@ def beside(rec, runs, study: str = "report1"):
     ).hide(axis="index")
 
 
-def where_it_lands(rec, runs, study: str = "report1") -> Note:
+def where_it_lands(df, runs, study: str = "report1") -> Note:
     """One sentence per new run: its test AUC against the committed seeds' range and mean ± std."""
     new = results.frame(runs)
     lines = []
     for i, r in new.iterrows():
-        o = _twins(rec, new.loc[[i]], study)
+        o = _twins(df, new.loc[[i]], study)
         if o.empty:
             continue
         lo, hi, ms = o["test_auc"].min(), o["test_auc"].max(), results.mean_std(o["test_auc"])
@@ -183,13 +183,13 @@ def where_it_lands(rec, runs, study: str = "report1") -> Note:
     return Note("\n".join(lines) or "*No committed runs of the same config to compare with.*")
 
 
-def cv_beside(rec, runs, study: str = "report2"):
+def cv_beside(df, runs, study: str = "report2"):
     """Cross-validation runs trained here, per (model, α, seed), beside the committed records of the same
     recipe: mean ± std over folds and the pooled out-of-fold AUC (tables.cv_table on both)."""
     new = results.frame(runs)
     if new.empty:
         return Note("*No runs trained here yet.*")
-    old = _twins(rec, new, study)
+    old = _twins(df, new, study)
     both = pd.concat([old.assign(source="results/ (committed)"), new.assign(source="trained here")], ignore_index=True)
     t = tables.cv_table(both, None, ["source", "model", "mixup_alpha", "seed"])
     caption = "Cross-validation trained here beside the committed folds of the same recipe"
@@ -219,14 +219,14 @@ NO_M3DV = Note(
 )
 
 
-def tta(rec):
+def tta(df):
     """The test-time augmentation table of the shipped fold models, and a sentence computed from it."""
     if not nodules.m3dv_present():
         return NO_M3DV
-    t = tables.tta_table(rec)
+    t = tables.tta_table(df)
     if t.empty:
         return _missing("report2", "shipped-weights ")
-    used = tables.shipped_folds(rec)
+    used = tables.shipped_folds(df)
     st = style(
         t,
         "repro_tta",
@@ -237,10 +237,10 @@ def tta(rec):
     return st, Note(tables.tta_reading(t))
 
 
-def shipped_model(rec, fold: int = 0):
+def shipped_model(df, fold: int = 0):
     """(net, config, data description, the fold's held-out cubes, its record row) of a shipped Report 2 fold
     model."""
-    d = tables.shipped_folds(rec)
+    d = tables.shipped_folds(df)
     if d.empty or fold not in set(d["fold"]):
         raise MedlibError(
             f"results/ ships no Report 2 fold-{fold} model; `{results.study_command('report2')}` trains and ships them."
@@ -250,12 +250,12 @@ def shipped_model(rec, fold: int = 0):
     return net, cfg, meta, load_for_config(cfg, check=False)["test"], row
 
 
-def shipped_saliency(rec, fold: int = 0, n: int = 2):
+def shipped_saliency(df, fold: int = 0, n: int = 2):
     """Grad-CAM of a shipped fold model on n right and n wrong cubes of its held-out fold beside the
     randomised-weights check (heatmaps.sanity_figure), with a line naming the model and the correlations."""
     if not nodules.m3dv_present():
         return NO_M3DV
-    net, _, _, held, row = shipped_model(rec, fold)
+    net, _, _, held, row = shipped_model(df, fold)
     fig, rho = heatmaps.sanity_figure(net, held.X, held.y.numpy(), ["benign", "malignant"], n=n)
     return Note(
         f"`{row['label']}` (test AUC {row['test_auc']:.3f} on its {len(held)} held-out cubes): rank "
@@ -263,11 +263,11 @@ def shipped_saliency(rec, fold: int = 0, n: int = 2):
     ), fig
 
 
-def shipped_nodule(rec, fold: int = 0, index: int = 0):
+def shipped_nodule(df, fold: int = 0, index: int = 0):
     """One held-out cube of a shipped fold model in 3D, its Grad-CAM as translucent shells."""
     if not nodules.m3dv_present():
         return NO_M3DV
-    net, cfg, meta, held, row = shipped_model(rec, fold)
+    net, cfg, meta, held, row = shipped_model(df, fold)
     cube = held.X[index]
     p = float(score_split(net, cfg, meta, cube[None], precision=row["precision"])[0][0, 1])
     voxel = cube[0].numpy()
@@ -279,9 +279,9 @@ def shipped_nodule(rec, fold: int = 0, index: int = 0):
     )
 
 
-def final_weights(rec) -> Path:
+def final_weights(df) -> Path:
     """The shipped final (`--fold all`) model's weights.pt, as `python -m medlib predict --checkpoint` takes it."""
-    d = results.shipped(results.select(rec, "report2-final"))
+    d = results.shipped(results.select(df, "report2-final"))
     if d.empty:
         raise MedlibError(
             "results/ ships no final Report 2 model; `python -m medlib reproduce --only "

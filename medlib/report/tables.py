@@ -58,11 +58,11 @@ from .styled import BAD, GOOD, MARGIN, MUTED, StyledTable, style
 # ---------------------------------------------------------------- Report 1's layout, from the records
 
 
-def aggregate_long(rec: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+def aggregate_long(df: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     """results.aggregate of the records in long form: mean, std and n per (by..., split, metric) over seeds or folds."""
     by = list(by)
     rows = []
-    for _, a in aggregate(rec, by).iterrows():
+    for _, a in aggregate(df, by).iterrows():
         for split in ("train", "val", "test"):
             for metric in ("auc", "acc"):
                 v = f"{split}_{metric}"
@@ -95,12 +95,12 @@ def _describe(cfgs: pd.DataFrame) -> str:
     return f"{ep} epochs, {train}, {seeds} seed{'s' if seeds > 1 else ''} per cell"
 
 
-def report_layout(rec: pd.DataFrame, model: str = "resnet18") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def report_layout(df: pd.DataFrame, model: str = "resnet18") -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Report 1's table for one model from the records: (mean, std, n), rows trainAUC..testACC, columns datasets."""
-    rec = rec[rec["model"] == model]
-    if rec.empty:
+    df = df[df["model"] == model]
+    if df.empty:
         raise MedlibError(f"No complete {model} runs among those given.")
-    agg = aggregate_long(rec, ["dataset"])
+    agg = aggregate_long(df, ["dataset"])
     agg["row"] = agg["split"] + agg["metric"]
     out = []
     for col in ("mean", "std", "n"):
@@ -110,7 +110,7 @@ def report_layout(rec: pd.DataFrame, model: str = "resnet18") -> tuple[pd.DataFr
 
 
 def compare(
-    rec: pd.DataFrame, model: str = "resnet18", official_size: int | None = None, all_sets: bool = True
+    df: pd.DataFrame, model: str = "resnet18", official_size: int | None = None, all_sets: bool = True
 ) -> StyledTable:
     """Report 1's table for `model` with, per dataset, three columns: medlib (these records), Report 1, official;
     all ten of Report 1's sets unless all_sets is False (then only those the records cover).
@@ -119,8 +119,8 @@ def compare(
     'official' is MedMNIST v2's benchmark for the same ResNet at 28 (or 224) px; it reports test numbers only.
     """
     every = REPORT1_DATASETS if all_sets else []  # Report 1's ten column groups, with or without records
-    mean, std, n = (t.reindex(columns=_order([*every, *t.columns])) for t in report_layout(rec, model))
-    size = official_size or int(rec["size"].mode()[0])
+    mean, std, n = (t.reindex(columns=_order([*every, *t.columns])) for t in report_layout(df, model))
+    size = official_size or int(df["size"].mode()[0])
     size = 224 if size >= 224 else 28
     r1 = reference.report1_table(model)
     off = reference.official_scores(model, size)
@@ -152,7 +152,7 @@ def compare(
     st.apply(lambda _: css, axis=None)
     absent = [d for d in mean.columns if mean[d].isna().all()]
     st.set_caption(
-        f"{model}: medlib ({_describe(rec[rec['model'] == model])}) "
+        f"{model}: medlib ({_describe(df[df['model'] == model])}) "
         f"beside Report 1 and the official MedMNIST v2 benchmark" + _absent_note(absent)
     )
     return st
@@ -165,10 +165,10 @@ def _absent_note(absent: list[str]) -> str:
     return "<br><small>– no medlib runs: " + "; ".join(f"{d}: {missing_note(d)}" for d in absent) + "</small>"
 
 
-def r18_vs_r50(rec: pd.DataFrame, split: str = "test", metric: str = "AUC") -> StyledTable:
+def r18_vs_r50(df: pd.DataFrame, split: str = "test", metric: str = "AUC") -> StyledTable:
     """One row per dataset: ResNet-18 and ResNet-50 side by side for medlib (the records), Report 1 and the
     benchmark. The better of each pair is in bold."""
-    agg = aggregate_long(rec, ["dataset", "model"])
+    agg = aggregate_long(df, ["dataset", "model"])
     agg = agg[(agg["split"] == split) & (agg["metric"] == metric)]
     datasets = _order([*REPORT1_DATASETS, *agg["dataset"]])
     models = ["resnet18", "resnet50"]
