@@ -1,40 +1,12 @@
-"""Confusion matrices of a chosen run on its test split: counts and row-normalised, with the classes' names."""
+"""The confusion-matrix figure of a chosen run (counts and row-normalised); its table is `tables.confusion_table`."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from ..data import registry
-from ..engine.runs import Run
-from ..metrics import confusion_matrix
-from ..results import select
-from ..tasks import MULTILABEL
-
-
-def chosen_run(df: pd.DataFrame, dataset: str, studies=("report1", "tuned", "medmnist2d")) -> pd.Series | None:
-    """The run of a set with the best validation AUC among the given studies (chosen without the test split)."""
-    d = pd.concat([select(df, s, dataset=dataset) for s in studies], ignore_index=True).drop_duplicates("dir")
-    d = d[(d["task"] != MULTILABEL) & d["val_auc"].notna()]
-    return None if d.empty else d.loc[d["val_auc"].idxmax()]
-
-
-def class_names(dataset: str) -> list[str]:
-    """MedMNIST's class names in label order (medmnist.INFO's 'label'), shortened to their first words."""
-    labels = registry.info(dataset)["label"]
-    return [" ".join(labels[str(i)].split()[:3]) for i in range(len(labels))]
-
-
-def confusion_table(row: pd.Series, split: str = "test") -> pd.DataFrame:
-    """Counts [true, predicted] of one run's saved per-sample scores, indexed by class name."""
-    scores = Run(Path(row["dir"])).scores(split)
-    cols = [c for c in scores.columns if c.startswith("score_")]
-    names = class_names(row["dataset"])
-    m = confusion_matrix(scores["label"].to_numpy(), scores[cols].to_numpy(), len(names))
-    return pd.DataFrame(m, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted"))
+from .tables import confusion_table
 
 
 def confusion_figure(row: pd.Series, split: str = "test") -> Figure:

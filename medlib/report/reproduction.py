@@ -100,7 +100,7 @@ def lr_batch_figure(df):
 
 def confusion(df, dataset: str):
     """The confusion matrices (counts, row-normalised) of a set's run chosen by validation AUC, or a note."""
-    row = confusion_.chosen_run(df, dataset)
+    row = tables.chosen_run(df, dataset)
     if row is None:
         study = "report1" if dataset in plans.REPORT1_SETS else "medmnist2d"
         return Note(

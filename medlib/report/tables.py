@@ -32,7 +32,7 @@ from ..data.info import info_table
 from ..engine.runs import Run
 from ..ensemble import average, member_scores, mix
 from ..errors import MedlibError
-from ..metrics import auc, bootstrap_ci
+from ..metrics import auc, bootstrap_ci, confusion_matrix
 from ..models import build_model, count_parameters
 from ..results import (
     EMPTY,
@@ -49,7 +49,7 @@ from ..results import (
     shipped,
     study_rows,
 )
-from ..tasks import BINARY
+from ..tasks import BINARY, MULTILABEL
 from ..tta import VIEW_SCORES, VIEW_SETS, read_view_scores, view_name, views
 from . import reference
 from .reference import REPORT1_DATASETS, ROWS
@@ -1145,3 +1145,28 @@ def missing_note(dataset: str, study: str = "report1") -> str:
         f"no records in results/ yet: `python -m medlib reproduce --only '{study}/{dataset}/*'` "
         f"(downloads {registry.file_name(dataset)} if it is missing)"
     )
+
+
+# ---------------------------------------------------------------- confusion matrices (Report 1's multi-class sets)
+
+
+def chosen_run(df: pd.DataFrame, dataset: str, studies=("report1", "tuned", "medmnist2d")) -> pd.Series | None:
+    """The run of a set with the best validation AUC among the given studies (chosen without the test split)."""
+    d = pd.concat([select(df, s, dataset=dataset) for s in studies], ignore_index=True).drop_duplicates("dir")
+    d = d[(d["task"] != MULTILABEL) & d["val_auc"].notna()]
+    return None if d.empty else d.loc[d["val_auc"].idxmax()]
+
+
+def class_names(dataset: str) -> list[str]:
+    """MedMNIST's class names in label order (medmnist.INFO's 'label'), shortened to their first words."""
+    labels = registry.info(dataset)["label"]
+    return [" ".join(labels[str(i)].split()[:3]) for i in range(len(labels))]
+
+
+def confusion_table(row: pd.Series, split: str = "test") -> pd.DataFrame:
+    """Counts [true, predicted] of one run's saved per-sample scores, indexed by class name."""
+    scores = Run(Path(row["dir"])).scores(split)
+    cols = [c for c in scores.columns if c.startswith("score_")]
+    names = class_names(row["dataset"])
+    m = confusion_matrix(scores["label"].to_numpy(), scores[cols].to_numpy(), len(names))
+    return pd.DataFrame(m, index=pd.Index(names, name="true"), columns=pd.Index(names, name="predicted"))
