@@ -171,7 +171,7 @@ def test_final_split_is_a_stratified_share_of_every_sample(tmp_path):
 def test_both_nodule_sources_take_the_recipe_from_cubes():
     from medlib.data import cubes, m3dv, nodules
 
-    for name in ("LABEL_NAMES", "check_options", "prepare_sample"):
+    for name in ("cube_meta", "check_options", "prepare_sample"):  # cube_meta carries LABEL_NAMES
         assert getattr(m3dv, name) is getattr(cubes, name) is getattr(nodules, name)
 
 

@@ -14,7 +14,8 @@ import torch
 from ..errors import MedlibError
 from ..ops.augment import augment_batch
 from ..ops.crop import apply_mask, crop_cube, mask_centroid
-from .base import Dataset, Split
+from ..tasks import BINARY
+from .base import Dataset, Meta, Split
 
 M3DV = "m3dv"
 NODULE_CUBES = "nodulemnist3d-cubes"  # NoduleMNIST3D (28³ or 64³) auto-masked, cropped, folded like M3DV
@@ -24,6 +25,22 @@ ALL_FOLDS = -1  # `--fold all`: the final model, trained on every labelled cube
 # The course gives only a 0/1 label per nodule; benign/malignant is our reading of it, not the course's words.
 LABEL_NAMES = {"0": "benign", "1": "malignant"}
 CENTERS = ("mask", "volume")
+
+
+def cube_meta(name: str, crop: int, md5: str | None, source: str, content_md5: str | None = None) -> Meta:
+    """The metadata of a set of nodule cubes (M3DV or its NoduleMNIST3D stand-in): one binary channel of crop³."""
+    return Meta(
+        name=name,
+        task=BINARY,
+        n_classes=2,
+        n_channels=1,
+        dims=3,
+        size=crop,
+        label_names=dict(LABEL_NAMES),
+        md5=md5,
+        source=source,
+        content_md5=content_md5,
+    )
 
 
 def is_cube_set(name: str) -> bool:

@@ -20,12 +20,11 @@ import torch
 from .. import atomic
 from ..errors import MedlibError, permission_denied
 from ..progress import tqdm
-from ..tasks import BINARY
-from .base import Dataset, Meta, Split
+from .base import Dataset, Split
 from .cubes import (
-    LABEL_NAMES,
     M3DV,
     check_options,
+    cube_meta,
     prepare_sample,
 )
 from .files import cache_dir, data_root
@@ -286,16 +285,5 @@ def load_m3dv(
         if cache:
             _write_cache(cache_file, X, names)
     md5 = _source_md5(names, y, stats)
-    meta = Meta(
-        name=M3DV,
-        task=BINARY,
-        n_classes=2,
-        n_channels=1,
-        dims=3,
-        size=crop,
-        label_names=dict(LABEL_NAMES),
-        md5=md5,
-        source=str(folder),
-        content_md5=content_md5(paths, y),
-    )
+    meta = cube_meta(M3DV, crop, md5, str(folder), content_md5(paths, y))
     return Dataset(meta, {"all": Split(torch.from_numpy(X), torch.from_numpy(y), names)})

@@ -17,10 +17,9 @@ import torch
 
 from ..errors import MedlibError
 from ..ops.crop import auto_mask
-from ..tasks import BINARY
 from . import registry
-from .base import Dataset, Meta, Split
-from .cubes import LABEL_NAMES, M3DV, NODULE_CUBES, check_options, prepare_sample
+from .base import Dataset, Split
+from .cubes import M3DV, NODULE_CUBES, check_options, cube_meta, prepare_sample
 from .m3dv import default_folder, load_m3dv, load_sample, read_labels
 from .medmnist import SPLITS, load_medmnist
 
@@ -77,17 +76,7 @@ def load_nodulemnist3d(
                 [i for s in SPLITS for i in splits[s].ids],
             )
         }
-    meta = Meta(
-        name=FALLBACK,
-        task=BINARY,
-        n_classes=2,
-        n_channels=1,
-        dims=3,
-        size=crop,
-        label_names=dict(LABEL_NAMES),
-        md5=registry.md5(FALLBACK, size),
-        source=raw.meta.source,
-    )
+    meta = cube_meta(FALLBACK, crop, registry.md5(FALLBACK, size), raw.meta.source)
     return Dataset(meta, splits)
 
 
