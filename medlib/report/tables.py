@@ -376,9 +376,10 @@ def tuned_table(df: pd.DataFrame) -> pd.DataFrame:
 
 
 @lru_cache(maxsize=1)
-def search_names() -> dict[str, str]:
-    """config key -> candidate name for the recipe search (its runs may also carry a 'tuned' label)."""
-    return {cfg.key(): plans.parse_label(label).parts[1] for label, cfg in plans.recipe_search()}
+def candidate_names(entries) -> dict[str, str]:
+    """config key -> candidate name (a label's second part) for a plan's candidate runs: the recipe search's (its runs
+    may also carry a 'tuned' label) or the cross-validated finalists'."""
+    return {cfg.key(): plans.parse_label(label).parts[1] for label, cfg in entries}
 
 
 def _search(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
@@ -387,7 +388,7 @@ def _search(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     d = select(df, "search")
     if d.empty:
         return None
-    d = d.assign(candidate=d["key"].map(search_names()))
+    d = d.assign(candidate=d["key"].map(candidate_names(plans.recipe_search())))
     return d, aggregate(d, ["candidate"]).sort_values("val_auc_mean", ascending=False, kind="stable")
 
 
@@ -425,8 +426,7 @@ def selection_table(df: pd.DataFrame) -> pd.DataFrame:
     d = select(df, "select")
     if d.empty:
         return pd.DataFrame()
-    names = {cfg.key(): plans.parse_label(label).parts[1] for label, cfg in plans.breast_selection()}
-    d = d.assign(candidate=d["key"].map(names))
+    d = d.assign(candidate=d["key"].map(candidate_names(plans.breast_selection())))
     agg = aggregate(d, ["candidate"]).sort_values("val_auc_mean", ascending=False, kind="stable")
     full = agg[agg["n"] == plans.CV_FOLDS]
     best = str(full["candidate"].iloc[0]) if len(full) else None
