@@ -173,7 +173,7 @@ class TrainConfig:
         "channels-last memory layout",
         choices=("auto", "on", "off"),
         engineering=True,
-        meanings={"auto": "on for CUDA and for 3D on CPU"},
+        meanings={"auto": "on for CUDA and CPU"},
     )
     compile: bool = knob(False, "torch.compile the training network", engineering=True)
     eval_batch_size: int = knob(

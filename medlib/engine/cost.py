@@ -11,6 +11,7 @@ what cannot finish.
 
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 
 import torch
@@ -44,9 +45,16 @@ def flops_per_sample(model: str, in_channels: int, n_classes: int, sample_shape:
     """{'train': forward+backward FLOPs, 'eval': forward FLOPs} for one sample, counted on the meta device."""
     with torch.device("meta"):
         net = build_model(model, in_channels, n_classes, stem=stem)
-        x = torch.zeros((2, *sample_shape))  # BatchNorm needs 2 in training mode
+    return network_flops(net, sample_shape)
+
+
+def network_flops(net: torch.nn.Module, sample_shape: tuple) -> dict:
+    """flops_per_sample for a built network as it is set (e.g. a convolution's one-position path switched
+    off), counted on a shapes-only copy: what its own forward and backward compute."""
+    probe = copy.deepcopy(getattr(net, "module", net)).to("meta").train()
+    x = torch.zeros((2, *sample_shape), device="meta")  # BatchNorm needs 2 in training mode
     with FlopCounterMode(display=False) as fwd:
-        out = net(x)
+        out = probe(x)
     with FlopCounterMode(display=False) as bwd:
         out.sum().backward()
     f, b = fwd.get_total_flops(), bwd.get_total_flops()

@@ -6,14 +6,15 @@ import torch
 from torch import nn
 
 from ..choices import STEMS
+from .conv import Conv2d
 
 
 def conv3x3(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)  # BN follows, so no bias
+    return Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False)  # BN follows, so no bias
 
 
 def conv1x1(cin: int, cout: int, stride: int = 1) -> nn.Conv2d:
-    return nn.Conv2d(cin, cout, 1, stride=stride, bias=False)
+    return Conv2d(cin, cout, 1, stride=stride, bias=False)
 
 
 def shortcut(cin: int, cout: int, stride: int) -> nn.Module:

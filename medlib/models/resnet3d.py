@@ -6,10 +6,11 @@ import torch
 from torch import nn
 
 from ..choices import STEMS
+from .conv import Conv3d
 
 
 def conv3(cin: int, cout: int, stride: int = 1) -> nn.Conv3d:
-    return nn.Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False)  # BN follows, so no bias
+    return Conv3d(cin, cout, 3, stride=stride, padding=1, bias=False)  # BN follows, so no bias
 
 
 class BasicBlock3D(nn.Module):
@@ -22,7 +23,7 @@ class BasicBlock3D(nn.Module):
         self.shortcut = (
             nn.Identity()
             if stride == 1 and cin == cout
-            else nn.Sequential(nn.Conv3d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm3d(cout))
+            else nn.Sequential(Conv3d(cin, cout, 1, stride=stride, bias=False), nn.BatchNorm3d(cout))
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
