@@ -4,11 +4,14 @@ The same measurement as benchmarks/cpu3d.py, in fresh processes, per instruction
 images/s, GFLOP/s from torch's FLOP counter, fraction of the SGEMM rate measured in the same process,
 peak RSS and sys/user time; results in benchmarks/results/cpu2d-<isa>.json.
 
-    fp32    allocator tuned, `--preset report1 --amp fp32` (contiguous layout: `--channels-last auto` on CPU 2D)
-    cl      as fp32 with channels_last
+    before  glibc's defaults, contiguous layout, fp32, every convolution tap computed (medlib before issue 26)
+    fp32    allocator tuned, `--preset report1 --amp fp32` (channels_last: `--channels-last auto` on CPU), and a
+            1x1 output computed as a matrix product over the taps that meet data (models.conv)
+    contiguous  as fp32 in the contiguous layout
     auto    `--amp auto` (bf16 only where the CPU computes it natively)
 
-    python benchmarks/cpu2d.py [--isa native|avx2] [--quick] [--modes fp32,cl,auto] [--load 2 --threads 1,2]
+    python benchmarks/cpu2d.py [--isa native|avx2] [--quick] [--modes before,fp32,contiguous,auto]
+        [--load 2 --threads 1,2]
 """
 
 from __future__ import annotations
@@ -35,14 +38,16 @@ CASES = {
 MODES = {
     "before": {"amp": "fp32", "channels_last": "off"},
     "fp32": {"amp": "fp32", "channels_last": "auto"},
-    "cl": {"amp": "fp32", "channels_last": "on"},
+    "contiguous": {"amp": "fp32", "channels_last": "off"},
     "auto": {"amp": "auto", "channels_last": "auto"},
 }
 
 
 def main(argv=None) -> int:
     child = functools.partial(cpu3d.child_train, cases=CASES, modes=MODES)
-    return cpu3d.measure(__file__, NAME, CASES, MODES, next(iter(CASES)), "fp32,cl,auto", child, argv, UNIT, MARKERS)
+    return cpu3d.measure(
+        __file__, NAME, CASES, MODES, next(iter(CASES)), "before,fp32,contiguous,auto", child, argv, UNIT, MARKERS
+    )
 
 
 if __name__ == "__main__":

@@ -5,9 +5,10 @@ For each case (a model on its real data and recipe) and each mode, a fresh proce
 backward, not what DenseNet3D recomputes), the fraction of the SGEMM rate measured in that same process,
 peak resident memory and system/user CPU time:
 
-    before  glibc's default allocator, contiguous layout, fp32 (medlib 0.1)
+    before  glibc's default allocator, contiguous layout, fp32, every convolution tap computed (medlib 0.1)
     plain   as fp32, but DenseNet3D keeps every activation as the plain network did (no recomputation)
-    fp32    allocator tuned (engine.hardware.tune_allocator), channels_last for 3D, fp32
+    fp32    glibc tuned to keep freed memory (engine.hardware.tune_allocator), channels_last, fp32
+    tcmalloc  as fp32 with tcmalloc preloaded (what `python -m medlib train` starts with where it is installed)
     auto    as fp32, plus `--amp auto` (bf16 only where the CPU computes it natively)
     sysmalloc  as fp32 with glibc's default allocator: the least memory, more kernel time
 
@@ -95,8 +96,10 @@ MODES = {
     "fp32": {"amp": "fp32", "channels_last": "auto"},
     "auto": {"amp": "auto", "channels_last": "auto"},
     "sysmalloc": {"amp": "fp32", "channels_last": "auto"},
+    "tcmalloc": {"amp": "fp32", "channels_last": "auto"},
 }
 SYSTEM_MALLOC = ("before", "sysmalloc")  # modes run with glibc's default allocator (MEDLIB_MALLOC=system)
+TCMALLOC = ("tcmalloc",)  # modes run with tcmalloc preloaded; every other mode with none
 DEFAULT_CASES, DEFAULT_MODES = "densenet3d@32", "plain,fp32,auto"
 
 
@@ -136,7 +139,7 @@ def child_train(case: str, mode: str, samples: int, cases=None, modes=None) -> d
     import torch
 
     from medlib import make_config
-    from medlib.engine.cost import flops_per_sample
+    from medlib.engine.cost import network_flops
     from medlib.engine.hardware import allocator_state, sgemm_gflops
     from medlib.engine.loop import train_epoch
     from medlib.engine.splits import load_for_config
@@ -152,6 +155,8 @@ def child_train(case: str, mode: str, samples: int, cases=None, modes=None) -> d
     for m in t.net.modules():
         if hasattr(m, "memory_efficient"):  # DenseNet3D: 'plain' keeps every activation, as before issue 26
             m.memory_efficient = mode not in ("plain", "before")
+        if hasattr(m, "one_position"):  # models.conv: 'before' computes every tap, padding included
+            m.one_position = mode != "before"
     X, y = ds["train"].X, ds["train"].y
     n = min(samples, len(X))
     train_epoch(
@@ -161,7 +166,7 @@ def child_train(case: str, mode: str, samples: int, cases=None, modes=None) -> d
     r0, w0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
     train_epoch(t.net, t.opt, X[:n], y[:n], cfg, ds.meta, t.device, t.generator, t.how)
     wall, r1 = time.perf_counter() - w0, resource.getrusage(resource.RUSAGE_SELF)
-    flops = flops_per_sample(cfg.model, ds.meta.n_channels, ds.meta.n_classes, tuple(X.shape[1:]), cfg.stem)["train"]
+    flops = network_flops(t.net, tuple(X.shape[1:]))["train"]  # what this mode's network computes
     # (on the meta device DenseNet3D runs its plain path: the count is the network's work, not its recomputation)
     user, sys_ = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
     rate = n / wall
@@ -213,6 +218,20 @@ def child_eval() -> dict:
         "seconds": round(time.perf_counter() - t, 1),
         "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
     }
+
+
+def allocator_env(mode: str) -> dict:
+    """The allocator a mode's child runs with: glibc's defaults, tcmalloc preloaded, or glibc tuned."""
+    if mode in SYSTEM_MALLOC:
+        return {"MEDLIB_MALLOC": "system", "LD_PRELOAD": ""}
+    if mode not in TCMALLOC:
+        return {"LD_PRELOAD": ""}
+    from medlib.engine.hardware import TCMALLOC_ENV, find_tcmalloc
+
+    library = find_tcmalloc()
+    if not library:
+        raise SystemExit(f"mode {mode}: no tcmalloc installed (apt install libtcmalloc-minimal4, or conda gperftools)")
+    return {"LD_PRELOAD": library, **TCMALLOC_ENV}
 
 
 def run_child(script: str, args: list[str], env_extra: dict, load: int = 0) -> dict:
@@ -312,7 +331,8 @@ def measure(
     p.add_argument("--out", default=None, help=f"default benchmarks/results/{name}-<isa>.json")
     p.add_argument("--cases", default=default_cases)
     p.add_argument("--modes", default=default_modes)
-    p.add_argument("--batches", default="", help="peak-RSS rows at these batch sizes (fp32 mode, 2 batches each)")
+    p.add_argument("--batches", default="", help="peak-RSS rows at these batch sizes (2 batches each)")
+    p.add_argument("--batch-mode", default="fp32", help="the mode of the --batches rows (e.g. tcmalloc)")
     p.add_argument("--load", type=int, default=0, help="busy processes beside the --threads rows")
     p.add_argument("--threads", default="", help="with --load: one fp32 row per thread count, e.g. 1,2")
     p.add_argument("--samples", type=int, default=0, help="timed samples per row (default the case's)")
@@ -334,7 +354,7 @@ def measure(
     if args.write_readme:
         return write_readme(args.write_readme, name, unit, markers)
     picked, picked_modes = args.cases.split(","), [m for m in args.modes.split(",") if m]
-    bad = [c for c in picked if c not in cases] + [m for m in picked_modes if m not in modes]
+    bad = [c for c in picked if c not in cases] + [m for m in [*picked_modes, args.batch_mode] if m not in modes]
     if bad:
         print(
             f"{name}: unknown case/mode {', '.join(bad)}; cases: {', '.join(cases)}; modes: {', '.join(modes)}",
@@ -350,10 +370,10 @@ def measure(
         _, _, n_after, n_before = cases[case]
         for mode in picked_modes:
             n = args.samples or (64 if args.quick else (n_before if mode == "before" else n_after))
-            env = {"MEDLIB_MALLOC": "system"} if mode in SYSTEM_MALLOC else {}
-            jobs.append(([case, mode, str(n)], env, 0, {}))
+            jobs.append(([case, mode, str(n)], allocator_env(mode), 0, {}))
         for b in [int(b) for b in args.batches.split(",") if b]:
-            jobs.append(([case, "fp32", str(2 * b)], {"CPU3D_BATCH": str(b)}, 0, {"batch_row": True}))
+            env = {**allocator_env(args.batch_mode), "CPU3D_BATCH": str(b)}
+            jobs.append(([case, args.batch_mode, str(2 * b)], env, 0, {"batch_row": True}))
         for th in [int(t) for t in args.threads.split(",") if t]:
             n = args.samples or (64 if args.quick else n_before)
             jobs.append(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
@@ -13,9 +14,10 @@ import pandas as pd
 
 from . import submission
 from .book import build as report_build
+from .book import kernel
 from .config import check_device
 from .data.info import info_table
-from .engine import fit
+from .engine import fit, hardware
 from .engine.checkpoint import check_compatible, load_model
 from .engine.device import resolve_device
 from .engine.distributed import is_main
@@ -29,7 +31,7 @@ from .report import studies
 from .version import __version__
 
 # every sub-command beyond train / evaluate / info lives beside the code it drives and registers itself
-SUBCOMMANDS = (submission, sweep, cv, reproduce, studies, report_build)
+SUBCOMMANDS = (submission, sweep, cv, reproduce, studies, report_build, kernel)
 
 
 def cmd_train(args) -> None:
@@ -126,7 +128,28 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+TRAINING_COMMANDS = ("train", "cv", "sweep", "reproduce")
+
+
+def relaunch_under_tcmalloc(argv: list[str]) -> None:
+    """A training command starts again with tcmalloc preloaded when it is installed but not loaded: an allocator
+    must be in place before Python starts (engine.hardware says what it saves). MEDLIB_MALLOC=glibc opts out."""
+    if not argv or argv[0] not in TRAINING_COMMANDS:
+        return
+    env = hardware.tcmalloc_relaunch_env(os.environ, hardware.find_tcmalloc())
+    if env is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os.execve(sys.executable, [sys.executable, "-m", "medlib", *argv], env)
+
+
 def main(argv=None) -> int:
+    if argv is None:  # a process of its own (`python -m medlib`, the `medlib` script), not a call from Python
+        try:
+            relaunch_under_tcmalloc(sys.argv[1:])
+        except MedlibError as e:
+            print(f"medlib: error: {e}", file=sys.stderr)
+            return 2
     args = build_parser().parse_args(argv)
     with warnings.catch_warnings(), _sigterm_as_interrupt():
         warnings.simplefilter("default", MedlibWarning)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from medlib.engine.hardware import find_tcmalloc
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -88,18 +90,44 @@ def test_cpu3d_quick_records_every_measure(real_data, tmp_path):
     assert "cpu3d.py" in rec["command"]
 
 
+@pytest.mark.skipif(not find_tcmalloc(), reason="no tcmalloc installed")
+def test_tcmalloc_mode_runs_preloaded_and_before_computes_every_tap(real_data, tmp_path):
+    out = tmp_path / "cpu2d.json"
+    cmd = [
+        sys.executable,
+        "benchmarks/cpu2d.py",
+        "--quick",
+        "--samples",
+        "16",
+        "--modes",
+        "before,fp32",
+        "--out",
+        str(out),
+    ]
+    r = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr
+    before, fp32 = json.loads(out.read_text())["results"]
+    assert before["gflop_per_sample"] > fp32["gflop_per_sample"]  # the padding taps of layer4's 1x1 maps
+    assert (before["channels_last"], fp32["channels_last"]) == (False, True)
+    out3 = tmp_path / "cpu3d.json"
+    cmd = [sys.executable, "benchmarks/cpu3d.py", "--quick", "--cases", "baseline3d@28", "--modes", "tcmalloc"]
+    r = subprocess.run([*cmd, "--out", str(out3)], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out3.read_text())["results"][0]["allocator"] == "tcmalloc (LD_PRELOAD)"
+
+
 @pytest.mark.skipif(not host_has("avx512f"), reason="capping at AVX2 is checked on an AVX-512 CPU")
 def test_cpu2d_isa_cap_takes_effect_and_appends(real_data, tmp_path):
     out = tmp_path / "cpu2d.json"
     base = [sys.executable, "benchmarks/cpu2d.py", "--quick", "--isa", "avx2", "--samples", "16", "--out", str(out)]
-    for extra in (["--modes", "fp32"], ["--modes", "cl", "--append", "--load", "1", "--threads", "1"]):
+    for extra in (["--modes", "fp32"], ["--modes", "contiguous", "--append", "--load", "1", "--threads", "1"]):
         r = subprocess.run(base + extra, capture_output=True, text=True, cwd=ROOT, timeout=600)
         assert r.returncode == 0, r.stderr
     rec = json.loads(out.read_text())
     m = rec["machine"]
     assert m["cpu_capability"] == "AVX2" and "avx2" in m["onednn_isa"] and m["native_bf16"] is False
     assert m["isa_label"] == "AVX2 (ISA capped on an AVX-512 CPU)"
-    assert [r["mode"] for r in rec["results"]] == ["fp32", "cl", "fp32"]
+    assert [r["mode"] for r in rec["results"]] == ["fp32", "contiguous", "fp32"]
     assert all(r["capability"] == "AVX2" and r["mkl_instructions"] == "AVX2" for r in rec["results"])
     loaded = rec["results"][-1]
     assert loaded["competing_processes"] == 1 and loaded["threads"] == 1

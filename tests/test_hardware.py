@@ -2,6 +2,7 @@
 
 import json
 import os
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -242,3 +243,59 @@ def test_threads_follow_the_quota_and_are_only_lowered(monkeypatch):
             device.set_cpu_threads()
     finally:
         torch.set_num_threads(before)
+
+
+def test_tcmalloc_relaunch_is_asked_for_once_and_only_when_wanted(tmp_path):
+    lib = "/opt/lib/libtcmalloc_minimal.so.4"
+    env = hardware.tcmalloc_relaunch_env({"LD_PRELOAD": "/x/libfoo.so"}, lib)
+    if platform.system() != "Linux":
+        assert env is None
+        return
+    assert env["LD_PRELOAD"] == f"{lib}:/x/libfoo.so" and env["MEDLIB_MALLOC_RELAUNCHED"] == "1"
+    assert env["TCMALLOC_RELEASE_RATE"] == "10"
+    assert hardware.tcmalloc_relaunch_env({**env}, lib) is None  # relaunched once: never a loop
+    assert hardware.tcmalloc_relaunch_env({"MEDLIB_MALLOC": "glibc"}, lib) is None
+    assert hardware.tcmalloc_relaunch_env({"MEDLIB_MALLOC": "system"}, lib) is None
+    assert hardware.tcmalloc_relaunch_env({}, None) is None  # none installed
+    with pytest.raises(MedlibError, match="MEDLIB_MALLOC='jemalloc' is not one of auto, glibc, system"):
+        hardware.tcmalloc_relaunch_env({"MEDLIB_MALLOC": "jemalloc"}, lib)
+
+
+def test_find_tcmalloc_looks_in_this_pythons_lib_first(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "libtcmalloc_minimal.so.4").write_bytes(b"")
+    assert hardware.find_tcmalloc(str(tmp_path)) == str(tmp_path / "lib" / "libtcmalloc_minimal.so.4")
+
+
+@pytest.mark.skipif(not hardware.find_tcmalloc() or platform.system() != "Linux", reason="no tcmalloc installed")
+@pytest.mark.parametrize(
+    "choice, allocator", [("", "tcmalloc (LD_PRELOAD)"), ("glibc", "glibc mallopt (keep freed memory)")]
+)
+def test_a_training_command_runs_under_tcmalloc_unless_told(choice, allocator, real_data, tmp_path):
+    """`python -m medlib train` starts again with tcmalloc preloaded; the run records the allocator it trained with."""
+    env = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "MEDLIB_MALLOC_RELAUNCHED")}
+    env.update(MEDLIB_DATA=str(real_data), MEDLIB_MALLOC=choice, CI="1")
+    args = ["train", "--dataset", "breastmnist", "--epochs", "1", "--max-train", "64", "--out", str(tmp_path)]
+    r = subprocess.run([sys.executable, "-m", "medlib", *args], capture_output=True, text=True, cwd=ROOT, env=env)
+    assert r.returncode == 0, r.stderr
+    run = Path(r.stdout.split("run folder:")[1].strip())
+    assert json.loads((run / "run.json").read_text())["allocator"] == allocator
+
+
+def test_kernel_spec_preloads_the_library(tmp_path):
+    from medlib.book import kernel
+
+    path = kernel.install(tmp_path, library="/opt/lib/libtcmalloc_minimal.so.4")
+    spec = json.loads(path.read_text())
+    assert path == tmp_path / "medlib" / "kernel.json"
+    assert spec["env"]["LD_PRELOAD"] == "/opt/lib/libtcmalloc_minimal.so.4" and spec["argv"][0] == sys.executable
+    assert "{connection_file}" in spec["argv"]
+
+
+def test_kernel_without_tcmalloc_says_how_to_install_it(tmp_path, monkeypatch):
+    from medlib.book import kernel
+
+    monkeypatch.setattr(kernel, "find_tcmalloc", lambda: None)
+    with pytest.raises(MedlibError, match="No tcmalloc library found to preload: install it"):
+        kernel.install(tmp_path)
+    assert not (tmp_path / "medlib").exists()

@@ -19,6 +19,7 @@ tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 CONDA_NAMES = {"torch": "pytorch"}  # pip name -> conda-forge name where they differ
 OPTIONAL = {"tensorboard"}  # extras that no environment installs by default
+NOT_PYTHON = {"gperftools"}  # conda packages with no pip twin: tcmalloc (engine.hardware preloads it)
 
 
 def _name(req: str) -> str:
@@ -45,7 +46,7 @@ def _conda() -> dict:
 
 
 def test_environment_yml_and_pyproject_list_the_same_packages():
-    conda = set(_conda()) - {"python", "pip"}
+    conda = set(_conda()) - {"python", "pip"} - NOT_PYTHON
     pip = {CONDA_NAMES.get(n, n) for n in _pip_names()}
     assert conda == pip, f"only in environment.yml: {sorted(conda - pip)}; only in pyproject: {sorted(pip - conda)}"
 
