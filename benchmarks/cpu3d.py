@@ -348,6 +348,8 @@ def measure(
     p.add_argument("--child", nargs="*", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child is not None:
+        import medlib  # noqa: F401  (before torch, as in `python -m medlib`: it sets OpenMP's spin-wait first)
+
         out = child_eval() if args.child == ["eval"] else child(args.child[0], args.child[1], int(args.child[2]))
         print(json.dumps(out))
         return 0

@@ -130,3 +130,15 @@ def test_recomputation_is_chosen_where_the_plain_network_would_crowd_the_machine
     assert memory.choose_recompute(net, (1, 32, 32, 32), 30, cpu) is False
     assert all(m.memory_efficient is False for m in layers)
     assert memory.choose_recompute(torch.nn.Linear(2, 2), (2,), 30, cpu) is None
+
+
+def test_flops_of_a_recomputing_network_are_the_networks_work():
+    """engine.cost.network_flops on a DenseNet3D set to recompute counts its plain forward + backward, as the
+    shapes-only count from its name does (a training run's network, as benchmarks/cpu3d.py counts it)."""
+    from medlib.engine.cost import flops_per_sample, network_flops
+
+    net = DenseNet3D(in_channels=1, num_classes=2)
+    for m in net.modules():
+        if hasattr(m, "memory_efficient"):
+            m.memory_efficient = True
+    assert network_flops(net, (1, 32, 32, 32)) == flops_per_sample("densenet3d", 1, 2, (1, 32, 32, 32))

@@ -52,6 +52,9 @@ def network_flops(net: torch.nn.Module, sample_shape: tuple) -> dict:
     """flops_per_sample for a built network as it is set (e.g. a convolution's one-position path switched
     off), counted on a shapes-only copy: what its own forward and backward compute."""
     probe = copy.deepcopy(getattr(net, "module", net)).to("meta").train()
+    for m in probe.modules():
+        if hasattr(m, "memory_efficient"):  # DenseNet3D: count the network's work, not what it recomputes
+            m.memory_efficient = False
     x = torch.zeros((2, *sample_shape), device="meta")  # BatchNorm needs 2 in training mode
     with FlopCounterMode(display=False) as fwd:
         out = probe(x)
