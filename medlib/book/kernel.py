@@ -1,5 +1,5 @@
 """`python -m medlib kernel`: a Jupyter kernel that starts with tcmalloc preloaded, so a notebook trains in the
-memory the command line does (DenseNet-3D at Report 2's batch 30: 1.98 GiB instead of glibc's 4.76 GiB)."""
+memory the command line does (DenseNet-3D at Report 2's batch 30: 1.97 GiB instead of glibc's 3.56)."""
 
 from __future__ import annotations
 

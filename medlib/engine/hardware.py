@@ -36,9 +36,10 @@ class StepSettings:
 
 
 # gperftools' tcmalloc keeps freed memory in the process (no re-faulting) in size classes that small
-# allocations cannot fragment: DenseNet-3D at Report 2's batch 30 peaked at 1.98 GiB, 6.2 cubes/s, against
-# glibc tuned 4.76 GiB at 6.1 and glibc's defaults 1.94 GiB at 4.1 (benchmarks/cpu3d.py, AVX-512, one run).
-# A release rate of 10 (gperftools' default 1) hands freed spans back sooner: 2.10 -> 1.98 GiB, same speed.
+# allocations cannot fragment: DenseNet-3D at Report 2's batch 30 peaked at 1.97 GiB at 6.0 cubes/s, against
+# glibc tuned 3.56 GiB at 5.9 and glibc's defaults 1.93 GiB at 3.7 (benchmarks/results/cpu3d-native.json).
+# A release rate of 10 (gperftools' default 1) hands freed spans back sooner: 2.10 -> 1.98 GiB at the same speed
+# (one run each, measured beside the benchmark).
 TCMALLOC_NAMES = ("tcmalloc_minimal", "tcmalloc")
 TCMALLOC_ENV = {"TCMALLOC_RELEASE_RATE": "10"}
 MALLOC_CHOICES = ("auto", "glibc", "system")  # MEDLIB_MALLOC: auto (tcmalloc if installed, else glibc tuned)
