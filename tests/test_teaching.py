@@ -3,6 +3,7 @@ outputs, claims computed from the reference tables, a saliency map that depends 
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -18,9 +19,11 @@ from medlib.engine import run_dir
 from medlib.ensemble import average
 from medlib.metrics import auc
 from medlib.models import build_model
+from medlib.models.conv import OnePositionAsMatmul
 from medlib.report import layers, reference, reproduction, tables
 
-NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 RUN_NAME = re.compile(r"\b([a-z0-9]+mnist(?:3d)?_\d+-[a-z0-9_]+-s(\d+)-[0-9a-f]{10})\b")
 
@@ -114,9 +117,16 @@ def test_notebook_01s_stem_claims_hold():
     cells = nbformat.read(NOTEBOOKS / "01_resnet_from_scratch.ipynb", 4).cells
     text = next(c.source for c in cells if "multiply-adds instead of" in c.source)
     small, imagenet = layers.macs("resnet18", 28, "small") / 1e6, layers.macs("resnet18", 28, "imagenet") / 1e6
-    assert f"costs {imagenet:.0f} M multiply-adds instead of {small:.0f} M" in text.replace("\n", " ").replace(
-        "   ", " "
-    )
+    flat = re.sub(r"\s+", " ", text)
+    assert f"costs {imagenet:.0f} M multiply-adds instead of {small:.0f} M" in flat
+    net = layers.build("resnet18", "imagenet")  # every convolution as nn.Conv2d computes it, padding taps included
+    for m in net.modules():
+        if isinstance(m, OnePositionAsMatmul):
+            m.one_position = False
+    assert f"A plain convolution would spend {layers.macs('resnet18', 28, 'imagenet', net=net) / 1e6:.0f} M" in flat
+    rows = json.loads((ROOT / "benchmarks" / "results" / "cpu2d-avx2.json").read_text())["results"]
+    speed = {r["mode"]: r["per_s"] for r in rows if not r.get("competing_processes")}
+    assert f"train {speed['contiguous'] / speed['before']:.1f}× faster" in flat
     r1 = reference.report1()
     r1 = r1[(r1["model"] == "resnet18") & (r1["split"] == "test") & (r1["metric"] == "AUC")].set_index("dataset")
     off = reference.official_scores("resnet18", 28)["test_auc"]
