@@ -32,6 +32,7 @@ OPTIONAL_LAZY = {
     "IPython": "notebooks extra (ipykernel)",
     "ipywidgets": "notebooks extra (widget progress bars), probed to choose them",
     "jinja2": "notebooks extra",
+    "jupyter_core": "notebooks extra (ipykernel's), for the kernel folder of `medlib kernel` only",
     "latex2mathml": "notebooks extra",
     "nbclient": "notebooks extra",
     "nbconvert": "notebooks extra",
