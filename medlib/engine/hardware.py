@@ -57,9 +57,10 @@ def find_tcmalloc(prefix: str | None = None) -> str | None:
     path (Debian/Ubuntu: libtcmalloc-minimal4). None when neither has it."""
     lib = Path(prefix or sys.prefix) / "lib"
     for name in TCMALLOC_NAMES:
-        found = sorted(lib.glob(f"lib{name}.so*")) or ctypes.util.find_library(name)
+        own = sorted(lib.glob(f"lib{name}.so*"))
+        found = str(own[0]) if own else ctypes.util.find_library(name)
         if found:
-            return str(found[0]) if isinstance(found, list) else found
+            return found
     return None
 
 
@@ -110,8 +111,9 @@ def tune_allocator() -> bool:
 
 
 def allocator_state() -> str:
-    if loaded_allocator() != "glibc":
-        return f"{loaded_allocator()} (LD_PRELOAD)"
+    loaded = loaded_allocator()  # one read of /proc/self/maps
+    if loaded != "glibc":
+        return f"{loaded} (LD_PRELOAD)"
     return "glibc mallopt (keep freed memory)" if _tuned else "system default"
 
 
