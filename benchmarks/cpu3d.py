@@ -3,7 +3,8 @@
 For each case (a model on its real data and recipe) and each mode, a fresh process trains medlib's real
 `train_epoch` and reports samples/s, achieved GFLOP/s (torch's FLOP counter: the network's own forward +
 backward, not what DenseNet3D recomputes), the fraction of the SGEMM rate measured in that same process,
-peak resident memory and system/user CPU time:
+the convolutions' share of a step and the fraction of SGEMM they reach alone (torch.profiler over two more
+batches: the ceiling if everything else cost nothing), peak resident memory and system/user CPU time:
 
     before  glibc's default allocator, contiguous layout, fp32, every convolution tap computed (medlib 0.1)
     plain   as fp32, but DenseNet3D keeps every activation as the plain network did (no recomputation)
@@ -167,6 +168,10 @@ def child_train(case: str, mode: str, samples: int, cases=None, modes=None) -> d
     train_epoch(t.net, t.opt, X[:n], y[:n], cfg, ds.meta, t.device, t.generator, t.how)
     wall, r1 = time.perf_counter() - w0, resource.getrusage(resource.RUSAGE_SELF)
     flops = network_flops(t.net, tuple(X.shape[1:]))["train"]  # what this mode's network computes
+    k = 2 * cfg.batch_size  # two more batches under torch.profiler: how much of a step the convolutions take
+    conv_s, prof_wall = conv_seconds(
+        lambda: train_epoch(t.net, t.opt, X[:k], y[:k], cfg, ds.meta, t.device, t.generator, t.how)
+    )
     # (on the meta device DenseNet3D runs its plain path: the count is the network's work, not its recomputation)
     user, sys_ = r1.ru_utime - r0.ru_utime, r1.ru_stime - r0.ru_stime
     rate = n / wall
@@ -191,10 +196,37 @@ def child_train(case: str, mode: str, samples: int, cases=None, modes=None) -> d
         "precision": t.how.precision,
         "channels_last": t.how.channels_last,
         "allocator": allocator_state(),
+        "conv_share": round(conv_s / prof_wall, 3),
+        "conv_only_fraction": round(k * flops / conv_s / 1e9 / sgemm, 3),  # the ceiling if all else were free
         "peak_rss_gb": round(r1.ru_maxrss / 2**20, 2),
         "sys_over_user": round(sys_ / max(user, 1e-9), 3),
         "threads": torch.get_num_threads(),
     }
+
+
+# The kernels that do a network's multiply-adds: oneDNN's convolutions (forward and backward), the slow
+# paths where oneDNN is off, and the matrix products (models.conv's one-position convolutions, the head).
+CONV_OPS = (
+    "aten::mkldnn_convolution",
+    "aten::convolution_backward",
+    "aten::_slow_conv2d_forward",
+    "aten::_slow_conv2d_backward",
+    "aten::slow_conv3d_forward",
+    "aten::mm",
+    "aten::addmm",
+)
+
+
+def conv_seconds(step) -> tuple[float, float]:
+    """(seconds inside CONV_OPS, wall seconds) of one call of `step` under torch.profiler. Their ratio is the
+    convolutions' share of a step; the rest (BatchNorm, ReLU, copies, the optimiser) is what fusion could save."""
+    from torch.profiler import ProfilerActivity, profile
+
+    t0 = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    wall = time.perf_counter() - t0
+    return sum(e.self_cpu_time_total for e in prof.key_averages() if e.key in CONV_OPS) / 1e6, wall
 
 
 def child_eval() -> dict:
@@ -259,26 +291,51 @@ def row_mode(r: dict) -> str:
     return r["mode"] + (f" ({'; '.join(extra)})" if extra else "")
 
 
+def pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.0f}%"
+
+
 def table(rows: list[dict], unit: str = UNIT) -> str:
     head = (
-        f"| case | mode | precision | batch | {unit}/s | GFLOP/s | SGEMM GFLOP/s | of SGEMM | epoch s | "
-        "peak RSS GB | sys/user |"
+        f"| case | mode | precision | batch | {unit}/s | GFLOP/s | SGEMM GFLOP/s | of SGEMM | conv share | "
+        "conv-only ceiling | epoch s | peak RSS GiB | sys/user |"
     )
-    lines = [head, "|" + "---|" * 11]
+    lines = [head, "|" + "---|" * 13]
     for r in rows:
         lines.append(
             f"| {r['case']} | {row_mode(r)} | {r['precision']}{' + CL' if r['channels_last'] else ''} | "
             f"{r['batch_size']} | {r['per_s']:.2f} | {r['gflops']:.0f} | {r['sgemm_gflops']:.0f} | "
-            f"{100 * r['fraction_of_sgemm']:.0f}% | {r['epoch_s']:.0f} | {r['peak_rss_gb']:.2f} | "
+            f"{100 * r['fraction_of_sgemm']:.0f}% | {pct(r.get('conv_share'))} | {pct(r.get('conv_only_fraction'))} | "
+            f"{r['epoch_s']:.0f} | {r['peak_rss_gb']:.2f} | "
             f"{r['sys_over_user']:.2f} |"
         )
     return "\n".join(lines)
+
+
+def ceiling_sentence(rows: list[dict]) -> str:
+    """What the convolutions alone allow, from the row that `train` runs (tcmalloc where measured, else fp32)."""
+    timed = [
+        r for r in rows if r.get("conv_only_fraction") and not r.get("batch_row") and not r.get("competing_processes")
+    ]
+    for mode in ("tcmalloc", "fp32"):
+        for r in (r for r in timed if r["mode"] == mode):
+            rest = 1 - r["conv_share"]
+            return (
+                f"{r['case']}, {mode}: the convolutions take {pct(r['conv_share'])} of a step and reach "
+                f"{pct(r['conv_only_fraction'])} of SGEMM by themselves, the ceiling if everything else cost "
+                f"nothing; the other {pct(rest)} (BatchNorm, ReLU, copies, sums, the optimiser, the batch's "
+                "augmentation) is what fusing them into the convolutions would have to remove."
+            )
+    return ""
 
 
 def readme_text(record: dict, unit: str = UNIT) -> str:
     """One capability's table plus its provenance, as it goes into the README."""
     m, v = record["machine"], record["versions"]
     lines = [f"**{m['isa_label']}** (oneDNN kernels: {m['onednn_isa']})", "", table(record["results"], unit), ""]
+    ceiling = ceiling_sentence(record["results"])
+    if ceiling:
+        lines += [ceiling, ""]
     ev = record.get("eval_memory")
     if ev:
         lines += [
