@@ -154,3 +154,17 @@ def test_readme_densenet_ceiling_sentence_is_the_committed_avx2_row():
     assert all(r["fraction_of_sgemm"] < 0.50 for r in rows)
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "ceiling, in\nthe table below, is under 60 %" in readme
+
+
+def test_readme_kernel_sentence_is_the_committed_native_rows():
+    """The notebook-kernel paragraph's two peak-RSS figures are the native JSON's tcmalloc and fp32 rows."""
+    import re
+
+    rec = json.loads((ROOT / "benchmarks" / "results" / "cpu3d-native.json").read_text())
+    peak = {
+        r["mode"]: r["peak_rss_gb"] for r in rec["results"] if r["case"] == "densenet3d@32" and not r.get("batch_row")
+    }
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    m = re.search(r"peaked at ([\d.]+) GiB instead of glibc's ([\d.]+) \(fp32,\s+AVX-512", readme)
+    assert m, "the kernel paragraph's sentence moved"
+    assert (float(m[1]), float(m[2])) == (peak["tcmalloc"], peak["fp32"])
