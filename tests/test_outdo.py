@@ -53,3 +53,16 @@ def test_outdo_table_lists_every_set_with_what_is_missing():
     assert set(t["dataset"]) == {*plans.OUTDO, "m3dv"}
     for _, row in t[t["test AUC"] == "–"].iterrows():
         assert "reproduce --only 'outdo/" in row["recipe"]
+
+
+def test_breast_recipe_is_the_cross_validated_choice():
+    """BreastMNIST's outdo recipe is the finalist with the best mean 5-fold CV AUC on train + val (the committed
+    select/ records), trained as its fold runs were: the same config but for the fold and the seed."""
+    import dataclasses
+
+    t = tables.selection_table(results.records(RESULTS))
+    assert (t["folds"] == plans.CV_FOLDS).all() and set(t["candidate"]) == set(plans.SELECT_BREAST)
+    assert t.loc[t["chosen"] == "yes", "candidate"].tolist() == [plans.SELECTED_BREAST]
+    cv = {label: cfg for label, cfg in plans.breast_selection()}[f"select/breastmnist/{plans.SELECTED_BREAST}/cv0"]
+    outdo = {label: cfg for label, cfg in plans.outdo(["breastmnist"])}["outdo/breastmnist/resnet18/s0"]
+    assert dataclasses.replace(cv, cv_fold=outdo.cv_fold) == outdo
