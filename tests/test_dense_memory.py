@@ -168,8 +168,9 @@ def test_flops_of_a_recomputing_network_are_the_networks_work():
         ((3, 5, 8, 6, 4), torch.contiguous_format, torch.nn.AvgPool3d(2)),
         ((2, 4, 7, 7, 7), torch.channels_last_3d, torch.nn.AvgPool3d(2)),  # odd sizes: aten's kernel
         ((2, 4, 9, 9, 9), torch.channels_last_3d, torch.nn.AvgPool3d(3, stride=2, padding=1)),
+        ((2, 4, 8, 8, 8), torch.channels_last_3d, torch.nn.AvgPool3d(2, divisor_override=3)),
     ],
-    ids=["2-cl", "2-contiguous", "2-odd", "3-stride2-pad1"],
+    ids=["2-cl", "2-contiguous", "2-odd", "3-stride2-pad1", "divisor"],
 )
 def test_transition_pool_gradient_is_autograds_in_the_maps_format(shape, fmt, pool):
     from medlib.models.densenet3d import _avg_pool_backward

@@ -2,10 +2,11 @@
 
 Training is memory-efficient (Pleiss et al. 2017, "Memory-Efficient Implementation of DenseNets"): a dense
 layer's concatenation -> BN -> ReLU -> Conv1³ bottleneck is recomputed in the backward pass instead of kept,
-and a block keeps its feature maps as a list; in fp32 nothing concatenates them at all, since BN, ReLU and a
-1³ conv act on each channel apart (each map is normalised and convolved on its own, the parts summed). The plain network
-kept a fresh, ever wider concatenation plus its normalised copy per layer (7.6 GB at batch 30 on M3DV);
-the parameters, the state_dict keys and the numbers are the same either way (tests/test_dense_memory.py).
+and a block keeps its feature maps as a list. In fp32 the dense layers and transitions never concatenate it:
+BN, ReLU and a 1³ conv act on each channel apart, so each map is normalised and convolved on its own and the
+parts summed. The plain network kept a fresh, ever wider concatenation plus its normalised copy per layer
+(7.6 GB at batch 30 on M3DV); the parameters and state_dict keys are the same either way, and the numbers as
+close to float64 as the plain network's (tests/test_dense_memory.py).
 Recomputing costs speed, so training chooses it per run (engine.memory.choose_recompute): on where the plain
 network's batch would crowd the machine's memory, off where it fits easily.
 """
@@ -115,8 +116,8 @@ def _conv_backward(g, x, conv, weight, bias: bool, pad: int):
 
 
 def _relu_bn_backward(g, y, x, bn, s, mean, invstd, need_input: bool):
-    """BN's train-mode backward on channels s, after ReLU's backward: one pass (threshold_backward), where
-    `g * (y > 0)` made a bool mask, a float copy of it and a product (a tenth of a step on AVX2)."""
+    """BN's train-mode backward on channels s, after ReLU's backward in one pass (threshold_backward, in place
+    on g), where `g * (y > 0)` made a bool mask, a float copy of it and a product."""
     g = torch.ops.aten.threshold_backward.grad_input(g, y, 0, grad_input=g)  # in place on g
     return torch.ops.aten.native_batch_norm_backward(
         g, x, bn.weight[s], None, None, mean[s], invstd[s], True, bn.eps, [need_input, True, True]
@@ -262,7 +263,14 @@ def _avg_pool_backward(pool: nn.AvgPool3d, gout: torch.Tensor, shape, fmt) -> to
         return g.reshape(b, *size, c).permute(0, 4, 1, 2, 3)
     like = torch.empty(shape, dtype=gout.dtype, memory_format=fmt)  # shape only: never read
     g = torch.ops.aten.avg_pool3d_backward(
-        gout.contiguous(memory_format=fmt), like, k, st, pad, pool.ceil_mode, pool.count_include_pad, None
+        gout.contiguous(memory_format=fmt),
+        like,
+        k,
+        st,
+        pad,
+        pool.ceil_mode,
+        pool.count_include_pad,
+        pool.divisor_override,
     )
     return g.contiguous(memory_format=fmt)
 
