@@ -112,14 +112,41 @@ def bootstrap_ci(
     y_true: np.ndarray, member_scores: list[np.ndarray], task: str, n: int = 1000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile interval of the mean AUC over members (e.g. seeds) scored on the same test samples, resampling
-    the samples with replacement: how much the headline number owes to which test images happened to be drawn."""
-    y_true = np.asarray(y_true)
+    the samples with replacement: how much the headline number owes to which test images happened to be drawn.
+
+    A resample is the count of times each sample was drawn, and each AUC is computed from those counts over the
+    scores sorted once (a weighted Mann-Whitney U, ties counting half): the same number as sklearn's AUC on the
+    drawn samples (tests/test_metrics.py), without re-sorting 17,778 OrganAMNIST scores 500 times per class."""
+    y_true = np.asarray(y_true).squeeze()
     rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n):
-        idx = rng.integers(0, len(y_true), len(y_true))
-        vals = [auc(y_true[idx], s[idx], task) for s in member_scores]
-        if np.isfinite(vals).all():
-            stats.append(float(np.mean(vals)))
+    m = len(y_true)
+    counts = np.stack([np.bincount(rng.integers(0, m, m), minlength=m) for _ in range(n)]).astype(np.float64)
+    per_member = []
+    for s in member_scores:
+        s = check_scores(s).squeeze()
+        if task == MULTILABEL:
+            cols = [(y_true[:, i] > 0.5, s[:, i]) for i in range(s.shape[1])]
+        elif task == BINARY:
+            cols = [(y_true.astype(bool), s[:, -1] if s.ndim == 2 else s)]
+        else:
+            cols = [(y_true == i, s[:, i]) for i in range(s.shape[1])]
+        per_member.append(np.mean([_resampled_auc(pos, score, counts) for pos, score in cols], axis=0))
+    stats = np.mean(per_member, axis=0)
+    stats = stats[np.isfinite(stats)]
     lo, hi = np.percentile(stats, [50 * (1 - level), 50 * (1 + level)])
     return float(lo), float(hi)
+
+
+def _resampled_auc(pos: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """ROC AUC of `score` for labels `pos` in each resample (a row of `counts`: times each sample was drawn);
+    nan where a resample holds one class only, as binary_auc."""
+    order = np.argsort(score, kind="stable")
+    s, p = score[order], pos[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])  # groups of tied scores
+    w = counts[:, order]
+    wp = np.add.reduceat(w * p, starts, axis=1)  # drawn positives per tied group
+    wn = np.add.reduceat(w * ~p, starts, axis=1)
+    below = np.cumsum(wn, axis=1) - wn  # negatives scored strictly lower
+    npos, nneg = wp.sum(1), wn.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return ((wp * (below + 0.5 * wn)).sum(1) / (npos * nneg)).astype(np.float64)

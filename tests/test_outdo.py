@@ -66,3 +66,26 @@ def test_breast_recipe_is_the_cross_validated_choice():
     cv = {label: cfg for label, cfg in plans.breast_selection()}[f"select/breastmnist/{plans.SELECTED_BREAST}/cv0"]
     outdo = {label: cfg for label, cfg in plans.outdo(["breastmnist"])}["outdo/breastmnist/resnet18/s0"]
     assert dataclasses.replace(cv, cv_fold=outdo.cv_fold) == outdo
+
+
+def test_bootstrap_interval_is_sklearns_auc_on_each_drawn_resample():
+    """The counting AUC behind bootstrap_ci against sklearn on the drawn samples themselves (the same draws),
+    for a binary, a multi-class and a multi-label task, with tied scores and resamples missing a class."""
+    rng = np.random.default_rng(1)
+    m = 60
+    cases = {
+        "binary-class": (rng.integers(0, 2, m), [np.round(rng.random((m, 2)), 1) for _ in range(2)]),
+        "multi-class": (rng.integers(0, 4, m), [rng.dirichlet(np.ones(4), m).round(2) for _ in range(3)]),
+        "multi-label, binary-class": (rng.integers(0, 2, (m, 3)), [np.round(rng.random((m, 3)), 1)]),
+    }
+    for task, (y, members) in cases.items():
+        draw = np.random.default_rng(7)
+        stats = []
+        for _ in range(200):
+            idx = draw.integers(0, m, m)
+            vals = [metrics.auc(y[idx], s[idx], task) for s in members]
+            if np.isfinite(vals).all():
+                stats.append(np.mean(vals))
+        expected = np.percentile(stats, [2.5, 97.5])
+        got = metrics.bootstrap_ci(y, members, task, n=200, seed=7)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12, err_msg=task)
