@@ -21,16 +21,21 @@ def binary_auc(y_true: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(y_true, score))
 
 
+def _binary_columns(y_true: np.ndarray, y_score, task: str) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (labels, scores) pairs a task's AUC averages: binary: the positive-class column; multi-class /
+    ordinal: one-vs-rest per class; multi-label: per label."""
+    y_score = check_scores(y_score).squeeze()
+    if task == MULTILABEL:
+        return [(y_true[:, i], y_score[:, i]) for i in range(y_score.shape[1])]
+    if task == BINARY:
+        return [(y_true, y_score[:, -1] if y_score.ndim == 2 else y_score)]
+    return [(y_true == i, y_score[:, i]) for i in range(y_score.shape[1])]
+
+
 def auc(y_true: np.ndarray, y_score: np.ndarray, task: str) -> float:
     """Binary: positive-class column; multi-class / ordinal: mean one-vs-rest; multi-label: mean per label."""
     y_true = np.asarray(y_true).squeeze()
-    y_score = check_scores(y_score).squeeze()
-    if task == MULTILABEL:
-        return float(np.mean([binary_auc(y_true[:, i], y_score[:, i]) for i in range(y_score.shape[1])]))
-    if task == BINARY:
-        score = y_score[:, -1] if y_score.ndim == 2 else y_score
-        return binary_auc(y_true, score)
-    return float(np.mean([binary_auc(y_true == i, y_score[:, i]) for i in range(y_score.shape[1])]))
+    return float(np.mean([binary_auc(y, s) for y, s in _binary_columns(y_true, y_score, task)]))
 
 
 def acc(y_true: np.ndarray, y_score: np.ndarray, task: str, threshold: float = 0.5) -> float:
@@ -116,21 +121,15 @@ def bootstrap_ci(
 
     A resample is the count of times each sample was drawn, and each AUC is computed from those counts over the
     scores sorted once (a weighted Mann-Whitney U, ties counting half): the same number as sklearn's AUC on the
-    drawn samples (tests/test_metrics.py), without re-sorting 17,778 OrganAMNIST scores 500 times per class."""
+    drawn samples (tests/test_outdo.py), without re-sorting 17,778 OrganAMNIST scores 500 times per class."""
     y_true = np.asarray(y_true).squeeze()
     rng = np.random.default_rng(seed)
     m = len(y_true)
     counts = np.stack([np.bincount(rng.integers(0, m, m), minlength=m) for _ in range(n)]).astype(np.float64)
-    per_member = []
-    for s in member_scores:
-        s = check_scores(s).squeeze()
-        if task == MULTILABEL:
-            cols = [(y_true[:, i] > 0.5, s[:, i]) for i in range(s.shape[1])]
-        elif task == BINARY:
-            cols = [(y_true.astype(bool), s[:, -1] if s.ndim == 2 else s)]
-        else:
-            cols = [(y_true == i, s[:, i]) for i in range(s.shape[1])]
-        per_member.append(np.mean([_resampled_auc(pos, score, counts) for pos, score in cols], axis=0))
+    per_member = [
+        np.mean([_resampled_auc(y.astype(bool), sc, counts) for y, sc in _binary_columns(y_true, s, task)], axis=0)
+        for s in member_scores
+    ]
     stats = np.mean(per_member, axis=0)
     stats = stats[np.isfinite(stats)]
     lo, hi = np.percentile(stats, [50 * (1 - level), 50 * (1 + level)])
@@ -149,4 +148,4 @@ def _resampled_auc(pos: np.ndarray, score: np.ndarray, counts: np.ndarray) -> np
     below = np.cumsum(wn, axis=1) - wn  # negatives scored strictly lower
     npos, nneg = wp.sum(1), wn.sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return ((wp * (below + 0.5 * wn)).sum(1) / (npos * nneg)).astype(np.float64)
+        return (wp * (below + 0.5 * wn)).sum(1) / (npos * nneg)
