@@ -11,6 +11,7 @@ study and label come from the plans (`medlib.plans`); the workflows in `experime
 from __future__ import annotations
 
 import gzip
+import lzma
 import math
 import os
 import re
@@ -31,11 +32,13 @@ from .engine.splits import load_for_config
 from .engine.training import score_split
 from .ensemble import member_scores, mix
 from .errors import MedlibError, warn
+from .evalformat import write_evaluator_csv
 from .metrics import evaluate
 from .plans import PLANS, parse_label
 from .tasks import TASKS
 
 __all__ = [
+    "BUDGET_BYTES",
     "CONFIG_COLUMNS",
     "DEFAULT_RESULTS",
     "EMPTY",
@@ -46,6 +49,7 @@ __all__ = [
     "check_record",
     "compact",
     "ensemble",
+    "evaluator_files",
     "fmt",
     "fmt_col",
     "frame",
@@ -149,7 +153,8 @@ def _finite_unit(v) -> bool:
 
 def _count_rows(path: Path) -> tuple[list[str], int]:
     """(header columns, data rows) of a CSV without parsing it all: cheap enough for every record of a table."""
-    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+    opener = {".gz": gzip.open, ".xz": lzma.open}.get(path.suffix, open)
+    with opener(path, "rb") as f:
         header = f.readline().decode("utf-8").strip().split(",")
         return header, sum(1 for line in f if line.strip())
 
@@ -164,7 +169,7 @@ def _check_files(folder: Path, record: dict) -> None:
             raise MedlibError(f"{path} is missing")
         try:
             header, rows = _count_rows(path)
-        except (OSError, UnicodeDecodeError) as e:
+        except (OSError, EOFError, lzma.LZMAError, UnicodeDecodeError) as e:
             raise MedlibError(f"{path} cannot be read ({type(e).__name__})") from None
         if name == "history.csv":
             missing = [c for c in HISTORY_COLUMNS if c not in header]
@@ -447,30 +452,68 @@ def shipped(df: pd.DataFrame) -> pd.DataFrame:
 # ---------------------------------------------------------------- keeping results/ small
 
 
-def compact(*folders, min_bytes: int = 1 << 18) -> list[Path]:
-    """Gzip each score file of the records under `folders` that is larger than `min_bytes`, after checking that
-    the packed file reads back to the same table, and drop that split's MedMNIST evaluator copy (it holds the same
-    numbers): what keeps large sets' records small enough for git. Every table reads them as before."""
+BUDGET_BYTES = 25_000_000  # what results/ may hold in all (issue 8's rule): records, score files, shipped weights
+EVALUATOR_COPY = "*_[[]AUC[]]*@*.csv"  # a split's MedMNIST evaluation file (evalformat), as training writes it
+
+
+def compact(*folders, min_bytes: int = 1 << 15) -> list[Path]:
+    """Pack each score file of the records under `folders` over `min_bytes` (and any an older compact gzipped) as
+    xz, after checking that it reads back to the same table, and drop the runs' MedMNIST evaluator copies (the same
+    numbers; `evaluator_files` writes them again): what keeps results/ under BUDGET_BYTES. Readers are unchanged."""
     packed = []
     for root in folders:
         for folder in sorted(p.parent for p in Path(root).glob("*/run.json")):
             for split in ("val", "test"):
-                plain = folder / f"{split}_scores.csv"
-                if not plain.is_file() or plain.stat().st_size < min_bytes:
+                src = scores_path(folder, split)
+                small = src.suffix == ".csv" and src.stat().st_size < min_bytes if src.is_file() else True
+                if small or src.suffix == ".xz":
                     continue
                 table = Run(folder).scores(split)  # a damaged file is refused here, never packed
-                gz = plain.with_name(plain.name + ".gz")
-                with atomic.atomic_path(gz) as tmp:
-                    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as f:
-                        f.write(plain.read_bytes())  # no name, mtime 0: the same bytes every time
-                if not pd.read_csv(gz).equals(table):
-                    gz.unlink()
-                    raise MedlibError(f"{gz} did not read back as {plain}; nothing was removed.")
-                plain.unlink()
-                for copy in folder.glob(f"*_{split}_[[]AUC[]]*@*.csv"):
-                    copy.unlink()
-                packed.append(gz)
+                text = gzip.decompress(src.read_bytes()) if src.suffix == ".gz" else src.read_bytes()
+                xz = folder / f"{split}_scores.csv.xz"
+                with atomic.atomic_path(xz) as tmp:  # xz keeps no name or date: the same bytes every time
+                    tmp.write_bytes(lzma.compress(text, preset=9 | lzma.PRESET_EXTREME))
+                if not pd.read_csv(xz).equals(table):
+                    xz.unlink()
+                    raise MedlibError(f"{xz} did not read back as {src}; nothing was removed.")
+                src.unlink()
+                packed.append(xz)
+            for copy in folder.glob(EVALUATOR_COPY):
+                copy.unlink()
     return packed
+
+
+def evaluator_files(out, *folders) -> list[Path]:
+    """Write the val / test scores of each complete record under `folders` as MedMNIST evaluation files in
+    `out/<run folder>/`, for `medmnist.Evaluator.parse_and_evaluate`: the copies `compact` drops, made again from
+    the scores. Runs the official Evaluator cannot check (M3DV, folds, crops, subsets) get none."""
+    out = Path(out).resolve()
+    for root in folders:
+        root = Path(root).resolve()
+        if out == root or root in out.parents:
+            raise MedlibError(
+                f"--evaluator-files {out} lies inside {root}, the records it is made from; name a folder outside it."
+            )
+    written = []
+    for root in folders:
+        for folder in sorted(p.parent for p in Path(root).glob("*/run.json")):
+            run = Run(folder)
+            if not run.complete:
+                continue
+            record = run.record
+            cfg = record["config"]
+            for split in ("val", "test"):
+                m = record["metrics"].get(split)
+                if not m:
+                    continue
+                df = run.scores(split)
+                probs = df[[c for c in df.columns if c.startswith("score_")]].to_numpy()
+                path = write_evaluator_csv(
+                    out / folder.name, cfg["dataset"], cfg["size"], split, probs, m["auc"], m["acc"], folder.name
+                )
+                if path is not None:
+                    written.append(path)
+    return written
 
 
 # ---------------------------------------------------------------- provenance

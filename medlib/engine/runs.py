@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import lzma
 import os
 import socket
 from dataclasses import dataclass
@@ -106,15 +107,20 @@ def _read_csv(path: Path, what: str) -> pd.DataFrame:
         return pd.read_csv(path)
     except PermissionError:
         raise permission_denied(path) from None
-    except (OSError, ValueError, pd.errors.ParserError) as e:  # EmptyDataError is a ValueError
+    except (OSError, EOFError, lzma.LZMAError, ValueError, pd.errors.ParserError) as e:  # a cut .gz / .xz: EOFError
         raise MedlibError(f"{path} cannot be read as a CSV ({type(e).__name__}: {str(e)[:120]}); {REDO}.") from None
 
 
+PACKED = (".xz", ".gz")  # what `results --compact` writes (xz) and wrote before (gzip); pandas reads both as CSV
+
+
 def scores_path(folder: Path, split: str) -> Path:
-    """A split's scores file: `<split>_scores.csv`, or its gzipped form where `results --compact` shrank it."""
+    """A split's scores file: `<split>_scores.csv`, or the packed form `results --compact` left in its place."""
     plain = Path(folder) / f"{split}_scores.csv"
-    packed = plain.with_name(plain.name + ".gz")
-    return packed if not plain.exists() and packed.is_file() else plain
+    if plain.exists():
+        return plain
+    packed = (plain.with_name(plain.name + ext) for ext in PACKED)
+    return next((p for p in packed if p.is_file()), plain)
 
 
 @dataclass

@@ -12,7 +12,17 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ..errors import MedlibError
-from ..results import compact, provenance, records, results_root, study_command, study_rows, to_markdown, write_readme
+from ..results import (
+    compact,
+    evaluator_files,
+    provenance,
+    records,
+    results_root,
+    study_command,
+    study_rows,
+    to_markdown,
+    write_readme,
+)
 from .tables import (
     batch_rows,
     batch_table,
@@ -149,9 +159,13 @@ def markdown(df: pd.DataFrame | None = None) -> str:
 
 def cmd_results(args) -> None:
     folders = args.dirs or [str(results_root())]
+    if args.evaluator_files:
+        written = evaluator_files(args.evaluator_files, *folders)
+        print(f"{len(written)} MedMNIST evaluation file(s) written under {args.evaluator_files}")
+        return
     if args.compact:
         packed = compact(*folders)
-        print(f"{len(packed)} score file(s) gzipped" + "".join(f"\n  {p}" for p in packed))
+        print(f"{len(packed)} score file(s) packed as xz" + "".join(f"\n  {p}" for p in packed))
     df = records(*folders)
     if args.write_readme:
         changed = write_readme(args.write_readme, markdown(df))
@@ -175,7 +189,14 @@ def add_command(sub) -> None:
     p.add_argument(
         "--compact",
         action="store_true",
-        help="gzip score files over 256 KiB (checked to read back the same) and drop their evaluator copies",
+        help="pack score files over 32 KiB as xz (checked to read back the same) and drop the evaluator copies",
+    )
+    p.add_argument(
+        "--evaluator-files",
+        metavar="DIR",
+        default=None,
+        help="write each record's val/test scores as MedMNIST evaluation files under DIR (outside the records), "
+        "for medmnist.Evaluator.parse_and_evaluate",
     )
     p.add_argument(
         "--write-readme",
