@@ -26,7 +26,16 @@ import pandas as pd
 from . import atomic
 from .config import TrainConfig
 from .data.cubes import is_cube_set
-from .engine.runs import HISTORY_COLUMNS, Run, read_record, run_dir, runs_root, scores_path, scores_problem
+from .engine.runs import (
+    EVALUATOR_GLOB,
+    HISTORY_COLUMNS,
+    Run,
+    read_record,
+    run_dir,
+    runs_root,
+    scores_path,
+    scores_problem,
+)
 from .engine.runs import load_weights as runs_load_weights
 from .engine.splits import load_for_config
 from .engine.training import score_split
@@ -453,7 +462,6 @@ def shipped(df: pd.DataFrame) -> pd.DataFrame:
 
 
 BUDGET_BYTES = 25_000_000  # what results/ may hold in all (issue 8's rule): records, score files, shipped weights
-EVALUATOR_COPY = "*_[[]AUC[]]*@*.csv"  # a split's MedMNIST evaluation file (evalformat), as training writes it
 
 
 def compact(*folders, min_bytes: int = 1 << 15) -> list[Path]:
@@ -478,7 +486,7 @@ def compact(*folders, min_bytes: int = 1 << 15) -> list[Path]:
                     raise MedlibError(f"{xz} did not read back as {src}; nothing was removed.")
                 src.unlink()
                 packed.append(xz)
-            for copy in folder.glob(EVALUATOR_COPY):
+            for copy in folder.glob(EVALUATOR_GLOB):
                 copy.unlink()
     return packed
 

@@ -12,7 +12,7 @@ import pytest
 from medmnist import Evaluator
 
 from medlib import results
-from medlib.engine.runs import Run
+from medlib.engine.runs import EVALUATOR_GLOB, Run
 from medlib.errors import MedlibError
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -93,7 +93,7 @@ def test_committed_results_are_compacted_and_fit_the_budget():
     files = [p for p in RESULTS.rglob("*") if p.is_file() and p.name not in ("best.pt", "last.pt", ".lock")]
     scores = [p for p in files if p.name.split(".")[0] in ("val_scores", "test_scores")]
     assert not [p for p in scores if p.suffix == ".gz" or p.suffix == ".csv" and p.stat().st_size >= 1 << 15]
-    assert not list(RESULTS.glob(f"*/{results.EVALUATOR_COPY}"))
+    assert not list(RESULTS.glob(f"*/{EVALUATOR_GLOB}"))
     assert sum(p.stat().st_size for p in files) < results.BUDGET_BYTES
 
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from medlib import metrics, plans, results
+from medlib.engine.runs import Run, run_dir
 from medlib.report import reference, tables
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
@@ -89,3 +94,76 @@ def test_bootstrap_interval_is_sklearns_auc_on_each_drawn_resample():
         expected = np.percentile(stats, [2.5, 97.5])
         got = metrics.bootstrap_ci(y, members, task, n=200, seed=7)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12, err_msg=task)
+
+
+def test_fold_bootstrap_interval_is_sklearns_mean_fold_auc_on_each_drawn_resample():
+    """fold_bootstrap_ci against sklearn on the drawn samples: every fold resampled on its own (the same draws, fold
+    after fold), the statistic the mean over folds of the members' mean AUC; one fold is bootstrap_ci."""
+    rng = np.random.default_rng(2)
+    folds = []
+    for m in (23, 31, 17):
+        y = rng.integers(0, 2, m)
+        folds.append((y, [np.stack([1 - p, p], 1) for p in (np.round(0.3 * y + 0.7 * rng.random(m), 1),) * 2]))
+    draw = np.random.default_rng(5)
+    per_fold = []
+    for y, members in folds:
+        aucs = []
+        for _ in range(300):
+            idx = draw.integers(0, len(y), len(y))
+            aucs.append(np.mean([metrics.auc(y[idx], s[idx], "binary-class") for s in members]))
+        per_fold.append(aucs)
+    stats = np.mean(per_fold, axis=0)
+    expected = np.percentile(stats[np.isfinite(stats)], [2.5, 97.5])
+    got = metrics.fold_bootstrap_ci(folds, "binary-class", n=300, seed=5)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+    y, members = folds[0]
+    assert metrics.fold_bootstrap_ci([folds[0]], "binary-class", n=50) == metrics.bootstrap_ci(
+        y, members, "binary-class", n=50
+    )
+
+
+def _m3dv_repeated_cv(tmp_path: Path) -> tuple[pd.DataFrame, dict]:
+    """The 15 outdo/m3dv fold runs, made from the committed seed-0 fold records: each seed's test scores generated
+    (leaning to the true label), its test AUC / ACC recomputed with sklearn. Returns the records and those scores."""
+    real = results.select(results.records(RESULTS), "outdo", dataset="m3dv")
+    rng = np.random.default_rng(3)
+    made = {}
+    for _, cfg in plans.outdo_m3dv():
+        src = Path(real[(real["seed"] == 0) & (real["fold"] == cfg.fold)]["dir"].iloc[0])
+        dst = run_dir(cfg, tmp_path)
+        shutil.copytree(src, dst, ignore=shutil.ignore_patterns("*.pt", ".lock", "tta_*"))
+        record = json.loads((dst / "run.json").read_text())
+        record.update(config=dataclasses.asdict(cfg), key=cfg.key())
+        record.pop("weights", None)
+        test = Run(src).scores("test")
+        y = test["label"].to_numpy()
+        p = np.clip(0.5 + 0.3 * (y - 0.5) + rng.normal(0, 0.25, len(y)), 0.01, 0.99)
+        test["score_0"], test["score_1"] = 1 - p, p
+        for old in dst.glob("test_scores.csv*"):
+            old.unlink()
+        test.to_csv(dst / "test_scores.csv", index=False)
+        record["metrics"]["test"].update(auc=roc_auc_score(y, p), acc=float(((p > 0.5) == y).mean()))
+        (dst / "run.json").write_text(json.dumps(record))
+        made[(cfg.seed, cfg.fold)] = (y, p)
+    return results.records(tmp_path), made
+
+
+def test_m3dv_rows_are_the_fold_runs_mean_and_their_per_fold_seed_average(tmp_path):
+    """The oracle is sklearn on the generated scores: the repeated-CV row is the mean of the 15 fold runs' AUCs,
+    the ensemble row the mean over folds of the AUC of the seeds' averaged P; each interval holds its estimate."""
+    df, made = _m3dv_repeated_cv(tmp_path)
+    t = tables.outdo_table(df)
+    rows = t[t["dataset"] == "m3dv"].set_index("row")
+    cv, ens = rows.loc["repeated 5-fold CV"], rows.loc["3-seed ensemble, per fold"]
+    fold_aucs = [roc_auc_score(y, p) for y, p in made.values()]
+    averaged = [
+        roc_auc_score(made[(0, f)][0], np.mean([made[(s, f)][1] for s in plans.OUTDO_CV_SEEDS], axis=0))
+        for f in range(5)
+    ]
+    for row, values in ((cv, fold_aucs), (ens, averaged)):
+        mean = np.mean(values)
+        assert row["test AUC"] == f"{mean:.3f} ± {np.std(values, ddof=1):.3f}"
+        lo, hi = (float(x) for x in row["95% CI"].split("–"))
+        assert lo < mean < hi
+        assert row["goal met"] == ("yes" if mean >= reference.best_known("m3dv")[0] else "no")
+    assert cv["seeds"] == 3 and "Report 2" in cv["official best AUC / ACC"]

@@ -410,8 +410,9 @@ def test_a_failed_run_releases_its_lock(breast_root, tmp_path, capsys, monkeypat
 
 
 def test_starting_over_discards_old_outputs(tmp_path):
-    for name in runs.OUTPUTS + ("run.json", "notes.txt"):
+    for name in runs.OUTPUTS + ("run.json", "notes.txt", "breastmnist_test_[AUC]0.900_[ACC]0.800@r.csv"):
         (tmp_path / name).write_text("old")
+    assert "test_scores.csv.xz" in runs.OUTPUTS and "val_scores.csv.gz" in runs.OUTPUTS  # packed ones too
     runs.discard_outputs(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "run.json"]
 

@@ -440,15 +440,16 @@ def check_resume(ck: dict, meta, path: Path, cfg=None) -> None:
         )
 
 
-OUTPUTS = ("last.pt", "best.pt", "history.csv", "val_scores.csv", "test_scores.csv")
+SCORE_FILES = tuple(f"{split}_scores.csv{ext}" for split in ("val", "test") for ext in ("", *PACKED))
+OUTPUTS = ("last.pt", "best.pt", "history.csv", *SCORE_FILES)
+EVALUATOR_GLOB = "*_[[]AUC[]]*@*.csv"  # a split's MedMNIST evaluation file (evalformat), as training writes it
 
 
 def discard_outputs(folder: Path) -> list[Path]:
     """Before a run starts again from scratch (`--no-reuse` on a complete run, `--fresh`): remove what an earlier
     attempt left, so no old checkpoint or score file can be mistaken for (or resumed into) the new run."""
     removed = []
-    for name in OUTPUTS:
-        p = Path(folder) / name
+    for p in [*(Path(folder) / name for name in OUTPUTS), *Path(folder).glob(EVALUATOR_GLOB)]:
         if p.is_file():
             p.unlink()
             removed.append(p)

@@ -32,7 +32,7 @@ from ..data.info import info_table
 from ..engine.runs import Run
 from ..ensemble import average, member_scores, mix
 from ..errors import MedlibError
-from ..metrics import auc, bootstrap_ci, confusion_matrix
+from ..metrics import auc, bootstrap_ci, confusion_matrix, fold_bootstrap_ci
 from ..models import build_model, count_parameters
 from ..results import (
     EMPTY,
@@ -939,25 +939,40 @@ def _outdo_set_rows(ds: str, g: pd.DataFrame) -> list[dict]:
     ]  # fmt: skip
 
 
-def _outdo_m3dv_row(cv: pd.DataFrame) -> dict:
-    """M3DV's row: 5-fold CV repeated over the seeds (per-fold mean ± std, each seed's pooled AUC)."""
+def _outdo_m3dv_rows(cv: pd.DataFrame) -> list[dict]:
+    """M3DV's rows: the same 5 folds trained under each seed (fold AUC mean ± std over the fold runs) and, per fold,
+    the seeds' probabilities averaged; each with a bootstrap interval that resamples every held-out fold on its
+    own (metrics.fold_bootstrap_ci), beside Report 2's leaderboard AUC and the best 2019 entry."""
     n_cv = len(plans.OUTDO_CV_SEEDS) * 5
     seeds = int(cv["seed"].nunique()) if len(cv) else 0
     row = {"dataset": "m3dv", "row": "repeated 5-fold CV", "seeds": seeds}
     if len(cv) < n_cv:
-        return {**row, "recipe": f"{len(cv)} of {n_cv} fold runs: `python -m medlib reproduce --only 'outdo/m3dv/*'`"}
+        return [{**row, "recipe": f"{len(cv)} of {n_cv} fold runs: `python -m medlib reproduce --only 'outdo/m3dv/*'`"}]
+    task = cv["task"].iloc[0]
+    folds = []  # per fold: (labels, each seed's scores), the same held-out cubes under every seed (checked)
+    for _, g in cv.groupby("fold", sort=True):
+        labels, probs = ensemble_parts(g, "test")
+        folds.append((labels[[c for c in labels.columns if c.startswith("label")]].to_numpy()[:, 0], probs))
     a, c = mean_std(cv["test_auc"]), mean_std(cv["test_acc"])
+    lo, hi = fold_bootstrap_ci(folds, task, n=500)
+    averaged = [scores_metrics(mix((pd.DataFrame({"label": y}), probs), None), task) for y, probs in folds]
+    ea, ec = mean_std([m["auc"] for m in averaged]), mean_std([m["acc"] for m in averaged])
+    elo, ehi = fold_bootstrap_ci([(y, [average(probs)]) for y, probs in folds], task, n=500)
     best_auc, _, best_method = reference.best_known("m3dv")
-    pooled_auc = mean_std([pooled(g)["auc"] for _, g in cv.groupby("seed")])
-    met = "yes" if a["mean"] >= best_auc else "no"
-    return {
-        **row, "recipe": _outdo_recipe(cv.iloc[0]), "test AUC": fmt(a["mean"], a["std"], a["n"]),
-        "95% CI": f"pooled per seed {fmt(pooled_auc['mean'], pooled_auc['std'], pooled_auc['n'])}",
-        "test ACC": fmt(c["mean"], c["std"], c["n"]),
+    refs = {
+        "recipe": _outdo_recipe(cv.iloc[0]),
         "official best AUC / ACC": f"{reference.report2_auc():.3f} (Report 2, hidden leaderboard)",
-        "independent rerun": EMPTY, "best known": f"{best_auc:.3f} ({best_method})", "goal met": met,
-        "moonshot met": met,
+        "independent rerun": EMPTY, "best known": f"{best_auc:.3f} ({best_method})",
     }  # fmt: skip
+    met = {True: "yes", False: "no"}
+    return [
+        {**row, **refs, "test AUC": fmt(a["mean"], a["std"], a["n"]), "95% CI": f"{lo:.3f}–{hi:.3f}",
+         "test ACC": fmt(c["mean"], c["std"], c["n"]), "goal met": met[a["mean"] >= best_auc],
+         "moonshot met": met[a["mean"] >= best_auc]},
+        {**row, **refs, "row": f"{seeds}-seed ensemble, per fold", "test AUC": fmt(ea["mean"], ea["std"], ea["n"]),
+         "95% CI": f"{elo:.3f}–{ehi:.3f}", "test ACC": fmt(ec["mean"], ec["std"], ec["n"]),
+         "goal met": met[ea["mean"] >= best_auc], "moonshot met": met[ea["mean"] >= best_auc]},
+    ]  # fmt: skip
 
 
 def outdo_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -966,7 +981,7 @@ def outdo_table(df: pd.DataFrame) -> pd.DataFrame:
     known; met when the mean test AUC reaches both the official best and the rerun and ACC the official's."""
     d = select(df, "outdo")
     rows = [row for ds in plans.OUTDO for row in _outdo_set_rows(ds, d[d["dataset"] == ds])]
-    rows.append(_outdo_m3dv_row(select(df, "outdo", dataset="m3dv")))
+    rows += _outdo_m3dv_rows(select(df, "outdo", dataset="m3dv"))
     t = pd.DataFrame(rows).reindex(columns=OUTDO_COLUMNS).astype(object)
     return t.where(t.notna(), EMPTY)
 
