@@ -63,6 +63,7 @@ def table(df, name: str):
     if t.empty:
         return _missing(st.studies[-1])
     caption = f"{st.title}<br><small>{results.provenance(st.used(df), st.command)}</small>"
+    caption += f"<br>{st.note(t)}" if st.note else ""
     return style(t, f"repro_{name}", caption).hide(axis="index")
 
 

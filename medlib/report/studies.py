@@ -39,6 +39,7 @@ from .tables import (
     medmnist2d_table,
     medmnist3d_table,
     outdo_table,
+    outdo_verdict,
     report1_table,
     search_table,
     seed_ensemble_table,
@@ -61,6 +62,7 @@ class Study:
     table: Callable[[pd.DataFrame], pd.DataFrame]
     studies: tuple[str, ...]
     rows: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    note: Callable[[pd.DataFrame], str] | None = None  # a sentence read from the table, shown under it
 
     @property
     def name(self) -> str:
@@ -95,7 +97,10 @@ STUDIES = [
     ),
     Study("MedMNIST 3D", medmnist3d_table, ("medmnist3d",)),
     Study(
-        "Outdo the references: medlib's recipe over >= 5 seeds, chosen without the test split", outdo_table, ("outdo",)
+        "Outdo the references: medlib's recipe over >= 5 seeds, chosen without the test split",
+        outdo_table,
+        ("outdo",),
+        note=outdo_verdict,
     ),
     Study("Report 2 on M3DV: 5-fold cross-validation (test = held-out fold)", cv_table, ("report2",)),
     Study("Report 2: ensembles (probabilities averaged per fold)", ensemble_table, ("report2",)),
@@ -149,6 +154,7 @@ def markdown(df: pd.DataFrame | None = None) -> str:
         if t.empty:
             continue
         out += [f"#### {st.title}", "", to_markdown(t), "", f"<sub>{provenance(st.used(df), st.command)}</sub>", ""]
+        out += [st.note(t), ""] if st.note else []
     if not out:
         return NO_RECORDS
     return "\n".join(out).rstrip() + "\n"
