@@ -464,30 +464,34 @@ def shipped(df: pd.DataFrame) -> pd.DataFrame:
 BUDGET_BYTES = 25_000_000  # what results/ may hold in all (issue 8's rule): records, score files, shipped weights
 
 
+def _run_folders(folders) -> list[Path]:
+    """The run folders (those holding a run.json) directly under each of `folders`, in name order per folder."""
+    return [f for root in folders for f in sorted(p.parent for p in Path(root).glob("*/run.json"))]
+
+
 def compact(*folders, min_bytes: int = 1 << 15) -> list[Path]:
     """Pack each score file of the records under `folders` over `min_bytes` (and any an older compact gzipped) as
     xz, after checking that it reads back to the same table, and drop the runs' MedMNIST evaluator copies (the same
     numbers; `evaluator_files` writes them again): what keeps results/ under BUDGET_BYTES. Readers are unchanged."""
     packed = []
-    for root in folders:
-        for folder in sorted(p.parent for p in Path(root).glob("*/run.json")):
-            for split in ("val", "test"):
-                src = scores_path(folder, split)
-                small = src.suffix == ".csv" and src.stat().st_size < min_bytes if src.is_file() else True
-                if small or src.suffix == ".xz":
-                    continue
-                table = Run(folder).scores(split)  # a damaged file is refused here, never packed
-                text = gzip.decompress(src.read_bytes()) if src.suffix == ".gz" else src.read_bytes()
-                xz = folder / f"{split}_scores.csv.xz"
-                with atomic.atomic_path(xz) as tmp:  # xz keeps no name or date: the same bytes every time
-                    tmp.write_bytes(lzma.compress(text, preset=9 | lzma.PRESET_EXTREME))
-                if not pd.read_csv(xz).equals(table):
-                    xz.unlink()
-                    raise MedlibError(f"{xz} did not read back as {src}; nothing was removed.")
-                src.unlink()
-                packed.append(xz)
-            for copy in folder.glob(EVALUATOR_GLOB):
-                copy.unlink()
+    for folder in _run_folders(folders):
+        for split in ("val", "test"):
+            src = scores_path(folder, split)
+            small = src.suffix == ".csv" and src.stat().st_size < min_bytes if src.is_file() else True
+            if small or src.suffix == ".xz":
+                continue
+            table = Run(folder).scores(split)  # a damaged file is refused here, never packed
+            text = gzip.decompress(src.read_bytes()) if src.suffix == ".gz" else src.read_bytes()
+            xz = folder / f"{split}_scores.csv.xz"
+            with atomic.atomic_path(xz) as tmp:  # xz keeps no name or date: the same bytes every time
+                tmp.write_bytes(lzma.compress(text, preset=9 | lzma.PRESET_EXTREME))
+            if not pd.read_csv(xz).equals(table):
+                xz.unlink()
+                raise MedlibError(f"{xz} did not read back as {src}; nothing was removed.")
+            src.unlink()
+            packed.append(xz)
+        for copy in folder.glob(EVALUATOR_GLOB):
+            copy.unlink()
     return packed
 
 
@@ -503,24 +507,23 @@ def evaluator_files(out, *folders) -> list[Path]:
                 f"--evaluator-files {out} lies inside {root}, the records it is made from; name a folder outside it."
             )
     written = []
-    for root in folders:
-        for folder in sorted(p.parent for p in Path(root).glob("*/run.json")):
-            run = Run(folder)
-            if not run.complete:
+    for folder in _run_folders(folders):
+        run = Run(folder)
+        if not run.complete:
+            continue
+        record = run.record
+        cfg = record["config"]
+        for split in ("val", "test"):
+            m = record["metrics"].get(split)
+            if not m:
                 continue
-            record = run.record
-            cfg = record["config"]
-            for split in ("val", "test"):
-                m = record["metrics"].get(split)
-                if not m:
-                    continue
-                df = run.scores(split)
-                probs = df[[c for c in df.columns if c.startswith("score_")]].to_numpy()
-                path = write_evaluator_csv(
-                    out / folder.name, cfg["dataset"], cfg["size"], split, probs, m["auc"], m["acc"], folder.name
-                )
-                if path is not None:
-                    written.append(path)
+            df = run.scores(split)
+            probs = df[[c for c in df.columns if c.startswith("score_")]].to_numpy()
+            path = write_evaluator_csv(
+                out / folder.name, cfg["dataset"], cfg["size"], split, probs, m["auc"], m["acc"], folder.name
+            )
+            if path is not None:
+                written.append(path)
     return written
 
 
