@@ -1032,7 +1032,8 @@ def outdo_verdict(t: pd.DataFrame) -> str:
     met = done[done["goal met"] == "yes"]["dataset"].tolist()
     ensembles = t[t["row"].str.contains("ensemble") & (t["goal met"] == "yes")]["dataset"]
     ensemble_only = [d for d in ensembles if d not in met]
-    short = [_shortfall(r) for _, r in done[done["goal met"] != "yes"].iterrows()]
+    unmet = done[done["goal met"] != "yes"]
+    short = [_shortfall(r) for _, r in unmet.iterrows()]
     parts = [f"Goal met by medlib's recipe on {len(met)} of the {len(done)} sets with all their runs"]
     parts[0] += f" ({', '.join(met)})." if met else "."
     if ensemble_only:
@@ -1040,7 +1041,7 @@ def outdo_verdict(t: pd.DataFrame) -> str:
     if short:
         parts.append(f"Not met by the recipe's mean: {'; '.join(short)}.")
         # the AUC shortfalls against the interval: inside it, the test split cannot tell recipe and goal apart
-        inside = {r["dataset"]: _goal_in_interval(r) for _, r in done[done["goal met"] != "yes"].iterrows()
+        inside = {r["dataset"]: _goal_in_interval(r) for _, r in unmet.iterrows()
                   if _first_number(r["test AUC"]) < outdo_goal(r["dataset"])[0]}  # fmt: skip
         near, far = [d for d, v in inside.items() if v], [d for d, v in inside.items() if v is False]
         if near:
